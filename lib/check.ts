@@ -1,0 +1,67 @@
+// `logship check`: what the agent would follow with this config, without following it.
+// Lists each matched file with its saved offset and the bytes not yet shipped, reading the
+// state database read-only, so it is safe to run beside a running agent.
+
+import { Database } from "bun:sqlite";
+import { existsSync } from "node:fs";
+import type { AgentConfig } from "./config.ts";
+import { discover } from "./discover.ts";
+import { compressedFormat, identify, sameFile } from "./identify.ts";
+import type { FileState } from "./store.ts";
+
+export interface FileReport {
+  path: string;
+  topic: string;
+  size: number | null;
+  offset: number | null; // saved offset; null when never shipped
+  unread: number | null;
+  note: string; // "", "new", "compressed: skipped", or why it cannot be read
+}
+
+export async function checkFiles(config: AgentConfig): Promise<{ files: FileReport[]; stateNote: string }> {
+  const { rows, note } = readRows(config.state.path);
+  const byInode = new Map(rows.map((r) => [`${r.dev}:${r.ino}`, r]));
+  const problems: FileReport[] = [];
+  const candidates = await discover(config.inputs, (pattern, reason) => problems.push({ path: pattern, topic: "", size: null, offset: null, unread: null, note: `cannot scan: ${reason}` }));
+  const files = candidates.map((c): FileReport => {
+    const topic = config.inputs[c.input]!.topic;
+    try {
+      const seen = identify(c.path);
+      const format = compressedFormat(seen);
+      if (format) return { path: c.path, topic, size: seen.size, offset: null, unread: null, note: `${format}-compressed: skipped` };
+      const row = byInode.get(`${seen.dev}:${seen.ino}`);
+      if (row && sameFile(row, seen)) return { path: c.path, topic, size: seen.size, offset: row.offset, unread: seen.size - row.offset, note: "" };
+      return { path: c.path, topic, size: seen.size, offset: null, unread: seen.size, note: "new" };
+    } catch (err) {
+      return { path: c.path, topic, size: null, offset: null, unread: null, note: `unreadable: ${(err as Error).message}` };
+    }
+  });
+  return { files: [...files, ...problems], stateNote: note };
+}
+
+function readRows(path: string): { rows: FileState[]; note: string } {
+  if (!existsSync(path)) return { rows: [], note: `no state file yet at ${path}` };
+  try {
+    const db = new Database(path, { readonly: true });
+    try {
+      return { rows: db.query("SELECT * FROM files").all() as FileState[], note: `state: ${path}` };
+    } finally {
+      db.close();
+    }
+  } catch (err) {
+    return { rows: [], note: `state file ${path} cannot be read: ${(err as Error).message}` };
+  }
+}
+
+/** Plain-text table of the report. */
+export function formatReport(files: FileReport[]): string {
+  const head = ["PATH", "TOPIC", "SIZE", "OFFSET", "UNREAD", "NOTE"];
+  const rows = files.map((f) => [f.path, f.topic, show(f.size), show(f.offset), show(f.unread), f.note]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  return [line(head), ...rows.map(line)].join("\n");
+}
+
+function show(n: number | null): string {
+  return n === null ? "-" : String(n);
+}

@@ -1,0 +1,158 @@
+// Checkpointing: the one writer of offsets. Each file's saved offset is the end of the last
+// complete line that Kafka acknowledged, with every byte before it acknowledged too: chunks
+// are tracked in read order when they are handed to the sender, and the offset moves only
+// over the contiguous acknowledged prefix, whatever order acks arrive in. A chunk that is
+// never acknowledged holds its file's offset back for ever, so a restart re-sends it
+// (at-least-once). flush() writes changed rows to the store in one transaction.
+
+import type { Chunk } from "./pack.ts";
+import type { FileState, Store } from "./store.ts";
+
+interface Range {
+  start: number;
+  end: number;
+  acked: boolean;
+}
+
+interface Progress {
+  row: FileState;
+  ranges: Range[]; // in read order; ranges[head..] are still waiting
+  head: number;
+}
+
+export class Checkpoint {
+  private readonly files = new Map<string, Progress>();
+  private readonly inodes = new Map<string, string>(); // "dev:ino" → id of the newest row
+  private readonly dirty = new Set<string>();
+  private readonly removed = new Set<string>();
+
+  /** Takes the rows saved by an earlier run, unchanged. */
+  load(rows: FileState[]): void {
+    for (const row of rows) {
+      this.files.set(row.id, { row, ranges: [], head: 0 });
+      this.inodes.set(`${row.dev}:${row.ino}`, row.id);
+    }
+  }
+
+  /** Starts tracking a new file identity whose durable state is `row`. */
+  register(row: FileState): void {
+    this.files.set(row.id, { row, ranges: [], head: 0 });
+    this.inodes.set(`${row.dev}:${row.ino}`, row.id);
+    this.removed.delete(row.id);
+    this.dirty.add(row.id);
+  }
+
+  /** The newest row saved for a device + inode, if any. */
+  byInode(dev: number, ino: number): FileState | undefined {
+    const id = this.inodes.get(`${dev}:${ino}`);
+    return id === undefined ? undefined : this.files.get(id)?.row;
+  }
+
+  get size(): number {
+    return this.files.size;
+  }
+
+  has(id: string): boolean {
+    return this.files.has(id);
+  }
+
+  row(id: string): FileState | undefined {
+    return this.files.get(id)?.row;
+  }
+
+  rows(): IterableIterator<FileState> {
+    return Array.from(this.files.values(), (p) => p.row)[Symbol.iterator]();
+  }
+
+  /** The acknowledged offset of a file. */
+  offsetOf(id: string): number | undefined {
+    return this.files.get(id)?.row.offset;
+  }
+
+  /** Chunks of the file handed out but not yet acknowledged. */
+  waiting(id: string): number {
+    const p = this.files.get(id);
+    return p ? p.ranges.length - p.head : 0;
+  }
+
+  /** Marks a row changed (path, fingerprint, gone_since) so the next flush writes it. */
+  touch(id: string): void {
+    if (this.files.has(id)) this.dirty.add(id);
+  }
+
+  /** Records a chunk as sent and waiting, in read order. */
+  track(chunk: Chunk): void {
+    const p = this.files.get(chunk.source.file);
+    if (!p) throw new Error(`track: file ${chunk.source.file} is not registered`);
+    const last = p.ranges[p.ranges.length - 1];
+    const expected = last ? last.end : p.row.offset;
+    if (chunk.start < expected) throw new Error(`track: chunk at ${chunk.start} overlaps what was tracked up to ${expected} for ${chunk.source.path}`);
+    p.ranges.push({ start: chunk.start, end: chunk.end, acked: false });
+  }
+
+  /** Kafka acknowledged these chunks: move each file's offset over its acknowledged prefix. */
+  acked(chunks: Iterable<Chunk>): void {
+    for (const c of chunks) {
+      const p = this.files.get(c.source.file);
+      if (!p) continue; // forgotten meanwhile (e.g. expired): nothing to move
+      const r = findRange(p, c.start);
+      if (!r) continue;
+      r.acked = true;
+      this.advance(p);
+    }
+  }
+
+  /** Replaces a waiting chunk's range by the ranges of the pieces it was cut into. */
+  split(whole: Chunk, pieces: Chunk[]): void {
+    const p = this.files.get(whole.source.file);
+    if (!p) return;
+    const i = p.ranges.findIndex((r, idx) => idx >= p.head && r.start === whole.start && !r.acked);
+    if (i < 0) return;
+    p.ranges.splice(i, 1, ...pieces.map((c) => ({ start: c.start, end: c.end, acked: false })));
+  }
+
+  /** Stops tracking a file; its row is deleted from the store at the next flush. */
+  forget(id: string): void {
+    const p = this.files.get(id);
+    if (!p) return;
+    this.files.delete(id);
+    const key = `${p.row.dev}:${p.row.ino}`;
+    if (this.inodes.get(key) === id) this.inodes.delete(key);
+    this.dirty.delete(id);
+    this.removed.add(id);
+  }
+
+  /** Writes every changed row in one transaction. Throws the store's error (e.g. disk full); the rows stay dirty. */
+  flush(store: Store): number {
+    if (this.dirty.size === 0 && this.removed.size === 0) return 0;
+    const rows = [...this.dirty].map((id) => this.files.get(id)?.row).filter((r): r is FileState => r !== undefined);
+    const removed = [...this.removed];
+    store.save(rows);
+    if (removed.length > 0) store.remove(removed);
+    this.dirty.clear();
+    for (const id of removed) this.removed.delete(id);
+    return rows.length;
+  }
+
+  private advance(p: Progress): void {
+    let moved = false;
+    while (p.head < p.ranges.length && p.ranges[p.head]!.acked) {
+      p.row.offset = p.ranges[p.head]!.end;
+      p.head++;
+      moved = true;
+    }
+    if (p.head > 64 && p.head * 2 > p.ranges.length) {
+      p.ranges = p.ranges.slice(p.head);
+      p.head = 0;
+    }
+    if (moved) this.dirty.add(p.row.id);
+  }
+}
+
+function findRange(p: Progress, start: number): Range | undefined {
+  for (let i = p.head; i < p.ranges.length; i++) {
+    const r = p.ranges[i]!;
+    if (r.start === start && !r.acked) return r;
+  }
+  return undefined;
+}

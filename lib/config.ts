@@ -1,0 +1,423 @@
+// Configuration: reads the YAML file, expands ${ENV} references, applies defaults and
+// validates every field. It touches neither log files nor Kafka. Every problem found is
+// reported together, each located as FILE:LINE: field.path: what is wrong (got VALUE), so
+// an operator fixes a file in one pass; unknown keys are errors (a typo must not silently
+// become a default). The defaults live here and only here; conf.example.yaml mirrors them.
+
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from "yaml";
+import { ConfigError, type ConfigProblem } from "./errors.ts";
+
+export type StartAt = "beginning" | "end";
+export type LongLines = "split" | "truncate" | "drop";
+export type Acks = "all" | "leader" | "none";
+export type Compression = "none" | "gzip";
+
+/** One `inputs[]` entry. Durations are milliseconds, sizes bytes. */
+export interface InputConfig {
+  paths: string[]; // absolute globs
+  exclude: string[]; // globs matched against the absolute path (and the base name)
+  start_at: StartAt; // where a file never seen before and present at startup begins
+  topic: string; // resolved: the input's own topic or kafka.topic
+  max_line_bytes: number; // a longer line is handled as long_lines says
+  long_lines: LongLines;
+  partial_line_timeout: number; // ms a last line without "\n" waits before it ships; 0 = for ever
+  close_inactive: number; // ms without growth after which the file's descriptor is closed
+  close_removed: number; // ms a deleted file may stay open to be drained
+}
+
+export interface KafkaConfig {
+  brokers: string[];
+  topic: string | undefined;
+  client_id: string;
+  acks: Acks;
+  compression: Compression;
+  max_message_bytes: number; // no produced record batch exceeds this, overhead included
+  target_message_bytes: number; // records aim for this size (smaller is faster in kafkajs)
+  request_timeout: number; // ms
+  retry_backoff: number; // ms, first wait after a failed send
+  retry_backoff_max: number; // ms, the cap of the exponential backoff
+}
+
+export interface StateConfig {
+  path: string; // bun:sqlite file
+  ttl: number; // ms a gone file's offset is kept
+  flush_interval: number; // ms between writes of acknowledged offsets
+}
+
+export interface AgentConfig {
+  file: string; // the config file this came from (absolute)
+  host: string; // the `host` header
+  inputs: InputConfig[];
+  kafka: KafkaConfig;
+  state: StateConfig;
+  scan_interval: number; // ms between glob expansions
+  poll_interval: number; // ms between checks of open files for growth (a fallback to file watches)
+  shutdown_timeout: number; // ms
+  max_open_files: number;
+  max_inflight_bytes: number; // bytes read but not yet acknowledged; reading pauses above it
+  stats_interval: number; // ms between summary lines on stderr; 0 = never
+}
+
+const MiB = 1024 * 1024;
+
+export const DEFAULTS = {
+  input: {
+    exclude: [] as string[],
+    start_at: "beginning" as StartAt,
+    max_line_bytes: MiB,
+    long_lines: "split" as LongLines,
+    partial_line_timeout: 5_000,
+    close_inactive: 5 * 60_000,
+    close_removed: 5 * 60_000,
+  },
+  kafka: {
+    client_id: "logship",
+    acks: "all" as Acks,
+    compression: "none" as Compression,
+    max_message_bytes: 1_000_000,
+    target_message_bytes: 256 * 1024,
+    request_timeout: 30_000,
+    retry_backoff: 100,
+    retry_backoff_max: 30_000,
+  },
+  state: { path: "./logship-state.db", ttl: 7 * 86_400_000, flush_interval: 1_000 },
+  scan_interval: 10_000,
+  poll_interval: 1_000,
+  shutdown_timeout: 30_000,
+  max_open_files: 1024,
+  max_inflight_bytes: 16 * MiB,
+  stats_interval: 60_000,
+};
+
+/** Reads and validates a config file; throws ConfigError listing every problem. */
+export function loadConfig(path: string, env: Record<string, string | undefined> = process.env): AgentConfig {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : String((err as Error).message);
+    throw new ConfigError([{ file: path, line: 0, field: "(file)", message: `cannot read config: ${why}` }]);
+  }
+  return parseConfig(text, file, env);
+}
+
+/** Validates config text; `file` names it in errors and anchors relative paths. */
+export function parseConfig(text: string, file: string, env: Record<string, string | undefined> = process.env): AgentConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const v = new Validator(file, lines, env);
+  for (const e of doc.errors) {
+    v.problems.push({ file, line: e.linePos?.[0].line ?? 0, field: "(yaml)", message: e.message.split("\n")[0] ?? e.message });
+  }
+  if (v.problems.length > 0) throw new ConfigError(v.problems);
+  const root = doc.contents;
+  if (!isMap(root)) {
+    v.fail(root ?? null, "(root)", "the config must be a mapping with at least `inputs` and `kafka`");
+    throw new ConfigError(v.problems);
+  }
+  const config = v.agent(root);
+  if (v.problems.length > 0 || config === undefined) throw new ConfigError(v.problems);
+  return config;
+}
+
+type Fields = Map<string, { node: Node | null; pair: Pair }>;
+
+/** Walks the YAML tree, converting values and collecting located problems. */
+class Validator {
+  readonly problems: ConfigProblem[] = [];
+  private readonly baseDir: string;
+  constructor(
+    private readonly file: string,
+    private readonly lines: LineCounter,
+    private readonly env: Record<string, string | undefined>,
+  ) {
+    this.baseDir = dirname(file);
+  }
+
+  agent(root: YAMLMap): AgentConfig | undefined {
+    const f = this.fields(root, "", ["inputs", "kafka", "state", "host", "scan_interval", "poll_interval", "shutdown_timeout", "max_open_files", "max_inflight_bytes", "stats_interval"]);
+    const kafka = this.kafka(f, root);
+    const defaultTopic = kafka?.topic;
+    const inputs = this.inputs(f, root, defaultTopic);
+    const state = this.state(f);
+    const host = this.optional(f, "host", "host", (n, p) => this.str(n, p)) ?? env(this.env, "HOSTNAME") ?? hostname();
+    const d = DEFAULTS;
+    const config: AgentConfig = {
+      file: this.file,
+      host,
+      inputs: inputs ?? [],
+      kafka: kafka ?? ({} as KafkaConfig),
+      state,
+      scan_interval: this.optional(f, "scan_interval", "scan_interval", (n, p) => this.duration(n, p, 100)) ?? d.scan_interval,
+      poll_interval: this.optional(f, "poll_interval", "poll_interval", (n, p) => this.duration(n, p, 10)) ?? d.poll_interval,
+      shutdown_timeout: this.optional(f, "shutdown_timeout", "shutdown_timeout", (n, p) => this.duration(n, p, 0)) ?? d.shutdown_timeout,
+      max_open_files: this.optional(f, "max_open_files", "max_open_files", (n, p) => this.int(n, p, 1)) ?? d.max_open_files,
+      max_inflight_bytes: this.optional(f, "max_inflight_bytes", "max_inflight_bytes", (n, p) => this.size(n, p, 64 * 1024)) ?? d.max_inflight_bytes,
+      stats_interval: this.optional(f, "stats_interval", "stats_interval", (n, p) => this.duration(n, p, 0)) ?? d.stats_interval,
+    };
+    if (kafka && config.max_inflight_bytes < kafka.max_message_bytes) {
+      this.fail(f.get("max_inflight_bytes")?.node ?? null, "max_inflight_bytes", `must be at least kafka.max_message_bytes (${kafka.max_message_bytes})`, config.max_inflight_bytes);
+    }
+    return kafka && inputs ? config : undefined;
+  }
+
+  private kafka(f: Fields, root: YAMLMap): KafkaConfig | undefined {
+    const entry = f.get("kafka");
+    if (!entry) return void this.fail(root, "kafka", "missing: add a `kafka:` section with at least `brokers`");
+    if (!isMap(entry.node)) return void this.fail(entry.node, "kafka", "must be a mapping");
+    const k = this.fields(entry.node, "kafka", ["brokers", "topic", "client_id", "acks", "compression", "max_message_bytes", "target_message_bytes", "request_timeout", "retry_backoff", "retry_backoff_max"]);
+    const d = DEFAULTS.kafka;
+    const brokers = this.required(k, "brokers", "kafka.brokers", entry.node, (n, p) => this.strList(n, p, true));
+    brokers?.forEach((b, i) => {
+      if (!/^[^\s:]+:\d{1,5}$/.test(b) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(b)) {
+        this.fail(this.item(k.get("brokers")?.node, i), `kafka.brokers[${i}]`, "must be HOST:PORT", b);
+      }
+    });
+    const max = this.optional(k, "max_message_bytes", "kafka.max_message_bytes", (n, p) => this.size(n, p, 1024)) ?? d.max_message_bytes;
+    const target = this.optional(k, "target_message_bytes", "kafka.target_message_bytes", (n, p) => this.size(n, p, 1024)) ?? Math.min(d.target_message_bytes, max);
+    const backoff = this.optional(k, "retry_backoff", "kafka.retry_backoff", (n, p) => this.duration(n, p, 1)) ?? d.retry_backoff;
+    const backoffMax = this.optional(k, "retry_backoff_max", "kafka.retry_backoff_max", (n, p) => this.duration(n, p, 1)) ?? d.retry_backoff_max;
+    if (target > max) this.fail(k.get("target_message_bytes")?.node ?? null, "kafka.target_message_bytes", `must not exceed kafka.max_message_bytes (${max})`, target);
+    if (backoffMax < backoff) this.fail(k.get("retry_backoff_max")?.node ?? null, "kafka.retry_backoff_max", `must be at least kafka.retry_backoff (${backoff} ms)`, backoffMax);
+    return {
+      brokers: brokers ?? [],
+      topic: this.optional(k, "topic", "kafka.topic", (n, p) => this.topicName(n, p)),
+      client_id: this.optional(k, "client_id", "kafka.client_id", (n, p) => this.str(n, p)) ?? d.client_id,
+      acks: this.optional(k, "acks", "kafka.acks", (n, p) => this.oneOf(n, p, ["all", "leader", "none"] as const)) ?? d.acks,
+      compression: this.optional(k, "compression", "kafka.compression", (n, p) => this.oneOf(n, p, ["none", "gzip"] as const)) ?? d.compression,
+      max_message_bytes: max,
+      target_message_bytes: target,
+      request_timeout: this.optional(k, "request_timeout", "kafka.request_timeout", (n, p) => this.duration(n, p, 100)) ?? d.request_timeout,
+      retry_backoff: backoff,
+      retry_backoff_max: backoffMax,
+    };
+  }
+
+  private inputs(f: Fields, root: YAMLMap, defaultTopic: string | undefined): InputConfig[] | undefined {
+    const entry = f.get("inputs");
+    if (!entry) return void this.fail(root, "inputs", "missing: add `inputs:` with at least one entry that has `paths`");
+    if (!isSeq(entry.node) || entry.node.items.length === 0) return void this.fail(entry.node, "inputs", "must be a list with at least one entry");
+    const out: InputConfig[] = [];
+    entry.node.items.forEach((item, i) => {
+      const at = `inputs[${i}]`;
+      if (!isMap(item)) return void this.fail(item as Node, at, "must be a mapping with `paths`");
+      const g = this.fields(item, at, ["paths", "exclude", "start_at", "topic", "max_line_bytes", "long_lines", "partial_line_timeout", "close_inactive", "close_removed"]);
+      const d = DEFAULTS.input;
+      const paths = this.required(g, "paths", `${at}.paths`, item, (n, p) => this.strList(n, p, true));
+      const topic = this.optional(g, "topic", `${at}.topic`, (n, p) => this.topicName(n, p)) ?? defaultTopic;
+      if (topic === undefined) this.fail(item, `${at}.topic`, "missing: set `topic` here or `kafka.topic` for all inputs");
+      out.push({
+        paths: (paths ?? []).map((p) => this.absolute(p)),
+        exclude: this.optional(g, "exclude", `${at}.exclude`, (n, p) => this.strList(n, p, false)) ?? d.exclude,
+        start_at: this.optional(g, "start_at", `${at}.start_at`, (n, p) => this.oneOf(n, p, ["beginning", "end"] as const)) ?? d.start_at,
+        topic: topic ?? "",
+        max_line_bytes: this.optional(g, "max_line_bytes", `${at}.max_line_bytes`, (n, p) => this.size(n, p, 16)) ?? d.max_line_bytes,
+        long_lines: this.optional(g, "long_lines", `${at}.long_lines`, (n, p) => this.oneOf(n, p, ["split", "truncate", "drop"] as const)) ?? d.long_lines,
+        partial_line_timeout: this.optional(g, "partial_line_timeout", `${at}.partial_line_timeout`, (n, p) => this.duration(n, p, 0)) ?? d.partial_line_timeout,
+        close_inactive: this.optional(g, "close_inactive", `${at}.close_inactive`, (n, p) => this.duration(n, p, 0)) ?? d.close_inactive,
+        close_removed: this.optional(g, "close_removed", `${at}.close_removed`, (n, p) => this.duration(n, p, 0)) ?? d.close_removed,
+      });
+    });
+    return out;
+  }
+
+  private state(f: Fields): StateConfig {
+    const d = DEFAULTS.state;
+    const entry = f.get("state");
+    if (!entry) return { ...d, path: this.absolute(d.path) };
+    if (!isMap(entry.node)) {
+      this.fail(entry.node, "state", "must be a mapping (e.g. `path: ./logship-state.db`)");
+      return { ...d, path: this.absolute(d.path) };
+    }
+    const s = this.fields(entry.node, "state", ["path", "ttl", "flush_interval"]);
+    return {
+      path: this.absolute(this.optional(s, "path", "state.path", (n, p) => this.str(n, p)) ?? d.path),
+      ttl: this.optional(s, "ttl", "state.ttl", (n, p) => this.duration(n, p, 60_000)) ?? d.ttl,
+      flush_interval: this.optional(s, "flush_interval", "state.flush_interval", (n, p) => this.duration(n, p, 0)) ?? d.flush_interval,
+    };
+  }
+
+  // --- structure ---------------------------------------------------------------------
+
+  /** The keys of a mapping; unknown keys are reported with a suggestion. */
+  private fields(map: YAMLMap, at: string, known: string[]): Fields {
+    const out: Fields = new Map();
+    for (const pair of map.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+      const field = at ? `${at}.${key}` : key;
+      if (!known.includes(key)) {
+        const near = known.find((k) => editDistance(k, key) <= 2);
+        this.fail(pair.key as Node, field, `unknown key${near ? ` (did you mean "${near}"?)` : ""}; known keys: ${known.join(", ")}`);
+        continue;
+      }
+      out.set(key, { node: (pair.value as Node | null) ?? null, pair });
+    }
+    return out;
+  }
+
+  private optional<T>(f: Fields, key: string, field: string, convert: (n: Node, field: string) => T | undefined): T | undefined {
+    const entry = f.get(key);
+    if (!entry) return undefined;
+    if (entry.node === null || (isScalar(entry.node) && entry.node.value === null)) {
+      return void this.fail((entry.pair.key as Node) ?? null, field, "has no value: give one or remove the key");
+    }
+    return convert(entry.node, field);
+  }
+
+  private required<T>(f: Fields, key: string, field: string, parent: Node, convert: (n: Node, field: string) => T | undefined): T | undefined {
+    if (!f.has(key)) return void this.fail(parent, field, "missing: this key is required");
+    return this.optional(f, key, field, convert);
+  }
+
+  private item(node: Node | null | undefined, i: number): Node | null {
+    return isSeq(node) ? ((node.items[i] as Node) ?? node) : (node ?? null);
+  }
+
+  // --- scalars -----------------------------------------------------------------------
+
+  private scalarText(n: Node, field: string): string | undefined {
+    if (!isScalar(n) || n.value === null || typeof n.value === "object") return void this.fail(n, field, "must be a single value", shown(n));
+    const raw = String(n.value);
+    if (typeof n.value !== "string") return raw;
+    return this.expandEnv(raw, n, field);
+  }
+
+  private expandEnv(raw: string, n: Node, field: string): string | undefined {
+    let ok = true;
+    const out = raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, fallback: string | undefined) => {
+      const value = env(this.env, name) ?? fallback;
+      if (value === undefined) {
+        ok = false;
+        this.fail(n, field, `environment variable ${name} is not set (set it, or write \${${name}:-default})`, raw);
+        return "";
+      }
+      return value;
+    });
+    return ok ? out : undefined;
+  }
+
+  private str(n: Node, field: string): string | undefined {
+    const s = this.scalarText(n, field);
+    if (s === undefined) return undefined;
+    if (s.trim() === "") return void this.fail(n, field, "must not be empty", s);
+    return s;
+  }
+
+  private topicName(n: Node, field: string): string | undefined {
+    const s = this.str(n, field);
+    if (s === undefined) return undefined;
+    if (!/^[A-Za-z0-9._-]{1,249}$/.test(s)) return void this.fail(n, field, "must be a Kafka topic name: letters, digits, '.', '_', '-'", s);
+    return s;
+  }
+
+  private oneOf<T extends string>(n: Node, field: string, allowed: readonly T[]): T | undefined {
+    const s = this.scalarText(n, field);
+    if (s === undefined) return undefined;
+    if (!(allowed as readonly string[]).includes(s)) return void this.fail(n, field, `must be one of ${allowed.join(" | ")}`, s);
+    return s as T;
+  }
+
+  private int(n: Node, field: string, min: number): number | undefined {
+    const s = this.scalarText(n, field);
+    if (s === undefined) return undefined;
+    if (!/^\d+$/.test(s.trim())) return void this.fail(n, field, "must be a whole number", s);
+    const v = Number(s);
+    if (v < min) return void this.fail(n, field, `must be at least ${min}`, s);
+    return v;
+  }
+
+  private size(n: Node, field: string, min: number): number | undefined {
+    const s = this.scalarText(n, field);
+    if (s === undefined) return undefined;
+    const v = parseSize(s);
+    if (v === undefined) return void this.fail(n, field, "must be a size in bytes, e.g. 1000000, 512KiB, 1MiB, 1MB", s);
+    if (v < min) return void this.fail(n, field, `must be at least ${min} bytes`, s);
+    return v;
+  }
+
+  private duration(n: Node, field: string, minMs: number): number | undefined {
+    const s = this.scalarText(n, field);
+    if (s === undefined) return undefined;
+    const v = parseDuration(s);
+    if (v === undefined) return void this.fail(n, field, "must be a duration with a unit, e.g. 500ms, 10s, 5m, 1h, 7d", s);
+    if (v < minMs) return void this.fail(n, field, `must be at least ${minMs} ms`, s);
+    return v;
+  }
+
+  private strList(n: Node, field: string, nonEmpty: boolean): string[] | undefined {
+    if (isScalar(n) && typeof n.value === "string") {
+      const s = this.str(n, field);
+      return s === undefined ? undefined : [s];
+    }
+    if (!isSeq(n)) return void this.fail(n, field, "must be a list of strings", shown(n));
+    if (nonEmpty && n.items.length === 0) return void this.fail(n, field, "must list at least one entry");
+    const out: string[] = [];
+    n.items.forEach((item, i) => {
+      const s = this.str(item as Node, `${field}[${i}]`);
+      if (s !== undefined) out.push(s);
+    });
+    return out.length === n.items.length ? out : undefined;
+  }
+
+  private absolute(p: string): string {
+    return isAbsolute(p) ? p : resolve(this.baseDir, p);
+  }
+
+  fail(n: Node | null, field: string, message: string, got?: unknown): undefined {
+    const offset = n?.range?.[0];
+    const line = offset === undefined ? 0 : this.lines.linePos(offset).line;
+    this.problems.push({ file: this.file, line, field, message: got === undefined ? message : `${message} (got ${JSON.stringify(got)})` });
+    return undefined;
+  }
+}
+
+function env(e: Record<string, string | undefined>, name: string): string | undefined {
+  const v = e[name];
+  return v === undefined || v === "" ? undefined : v;
+}
+
+function shown(n: Node): unknown {
+  return isScalar(n) ? n.value : isSeq(n) ? "a list" : isMap(n) ? "a mapping" : String(n);
+}
+
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
+
+/** "1000000", "512KiB", "1MB" → bytes; undefined when not a size. */
+export function parseSize(s: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(s);
+  if (!m) return undefined;
+  const unit = SIZE_UNITS[(m[2] ?? "").toLowerCase()];
+  if (unit === undefined) return undefined;
+  const v = Math.floor(Number(m[1]) * unit);
+  return Number.isSafeInteger(v) ? v : undefined;
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "500ms", "10s", "1m30s", "7d", "0" → milliseconds; undefined when not a duration. */
+export function parseDuration(s: string): number | undefined {
+  const t = s.trim();
+  if (t === "0") return 0;
+  if (!/^(\d+(?:\.\d+)?(ms|s|m|h|d))+$/.test(t)) return undefined;
+  let total = 0;
+  for (const m of t.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)) total += Number(m[1]) * (DURATION_UNITS[m[2] ?? ""] ?? NaN);
+  return Number.isFinite(total) ? Math.round(total) : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}

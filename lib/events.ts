@@ -1,0 +1,169 @@
+// Everything observable that the agent does, as one typed interface with a method per event.
+// Production wires it to counters and one-line stderr logs (LogEvents); tests pass a recorder.
+// Nothing else in logship writes to stderr, so this file is the agent's whole log vocabulary.
+
+export type FileAddReason = "new" | "resumed" | "start_at_end";
+
+export interface AgentEvents {
+  started(info: { inputs: number; brokers: string[]; state: string; once: boolean }): void;
+  stopped(info: { unacknowledgedBytes: number }): void;
+  fileAdded(path: string, file: string, offset: number, reason: FileAddReason): void;
+  fileRenamed(from: string, to: string, file: string): void;
+  fileTruncated(path: string, file: string, offset: number, size: number): void;
+  fileRemoved(path: string, file: string, unreadBytes: number): void;
+  fileFinished(path: string, file: string, offset: number): void;
+  fileClosedInactive(path: string, file: string): void;
+  fileUnreadable(path: string, reason: string): void;
+  fileSkippedCompressed(path: string, format: string): void;
+  lineTooLong(path: string, offset: number, bytes: number, action: "split" | "truncate" | "drop"): void;
+  dataLost(path: string, file: string, from: number, to: number, reason: string): void;
+  recordDropped(path: string, offset: number, bytes: number, reason: string): void;
+  chunksAcked(records: number, lines: number, bytes: number): void;
+  sendFailed(reason: string, code: string, retriable: boolean, attempt: number, retryInMs: number): void;
+  sendRecovered(downMs: number): void;
+  stateError(reason: string): void;
+  configReloaded(file: string): void;
+  configRejected(file: string, reason: string): void;
+  summary(info: { filesTracked: number; filesOpen: number; inflightBytes: number }): void;
+}
+
+/** Running totals; the summary line and tests read them. */
+export class Counters {
+  records = 0;
+  lines = 0;
+  bytes = 0;
+  filesAdded = 0;
+  truncations = 0;
+  rotations = 0;
+  sendFailures = 0;
+  linesTruncated = 0;
+  linesDropped = 0;
+  linesSplit = 0;
+  recordsDropped = 0;
+  bytesLost = 0;
+}
+
+type Level = "INFO" | "WARN" | "ERROR";
+
+/** The production events: counters plus one line per event on stderr. */
+export class LogEvents implements AgentEvents {
+  readonly counters = new Counters();
+  private outageSince = 0;
+  private lastReminder = 0;
+  private readonly warnedOnce = new Set<string>();
+  private readonly lastUnreadable = new Map<string, string>();
+
+  constructor(
+    private readonly write: (line: string) => void = (line) => process.stderr.write(line + "\n"),
+    private readonly reminderMs = 60_000,
+  ) {}
+
+  private log(level: Level, msg: string, fields: Record<string, unknown> = {}): void {
+    let line = `${new Date().toISOString()} ${level} ${msg}`;
+    for (const [k, v] of Object.entries(fields)) line += ` ${k}=${quote(v)}`;
+    this.write(line);
+  }
+
+  started(info: { inputs: number; brokers: string[]; state: string; once: boolean }): void {
+    this.log("INFO", "logship started", { inputs: info.inputs, brokers: info.brokers.join(","), state: info.state, mode: info.once ? "once" : "run" });
+  }
+  stopped(info: { unacknowledgedBytes: number }): void {
+    const c = this.counters;
+    const fields: Record<string, unknown> = { lines: c.lines, bytes: c.bytes, records: c.records };
+    if (info.unacknowledgedBytes > 0) fields.unacknowledged_bytes = info.unacknowledgedBytes;
+    this.log(info.unacknowledgedBytes > 0 ? "WARN" : "INFO", info.unacknowledgedBytes > 0 ? "logship stopped; unacknowledged data will be sent again on the next start" : "logship stopped", fields);
+  }
+  fileAdded(path: string, file: string, offset: number, reason: FileAddReason): void {
+    this.counters.filesAdded++;
+    this.lastUnreadable.delete(path);
+    this.log("INFO", "file added", { path, file, offset, reason });
+  }
+  fileRenamed(from: string, to: string, file: string): void {
+    this.counters.rotations++;
+    this.log("INFO", "file renamed", { from, to, file });
+  }
+  fileTruncated(path: string, file: string, offset: number, size: number): void {
+    this.counters.truncations++;
+    this.log("WARN", "file truncated; reading again from byte 0", { path, file, offset, size });
+  }
+  fileRemoved(path: string, file: string, unreadBytes: number): void {
+    this.log("INFO", "file removed", { path, file, unread_bytes: unreadBytes });
+  }
+  fileFinished(path: string, file: string, offset: number): void {
+    this.log("INFO", "file finished", { path, file, offset });
+  }
+  fileClosedInactive(path: string, file: string): void {
+    this.log("INFO", "file inactive; closed until it grows", { path, file });
+  }
+  fileUnreadable(path: string, reason: string): void {
+    if (this.lastUnreadable.get(path) === reason) return; // said once; retried silently
+    this.lastUnreadable.set(path, reason);
+    this.log("WARN", "cannot read file; will retry", { path, reason });
+  }
+  fileSkippedCompressed(path: string, format: string): void {
+    if (!this.once(`compressed:${path}`)) return;
+    this.log("WARN", "skipping compressed file (logship ships text; exclude it to silence this)", { path, format });
+  }
+  lineTooLong(path: string, offset: number, bytes: number, action: "split" | "truncate" | "drop"): void {
+    if (action === "split") this.counters.linesSplit++;
+    if (action === "truncate") this.counters.linesTruncated++;
+    if (action === "drop") this.counters.linesDropped++;
+    if (!this.once(`long:${action}:${path}`)) return;
+    this.log("WARN", `line longer than max_line_bytes (${action}; said once per file)`, { path, offset, bytes });
+  }
+  dataLost(path: string, file: string, from: number, to: number, reason: string): void {
+    this.counters.bytesLost += to - from;
+    this.log("ERROR", "data lost", { path, file, from, to, bytes: to - from, reason });
+  }
+  recordDropped(path: string, offset: number, bytes: number, reason: string): void {
+    this.counters.recordsDropped++;
+    this.log("ERROR", "record rejected by Kafka and dropped", { path, offset, bytes, reason });
+  }
+  chunksAcked(records: number, lines: number, bytes: number): void {
+    const c = this.counters;
+    c.records += records;
+    c.lines += lines;
+    c.bytes += bytes;
+  }
+  sendFailed(reason: string, code: string, retriable: boolean, attempt: number, retryInMs: number): void {
+    this.counters.sendFailures++;
+    const now = Date.now();
+    if (this.outageSince === 0) {
+      this.outageSince = now;
+      this.lastReminder = now;
+      this.log("ERROR", "Kafka send failed; reading paused, retrying with backoff", { code, retriable, reason, retry_in_ms: retryInMs });
+    } else if (now - this.lastReminder >= this.reminderMs) {
+      this.lastReminder = now;
+      this.log("ERROR", "Kafka still failing", { code, reason, down_for_s: Math.round((now - this.outageSince) / 1000), attempts: attempt });
+    }
+  }
+  sendRecovered(downMs: number): void {
+    if (this.outageSince === 0) return;
+    this.outageSince = 0;
+    this.log("INFO", "Kafka sends succeed again", { down_for_ms: downMs });
+  }
+  stateError(reason: string): void {
+    this.log("ERROR", "cannot save offsets; holding them in memory and retrying", { reason });
+  }
+  configReloaded(file: string): void {
+    this.log("INFO", "config reloaded", { file });
+  }
+  configRejected(file: string, reason: string): void {
+    this.log("ERROR", "new config rejected; keeping the old one", { file, reason });
+  }
+  summary(info: { filesTracked: number; filesOpen: number; inflightBytes: number }): void {
+    const c = this.counters;
+    this.log("INFO", "stats", { lines: c.lines, bytes: c.bytes, records: c.records, files_tracked: info.filesTracked, files_open: info.filesOpen, inflight_bytes: info.inflightBytes });
+  }
+
+  private once(key: string): boolean {
+    if (this.warnedOnce.has(key)) return false;
+    this.warnedOnce.add(key);
+    return true;
+  }
+}
+
+function quote(v: unknown): string {
+  const s = String(v);
+  return /[\s"=]/.test(s) || s === "" ? JSON.stringify(s) : s;
+}

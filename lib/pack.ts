@@ -1,0 +1,100 @@
+// Packing (pure): cuts a Span of lines into Chunks, one Kafka record each, cut only at line
+// ends. A record aims at target_message_bytes and never exceeds max_message_bytes, counting
+// its key, headers and the Kafka record and batch framing. Only a single line too long for
+// one record is cut inside (each piece carries its own offset). Values are views of the
+// read buffer, never copies.
+
+import type { Span } from "./read.ts";
+
+const NL = 0x0a;
+
+/** Kafka v2 record-batch header: the fixed bytes a batch adds around its records. */
+export const BATCH_OVERHEAD = 61;
+
+/** Where a file's records come from and go to. */
+export interface Source {
+  file: string; // stable file identity (the `file` header)
+  path: string;
+  topic: string;
+  host: string;
+}
+
+/** One Kafka record's worth of one file, with its provenance. */
+export interface Chunk {
+  source: Source;
+  value: Buffer; // whole lines, byte for byte; empty when the span only skipped bytes
+  start: number; // file offset of value[0]: the `offset` header
+  end: number; // file offset just past what this chunk accounts for
+  lines: number; // "\n" count in value
+  size: number; // upper bound of the encoded record (without the batch header)
+}
+
+export interface PackLimits {
+  maxMessageBytes: number;
+  targetMessageBytes: number;
+}
+
+/** Record framing beyond key and value, counted with the widest varints (see Kafka's DefaultRecord). */
+export function recordOverhead(source: Source, offset: number): number {
+  const headerBytes =
+    10 + 4 + Buffer.byteLength(source.host) +
+    10 + 4 + Buffer.byteLength(source.path) +
+    10 + 6 + String(offset).length +
+    10 + 4 + Buffer.byteLength(source.file);
+  // length(5) attributes(1) timestampDelta(10) offsetDelta(5) keyLength(5) valueLength(5) headerCount(5)
+  return 36 + Buffer.byteLength(source.path) + headerBytes;
+}
+
+/** Kafka headers of a chunk: where its bytes come from, for consumers that drop duplicates. */
+export function chunkHeaders(c: Chunk): Record<string, string> {
+  return { host: c.source.host, path: c.source.path, offset: String(c.start), file: c.source.file };
+}
+
+/** Largest value that fits one record at `offset` on its own in a batch. */
+export function hardCapacity(source: Source, offset: number, limits: PackLimits): number {
+  return limits.maxMessageBytes - BATCH_OVERHEAD - recordOverhead(source, offset);
+}
+
+export function pack(span: Span, source: Source, limits: PackLimits): Chunk[] {
+  const bytes = span.bytes;
+  if (bytes.length === 0) {
+    return [{ source, value: bytes, start: span.start, end: span.end, lines: 0, size: 0 }];
+  }
+  const chunks: Chunk[] = [];
+  let pos = 0;
+  while (pos < bytes.length) {
+    const offset = span.start + pos;
+    const overhead = recordOverhead(source, offset);
+    const hard = limits.maxMessageBytes - BATCH_OVERHEAD - overhead;
+    if (hard < 1) throw new RangeError(`max_message_bytes ${limits.maxMessageBytes} leaves no room for a value at ${source.path}`);
+    const soft = Math.max(1, Math.min(hard, limits.targetMessageBytes - overhead));
+    const take = cutLength(bytes, pos, soft, hard);
+    const value = bytes.subarray(pos, pos + take);
+    chunks.push({ source, value, start: offset, end: offset + take, lines: countLines(value), size: overhead + take });
+    pos += take;
+  }
+  chunks[chunks.length - 1]!.end = span.end; // the last chunk also accounts for skipped bytes
+  return chunks;
+}
+
+/** How many bytes from `pos` form the next record: whole lines up to `soft`, or one line up to `hard`. */
+function cutLength(bytes: Buffer, pos: number, soft: number, hard: number): number {
+  const left = bytes.length - pos;
+  if (left <= soft) return left;
+  const cut = bytes.lastIndexOf(NL, pos + soft - 1);
+  if (cut >= pos) return cut + 1 - pos;
+  // The first line alone is longer than `soft`: keep it whole if it fits a record at all.
+  const nl = bytes.indexOf(NL, pos);
+  const lineLen = nl === -1 ? left : nl + 1 - pos;
+  return Math.min(lineLen, hard);
+}
+
+export function countLines(buf: Uint8Array): number {
+  let n = 0;
+  let i = buf.indexOf(NL);
+  while (i !== -1) {
+    n++;
+    i = buf.indexOf(NL, i + 1);
+  }
+  return n;
+}

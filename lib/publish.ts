@@ -1,0 +1,151 @@
+// Publishing: owns the kafkajs client and producer. send() resolves only once Kafka has
+// acknowledged every chunk given to it (acks=all by default) and rejects with a
+// PublishError otherwise; it never retries on its own beyond kafkajs' short internal
+// retries, so the agent decides about backoff and order. nextBatch() chooses which queued
+// chunks go into one send so that no partition's record batch exceeds max_message_bytes.
+
+import { CompressionTypes, Kafka, logLevel, Partitioners, type Message, type Producer, type TopicMessages } from "kafkajs";
+import type { KafkaConfig } from "./config.ts";
+import { PublishError } from "./errors.ts";
+import { BATCH_OVERHEAD, chunkHeaders, type Chunk } from "./pack.ts";
+
+/** What the agent needs from Kafka; tests substitute a fake. */
+export interface Publisher {
+  send(chunks: Chunk[]): Promise<void>;
+  /** The partition a key goes to, when the topic's partition count is known. */
+  partitionOf(topic: string, key: string): number | undefined;
+  close(): Promise<void>;
+}
+
+const ACKS = { all: -1, leader: 1, none: 0 } as const;
+const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP } as const;
+
+export class KafkaPublisher implements Publisher {
+  private readonly kafka: Kafka;
+  private readonly producer: Producer;
+  private connected: Promise<void> | null = null;
+  private readonly partitionCounts = new Map<string, number>();
+  private readonly hash = Partitioners.DefaultPartitioner();
+
+  constructor(private readonly config: KafkaConfig) {
+    this.kafka = new Kafka({
+      clientId: config.client_id,
+      brokers: config.brokers,
+      logLevel: logLevel.NOTHING, // failures reach the operator through the agent's events, once
+      requestTimeout: config.request_timeout,
+      connectionTimeout: Math.min(10_000, config.request_timeout),
+      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 },
+    });
+    this.producer = this.kafka.producer({
+      allowAutoTopicCreation: true,
+      // One request at a time per broker keeps each file's records in order across retries
+      // (kafkajs' idempotent producer would allow more, but the test cluster cannot run it).
+      maxInFlightRequests: 1,
+      idempotent: false,
+      createPartitioner: () => (args) => {
+        this.partitionCounts.set(args.topic, args.partitionMetadata.length);
+        return this.hash(args);
+      },
+    });
+  }
+
+  partitionOf(topic: string, key: string): number | undefined {
+    const n = this.partitionCounts.get(topic);
+    if (n === undefined) return undefined;
+    const partitionMetadata = Array.from({ length: n }, (_, partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0], partitionErrorCode: 0 }));
+    return this.hash({ topic, partitionMetadata, message: { key, value: null } });
+  }
+
+  async send(chunks: Chunk[]): Promise<void> {
+    const byTopic = new Map<string, Message[]>();
+    for (const c of chunks) {
+      const list = byTopic.get(c.source.topic) ?? [];
+      list.push({ key: c.source.path, value: c.value, headers: chunkHeaders(c), partition: this.partitionOf(c.source.topic, c.source.path) });
+      byTopic.set(c.source.topic, list);
+    }
+    const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+    try {
+      await this.connect();
+      await this.producer.sendBatch({
+        topicMessages,
+        acks: ACKS[this.config.acks],
+        timeout: this.config.request_timeout,
+        compression: COMPRESSION[this.config.compression],
+      });
+    } catch (err) {
+      throw toPublishError(err);
+    }
+  }
+
+  private connect(): Promise<void> {
+    if (!this.connected) {
+      this.connected = this.producer.connect().catch((err) => {
+        this.connected = null; // try again on the next send
+        throw err;
+      });
+    }
+    return this.connected;
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.producer.disconnect();
+    } catch {
+      // disconnecting from an unreachable cluster has nothing left to release
+    }
+  }
+}
+
+/** Kafka error types that a smaller record can fix. */
+export const TOO_LARGE = new Set(["MESSAGE_TOO_LARGE", "RECORD_LIST_TOO_LARGE"]);
+
+/** Digs the Kafka error type out of kafkajs' wrappers (retries exceeded, aggregates). */
+export function toPublishError(err: unknown): PublishError {
+  if (err instanceof PublishError) return err;
+  const root = innermost(err);
+  const code = typeof (root as { type?: unknown }).type === "string" ? (root as { type: string }).type : (root as Error).name ?? "UNKNOWN";
+  const retriable = TOO_LARGE.has(code) ? false : (root as { retriable?: boolean }).retriable !== false || isConnectionError(root);
+  const message = (root as Error).message ?? String(root);
+  return new PublishError(message, { retriable, code, cause: err });
+}
+
+function innermost(err: unknown): unknown {
+  let e = err as { cause?: unknown; originalError?: unknown; errors?: unknown[] } | undefined;
+  for (let i = 0; i < 10 && e; i++) {
+    const next = e.errors?.[0] ?? e.originalError ?? e.cause;
+    if (!next || next === e) break;
+    e = next as typeof e;
+  }
+  return e ?? err;
+}
+
+function isConnectionError(e: unknown): boolean {
+  const name = (e as Error)?.name ?? "";
+  return name === "KafkaJSConnectionError" || name === "KafkaJSRequestTimeoutError" || name === "KafkaJSNoBrokerAvailableError";
+}
+
+export interface BatchLimits {
+  maxMessageBytes: number; // per partition record batch
+  maxSendBytes: number; // per send, all partitions together
+}
+
+/**
+ * Takes chunks from the front of `queue`, in order, for one send: stops before a chunk that
+ * would push its partition's batch over maxMessageBytes or the send over maxSendBytes. When
+ * a topic's partitions are not known yet, the whole topic is held to one batch's size.
+ */
+export function nextBatch(queue: Chunk[], limits: BatchLimits, partitionOf: (topic: string, key: string) => number | undefined): Chunk[] {
+  const perPartition = new Map<string, number>();
+  let total = 0;
+  let n = 0;
+  for (; n < queue.length; n++) {
+    const c = queue[n]!;
+    const p = partitionOf(c.source.topic, c.source.path);
+    const key = p === undefined ? c.source.topic : `${c.source.topic}\u0000${p}`;
+    const used = perPartition.get(key) ?? BATCH_OVERHEAD;
+    if (n > 0 && (used + c.size > limits.maxMessageBytes || total + c.size > limits.maxSendBytes)) break;
+    perPartition.set(key, used + c.size);
+    total += c.size;
+  }
+  return queue.slice(0, n);
+}

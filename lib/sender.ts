@@ -1,0 +1,200 @@
+// Sending: the queue between reading and Kafka. Chunks enter in read order and are tracked
+// by the checkpoint at once; one send is in flight at a time, so a file's records reach
+// Kafka in order even across retries. A failed send is retried with exponential backoff
+// (capped) and reading stays paused meanwhile, because the queue's bytes count against the
+// agent's in-flight cap. A record Kafka calls too large is cut at line ends and retried;
+// a single line that is still too large is dropped, counted and logged, never retried for ever.
+
+import type { Checkpoint } from "./checkpoint.ts";
+import type { AgentEvents } from "./events.ts";
+import { PublishError } from "./errors.ts";
+import { countLines, type Chunk } from "./pack.ts";
+import { nextBatch, TOO_LARGE, toPublishError, type Publisher } from "./publish.ts";
+
+export interface SenderOptions {
+  maxMessageBytes: number;
+  maxSendBytes: number;
+  retryBackoffMs: number;
+  retryBackoffMaxMs: number;
+}
+
+export class Sender {
+  private queue: Chunk[] = [];
+  private wake: (() => void) | null = null;
+  private sleeping: { timer: Timer; resolve: () => void } | null = null;
+  private running: Promise<void> | null = null;
+  private stopping = false;
+  private aborted = false;
+  private attempt = 0;
+  private failingSince = 0;
+  private singleNext = false; // after "too large", send the head chunk alone
+  /** Bytes of chunk values queued or in flight. */
+  inflightBytes = 0;
+  /** Called after every acknowledged send (room for more reading). */
+  onAcked: () => void = () => {};
+
+  constructor(
+    private publisher: Publisher,
+    private readonly checkpoint: Checkpoint,
+    private readonly events: AgentEvents,
+    private opts: SenderOptions,
+  ) {}
+
+  configure(opts: SenderOptions): void {
+    this.opts = opts;
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** True while sends are failing (reading is then pointless beyond the cap). */
+  get failing(): boolean {
+    return this.failingSince !== 0;
+  }
+
+  /** Queues chunks in read order; their offsets now wait for these acks. */
+  enqueue(chunks: Chunk[]): void {
+    for (const c of chunks) {
+      this.checkpoint.track(c);
+      this.queue.push(c);
+      this.inflightBytes += c.value.length;
+    }
+    this.wakeUp();
+  }
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  /** Swaps the Kafka client (config reload); the current send finishes on the old one. */
+  usePublisher(p: Publisher): Publisher {
+    const old = this.publisher;
+    this.publisher = p;
+    return old;
+  }
+
+  /** Sends what is queued, then stops. Resolves true if everything was acknowledged before `deadline` (ms epoch). */
+  async drain(deadline: number): Promise<boolean> {
+    this.stopping = true;
+    this.wakeUp();
+    const loop = this.running ?? Promise.resolve();
+    const left = deadline - Date.now();
+    let timer: Timer | undefined;
+    const timedOut = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), Math.max(0, left))));
+    const outcome = await Promise.race([loop.then(() => "done" as const), timedOut]);
+    clearTimeout(timer);
+    if (outcome === "timeout") this.abort();
+    return this.queue.length === 0;
+  }
+
+  /** Stops at once: nothing more is sent; unacknowledged chunks stay unacknowledged. */
+  abort(): void {
+    this.aborted = true;
+    this.stopping = true;
+    this.wakeUp();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.aborted) {
+      if (this.queue.length === 0) {
+        if (this.stopping) return;
+        await new Promise<void>((r) => (this.wake = r));
+        continue;
+      }
+      const batch = this.singleNext ? this.queue.slice(0, 1) : nextBatch(this.queue, this.opts, (t, k) => this.publisher.partitionOf(t, k));
+      this.singleNext = false;
+      const records = batch.filter((c) => c.value.length > 0);
+      try {
+        if (records.length > 0) await this.publisher.send(records);
+        if (this.aborted) return;
+        this.acked(batch, records);
+      } catch (err) {
+        if (this.aborted) return;
+        await this.failed(batch, toPublishError(err));
+      }
+    }
+  }
+
+  private acked(batch: Chunk[], records: Chunk[]): void {
+    this.queue.splice(0, batch.length);
+    this.checkpoint.acked(batch);
+    let bytes = 0;
+    let lines = 0;
+    for (const c of batch) {
+      bytes += c.value.length;
+      lines += c.lines;
+    }
+    this.inflightBytes -= bytes;
+    this.events.chunksAcked(records.length, lines, bytes);
+    if (this.failingSince !== 0) this.events.sendRecovered(Date.now() - this.failingSince);
+    this.failingSince = 0;
+    this.attempt = 0;
+    this.onAcked();
+  }
+
+  private async failed(batch: Chunk[], err: PublishError): Promise<void> {
+    if (TOO_LARGE.has(err.code)) return this.tooLarge(batch, err);
+    this.attempt++;
+    if (this.failingSince === 0) this.failingSince = Date.now();
+    const base = Math.min(this.opts.retryBackoffMaxMs, this.opts.retryBackoffMs * 2 ** Math.min(this.attempt - 1, 30));
+    const delay = Math.round(base / 2 + Math.random() * (base / 2)); // jitter, so agents do not retry in step
+    this.events.sendFailed(err.message, err.code, err.retriable, this.attempt, delay);
+    await this.sleep(delay);
+  }
+
+  /** Kafka refused a record's size: send the head alone, cut it at line ends, or drop a single line. */
+  private tooLarge(batch: Chunk[], err: PublishError): void {
+    if (batch.filter((c) => c.value.length > 0).length > 1) {
+      this.singleNext = true;
+      return;
+    }
+    const head = this.queue[0]!;
+    const halves = splitAtLine(head);
+    if (halves) {
+      this.queue.splice(0, 1, ...halves);
+      this.checkpoint.split(head, halves);
+      return;
+    }
+    this.events.recordDropped(head.source.path, head.start, head.value.length, err.code);
+    this.acked([head], []);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.sleeping = null;
+        resolve();
+      }, ms);
+      this.sleeping = { timer, resolve };
+    });
+  }
+
+  private wakeUp(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+    if (this.sleeping && this.aborted) {
+      clearTimeout(this.sleeping.timer);
+      const s = this.sleeping;
+      this.sleeping = null;
+      s.resolve();
+    }
+  }
+}
+
+/** Cuts a chunk in two at the line end nearest its middle; null for a single line. */
+export function splitAtLine(c: Chunk): [Chunk, Chunk] | null {
+  const v = c.value;
+  const mid = v.length >> 1;
+  let cut = v.lastIndexOf(0x0a, mid - 1) + 1;
+  if (cut <= 0) cut = v.indexOf(0x0a, mid) + 1;
+  if (cut <= 0 || cut >= v.length) return null;
+  const a = v.subarray(0, cut);
+  const b = v.subarray(cut);
+  const overhead = c.size - c.value.length;
+  return [
+    { ...c, value: a, end: c.start + cut, lines: countLines(a), size: overhead + a.length },
+    { ...c, value: b, start: c.start + cut, lines: countLines(b), size: overhead + b.length },
+  ];
+}

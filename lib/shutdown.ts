@@ -1,0 +1,57 @@
+// Signals: the first SIGTERM or SIGINT drains what is in flight and saves offsets, within
+// shutdown_timeout; a second one exits at once (offsets already saved stay; nothing
+// unacknowledged is marked done). SIGHUP asks for a config reload.
+
+export interface Stoppable {
+  stop(deadline: number): Promise<void>;
+  stopNow(): void;
+}
+
+export interface SignalOptions {
+  timeoutMs: () => number; // read at signal time, so a reload can change it
+  reload: () => Promise<void>;
+  exit: (code: number) => void;
+  log: (line: string) => void;
+}
+
+/** Installs the handlers; returns a function that removes them. */
+export function handleSignals(agent: Stoppable, opts: SignalOptions): () => void {
+  let draining = false;
+  const onStop = (signal: NodeJS.Signals) => {
+    if (draining) {
+      opts.log(`${signal} again: exiting now without draining; unacknowledged lines will be sent again on the next start`);
+      agent.stopNow();
+      opts.exit(1);
+      return;
+    }
+    draining = true;
+    const timeout = opts.timeoutMs();
+    const deadline = Date.now() + timeout;
+    opts.log(`${signal}: draining in-flight data (up to ${timeout} ms); send ${signal} again to exit at once`);
+    // The backstop: whatever hangs, the process leaves shortly after the deadline.
+    const backstop = setTimeout(() => {
+      agent.stopNow();
+      opts.exit(0);
+    }, timeout + 1_000);
+    agent.stop(deadline).then(
+      () => {
+        clearTimeout(backstop);
+        opts.exit(0);
+      },
+      (err: unknown) => {
+        clearTimeout(backstop);
+        opts.log(`shutdown failed: ${err instanceof Error ? err.message : String(err)}`);
+        opts.exit(1);
+      },
+    );
+  };
+  const onHup = () => void opts.reload();
+  process.on("SIGTERM", onStop);
+  process.on("SIGINT", onStop);
+  process.on("SIGHUP", onHup);
+  return () => {
+    process.off("SIGTERM", onStop);
+    process.off("SIGINT", onStop);
+    process.off("SIGHUP", onHup);
+  };
+}

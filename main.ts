@@ -1,0 +1,142 @@
+// logship's command line: parses arguments, loads the config, starts the agent and maps
+// outcomes to exit codes (0 success, 1 runtime failure, 2 invalid config or usage).
+// Everything else lives in lib/.
+
+import { parseArgs } from "node:util";
+import pkg from "./package.json" with { type: "json" };
+import { Agent } from "./lib/agent.ts";
+import { checkFiles, formatReport } from "./lib/check.ts";
+import { loadConfig, type AgentConfig } from "./lib/config.ts";
+import { ConfigError, errorText, StateError } from "./lib/errors.ts";
+import { handleSignals } from "./lib/shutdown.ts";
+import { resetStore } from "./lib/store.ts";
+
+const HELP = `logship ${pkg.version}: ships log files to Kafka, at least once.
+
+Usage:
+  logship run --config FILE [--once] [--reset-state]
+  logship check --config FILE
+  logship --version | --help | COMMAND --help
+
+Commands:
+  run     follow the configured files and publish new lines until signalled
+  check   validate the config; list matched files with saved offsets and unread bytes
+
+Exit codes: 0 success, 1 runtime failure, 2 invalid config or usage.`;
+
+const RUN_HELP = `Usage: logship run --config FILE [--once] [--reset-state]
+
+Follows every file the config's globs match and publishes complete lines to Kafka. Offsets
+are saved only after Kafka acknowledged the lines, so nothing is lost across restarts.
+
+Options:
+  -c, --config FILE   the YAML config (required)
+      --once          ship what the files hold now, wait for acknowledgements, save, exit 0
+      --reset-state   delete the state database first: every file is read again as new
+  -h, --help          this help
+
+Signals: TERM/INT drain and exit 0 within shutdown_timeout (a second one exits at once);
+HUP reloads the config (an invalid one is logged and the old one kept).`;
+
+const CHECK_HELP = `Usage: logship check --config FILE
+
+Validates the config (exit 2 with FILE:LINE: field: problem lines if invalid) and lists
+every matched file with its size, saved offset and unread bytes (exit 0).
+
+Options:
+  -c, --config FILE   the YAML config (required)
+  -h, --help          this help`;
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "--help" || command === "-h" || command === "help") return print(HELP, 0, command === undefined);
+  if (command === "--version" || command === "-V" || command === "version") return print(`logship ${pkg.version}`, 0);
+  if (command === "run") return run(rest);
+  if (command === "check") return check(rest);
+  throw new UsageError(`unknown command "${command}"; expected run or check (see logship --help)`);
+}
+
+function options(args: string[], extra: Record<string, { type: "boolean" }>) {
+  try {
+    return parseArgs({ args, strict: true, allowPositionals: false, options: { config: { type: "string", short: "c" }, help: { type: "boolean", short: "h" }, ...extra } }).values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    throw new UsageError(errorText(err));
+  }
+}
+
+function configFrom(values: Record<string, string | boolean | undefined>): AgentConfig {
+  if (typeof values.config !== "string") throw new UsageError("--config FILE is required");
+  return loadConfig(values.config);
+}
+
+async function run(args: string[]): Promise<number> {
+  const values = options(args, { once: { type: "boolean" }, "reset-state": { type: "boolean" } });
+  if (values.help) return print(RUN_HELP, 0);
+  let config = configFrom(values);
+  if (values["reset-state"]) await resetStore(config.state.path);
+  const agent = await Agent.start(config, { once: values.once === true });
+  if (values.once) {
+    const stopOnSignal = handleSignals(agent, { timeoutMs: () => config.shutdown_timeout, reload: async () => {}, exit: (code) => process.exit(code), log: say });
+    await agent.finished;
+    stopOnSignal();
+    await agent.stop(Date.now() + config.shutdown_timeout);
+    return 0;
+  }
+  handleSignals(agent, {
+    timeoutMs: () => config.shutdown_timeout,
+    exit: (code) => process.exit(code),
+    log: say,
+    reload: async () => {
+      let next: AgentConfig;
+      try {
+        next = loadConfig(config.file);
+      } catch (err) {
+        agent.events.configRejected(config.file, errorText(err).replace(/\n/g, "; "));
+        return;
+      }
+      config = next;
+      await agent.reload(next);
+    },
+  });
+  await new Promise(() => {}); // runs until a signal handler exits the process
+  return 0;
+}
+
+async function check(args: string[]): Promise<number> {
+  const values = options(args, {});
+  if (values.help) return print(CHECK_HELP, 0);
+  const config = configFrom(values);
+  const { files, stateNote } = await checkFiles(config);
+  console.log(`config ${config.file} is valid: ${config.inputs.length} input(s), brokers ${config.kafka.brokers.join(",")}`);
+  console.log(stateNote);
+  console.log(files.length === 0 ? "no files match the configured paths" : formatReport(files));
+  return 0;
+}
+
+function print(text: string, code: number, toStderr = false): number {
+  (toStderr ? console.error : console.log)(text);
+  return code;
+}
+
+function say(line: string): void {
+  process.stderr.write(`${new Date().toISOString()} INFO ${line}\n`);
+}
+
+main(Bun.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\nlogship: invalid config (${err.problems.length} problem${err.problems.length === 1 ? "" : "s"}); nothing was started\n`);
+      process.exit(2);
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`logship: ${err.message}\n`);
+      process.exit(2);
+    }
+    const kind = err instanceof StateError ? "state" : "error";
+    process.stderr.write(`logship: ${kind}: ${errorText(err)}\n`);
+    process.exit(1);
+  },
+);
