@@ -1,0 +1,119 @@
+// Topic read-back for tests: reads a whole topic with kcat (an independent
+// librdkafka client) and recovers every record byte-exactly.
+//
+// Why `kcat -J` and not `-f`: the `-f` token %h prints headers as unescaped
+// "name=value,name=value" and truncates values at NUL, so headers cannot be
+// framed reliably. `-J` emits one JSON object per line via yajl, which escapes
+// '"', '\\' and every byte < 0x20 (so NUL, CR, LF are \uXXXX/\r/\n) and copies
+// bytes >= 0x80 raw, also invalid UTF-8. Decoding stdout as latin1 before
+// JSON.parse therefore maps each payload byte to one char, and
+// Buffer.from(str, "latin1") restores the exact bytes.
+//
+// Caveat: any librdkafka consumer (kcat included) auto-creates a missing
+// topic on the mock cluster (4 partitions); we list topics first and return []
+// for a topic that does not exist, so reading never creates it.
+
+export interface ConsumedRecord {
+  partition: number;
+  offset: number;
+  key: string;
+  value: Buffer;
+  headers: Record<string, string>;
+}
+
+interface KcatJsonRecord {
+  partition: number;
+  offset: number;
+  headers?: (string | null)[];
+  key: string | null;
+  payload: string | null;
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+function latin1ToBytes(s: string | null): Buffer {
+  return Buffer.from(s ?? "", "latin1");
+}
+
+function latin1ToUtf8(s: string | null): string {
+  return latin1ToBytes(s).toString("utf8");
+}
+
+/** kcat -J headers are a flat [name, value, name, value, ...] array. */
+function parseHeaders(flat: (string | null)[] | undefined): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (!flat) return headers;
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    headers[latin1ToUtf8(flat[i] ?? "")] = latin1ToUtf8(flat[i + 1] ?? null);
+  }
+  return headers;
+}
+
+function toRecord(line: string): ConsumedRecord {
+  const j = JSON.parse(line) as KcatJsonRecord;
+  return {
+    partition: j.partition,
+    offset: j.offset,
+    key: latin1ToUtf8(j.key),
+    value: latin1ToBytes(j.payload),
+    headers: parseHeaders(j.headers),
+  };
+}
+
+function byPartitionThenOffset(a: ConsumedRecord, b: ConsumedRecord): number {
+  return a.partition - b.partition || a.offset - b.offset;
+}
+
+/** Runs kcat to completion; returns stdout bytes or throws with stderr. */
+async function runKcat(args: string[], timeoutMs: number): Promise<Buffer> {
+  const proc = Bun.spawn(["kcat", ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    proc.kill("SIGKILL");
+  }, timeoutMs);
+  try {
+    const [out, err, code] = await Promise.all([
+      new Response(proc.stdout).arrayBuffer(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
+    if (timedOut) throw new Error(`kcat ${args.join(" ")}: timed out after ${timeoutMs} ms; stderr: ${err}`);
+    if (code !== 0) throw new Error(`kcat ${args.join(" ")}: exit ${code}; stderr: ${err}`);
+    return Buffer.from(out);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function metadataTimeoutSec(timeoutMs: number): string {
+  return String(Math.max(1, Math.floor(timeoutMs / 1000)));
+}
+
+/** Lists all topics (no topic named, so nothing gets auto-created). */
+export async function listTopics(bootstraps: string, opts: { timeoutMs?: number } = {}): Promise<string[]> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const out = await runKcat(["-L", "-J", "-q", "-b", bootstraps, "-m", metadataTimeoutSec(timeoutMs)], timeoutMs);
+  const md = JSON.parse(out.toString("utf8")) as { topics: { topic: string }[] };
+  return md.topics.map((t) => t.topic);
+}
+
+/** Every record of `topic`, all partitions, ordered by partition then offset. */
+export async function consumeAll(
+  bootstraps: string,
+  topic: string,
+  opts: { timeoutMs?: number } = {},
+): Promise<ConsumedRecord[]> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const started = Date.now();
+  if (!(await listTopics(bootstraps, { timeoutMs })).includes(topic)) return [];
+  const remaining = Math.max(1000, timeoutMs - (Date.now() - started));
+  const args = [
+    "-C", "-b", bootstraps, "-t", topic, "-o", "beginning", "-e", "-q", "-J",
+    "-m", metadataTimeoutSec(remaining),
+    "-X", "fetch.wait.max.ms=10", // reach end-of-partition quickly on idle partitions
+  ];
+  const out = await runKcat(args, remaining);
+  const lines = out.toString("latin1").split("\n").filter((l) => l.length > 0);
+  return lines.map(toRecord).sort(byPartitionThenOffset);
+}
