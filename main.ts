@@ -49,6 +49,16 @@ Options:
 
 class UsageError extends Error {}
 
+// kafkajs schedules a timer with a negative delay in its request queue; Bun warns about it
+// on stderr once per process. It is harmless, and the agent's stderr is its log.
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  const text = typeof warning === "string" ? warning : warning.message;
+  const type = typeof rest[0] === "string" ? rest[0] : (rest[0] as { type?: string } | undefined)?.type ?? (warning as Error).name;
+  if (type === "TimeoutNegativeWarning" || /is a negative number/.test(text)) return;
+  (emitWarning as (...a: unknown[]) => void)(warning, ...rest);
+}) as typeof process.emitWarning;
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === "--help" || command === "-h" || command === "help") return print(HELP, 0, command === undefined);
