@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what logship's demo, tests and benchmark need on a fresh Debian machine with
+# Node/npm: the npm packages (Bun, kafkajs, yaml, TypeScript) and the Debian packages
+# librdkafka1 (its mock Kafka cluster is the test cluster) and kcat (reads topics back).
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+ldconfig -p 2>/dev/null | grep -q 'librdkafka\.so\.1' || missing+=(librdkafka1)
+command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages (npm ci)" >&2
+  npm ci --no-audit --no-fund >&2
+fi
