@@ -95,7 +95,7 @@ export class Checkpoint {
     for (const c of chunks) {
       const p = this.files.get(c.source.file);
       if (!p) continue; // forgotten meanwhile (e.g. expired): nothing to move
-      const r = findRange(p, c.start);
+      const r = findRange(p, c);
       if (!r) continue;
       r.acked = true;
       this.advance(p);
@@ -106,7 +106,7 @@ export class Checkpoint {
   split(whole: Chunk, pieces: Chunk[]): void {
     const p = this.files.get(whole.source.file);
     if (!p) return;
-    const i = p.ranges.findIndex((r, idx) => idx >= p.head && r.start === whole.start && !r.acked);
+    const i = p.ranges.findIndex((r, idx) => idx >= p.head && r.start === whole.start && r.end === whole.end && !r.acked);
     if (i < 0) return;
     p.ranges.splice(i, 1, ...pieces.map((c) => ({ start: c.start, end: c.end, acked: false })));
   }
@@ -149,10 +149,11 @@ export class Checkpoint {
   }
 }
 
-function findRange(p: Progress, start: number): Range | undefined {
+/** The waiting range of exactly this chunk (a stale ack for a chunk since split matches none). */
+function findRange(p: Progress, c: Chunk): Range | undefined {
   for (let i = p.head; i < p.ranges.length; i++) {
     const r = p.ranges[i]!;
-    if (r.start === start && !r.acked) return r;
+    if (r.start === c.start && r.end === c.end && !r.acked) return r;
   }
   return undefined;
 }

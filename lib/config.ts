@@ -111,7 +111,9 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const v = new Validator(file, lines, env);
   for (const e of doc.errors) {
-    v.problems.push({ file, line: e.linePos?.[0].line ?? 0, field: "(yaml)", message: e.message.split("\n")[0] ?? e.message });
+    // linePos is only filled in with prettyErrors; pos (a character offset) always is.
+    const line = e.linePos?.[0].line ?? lines.linePos(e.pos[0]).line;
+    v.problems.push({ file, line, field: "(yaml)", message: e.message.split("\n")[0] ?? e.message });
   }
   if (v.problems.length > 0) throw new ConfigError(v.problems);
   const root = doc.contents;
@@ -120,7 +122,8 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
     throw new ConfigError(v.problems);
   }
   const config = v.agent(root);
-  if (v.problems.length > 0 || config === undefined) throw new ConfigError(v.problems);
+  // In file order, so an operator can fix them top to bottom (the sort is stable).
+  if (v.problems.length > 0 || config === undefined) throw new ConfigError(v.problems.sort((a, b) => a.line - b.line));
   return config;
 }
 
@@ -130,6 +133,7 @@ type Fields = Map<string, { node: Node | null; pair: Pair }>;
 class Validator {
   readonly problems: ConfigProblem[] = [];
   private readonly baseDir: string;
+  private kafkaTopicGiven = false;
   constructor(
     private readonly file: string,
     private readonly lines: LineCounter,
@@ -142,7 +146,9 @@ class Validator {
     const f = this.fields(root, "", ["inputs", "kafka", "state", "host", "scan_interval", "poll_interval", "shutdown_timeout", "max_open_files", "max_inflight_bytes", "stats_interval"]);
     const kafka = this.kafka(f, root);
     const defaultTopic = kafka?.topic;
-    const inputs = this.inputs(f, root, defaultTopic);
+    // A missing or broken kafka section (or kafka.topic) already has its own problem.
+    const topicReported = kafka === undefined || (kafka.topic === undefined && this.kafkaTopicGiven);
+    const inputs = this.inputs(f, root, defaultTopic, !topicReported);
     const state = this.state(f);
     const host = this.optional(f, "host", "host", (n, p) => this.str(n, p)) ?? env(this.env, "HOSTNAME") ?? hostname();
     const d = DEFAULTS;
@@ -168,10 +174,11 @@ class Validator {
   private kafka(f: Fields, root: YAMLMap): KafkaConfig | undefined {
     const entry = f.get("kafka");
     if (!entry) return void this.fail(root, "kafka", "missing: add a `kafka:` section with at least `brokers`");
-    if (!isMap(entry.node)) return void this.fail(entry.node, "kafka", "must be a mapping");
+    if (!isMap(entry.node)) return void this.fail(entry.node ?? keyOf(entry), "kafka", "must be a mapping with at least `brokers`", shownOrNull(entry.node));
     const k = this.fields(entry.node, "kafka", ["brokers", "topic", "client_id", "acks", "compression", "max_message_bytes", "target_message_bytes", "request_timeout", "retry_backoff", "retry_backoff_max"]);
     const d = DEFAULTS.kafka;
-    const brokers = this.required(k, "brokers", "kafka.brokers", entry.node, (n, p) => this.strList(n, p, true));
+    this.kafkaTopicGiven = k.has("topic");
+    const brokers = this.required(k, "brokers", "kafka.brokers", keyOf(entry), (n, p) => this.strList(n, p, true));
     brokers?.forEach((b, i) => {
       if (!/^[^\s:]+:\d{1,5}$/.test(b) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(b)) {
         this.fail(this.item(k.get("brokers")?.node, i), `kafka.brokers[${i}]`, "must be HOST:PORT", b);
@@ -197,19 +204,19 @@ class Validator {
     };
   }
 
-  private inputs(f: Fields, root: YAMLMap, defaultTopic: string | undefined): InputConfig[] | undefined {
+  private inputs(f: Fields, root: YAMLMap, defaultTopic: string | undefined, reportMissingTopic: boolean): InputConfig[] | undefined {
     const entry = f.get("inputs");
     if (!entry) return void this.fail(root, "inputs", "missing: add `inputs:` with at least one entry that has `paths`");
-    if (!isSeq(entry.node) || entry.node.items.length === 0) return void this.fail(entry.node, "inputs", "must be a list with at least one entry");
+    if (!isSeq(entry.node) || entry.node.items.length === 0) return void this.fail(entry.node ?? keyOf(entry), "inputs", "must be a list with at least one entry", isSeq(entry.node) ? undefined : shownOrNull(entry.node));
     const out: InputConfig[] = [];
     entry.node.items.forEach((item, i) => {
       const at = `inputs[${i}]`;
-      if (!isMap(item)) return void this.fail(item as Node, at, "must be a mapping with `paths`");
+      if (!isMap(item)) return void this.fail(item as Node, at, "must be a mapping with `paths`", shownOrNull(item as Node));
       const g = this.fields(item, at, ["paths", "exclude", "start_at", "topic", "max_line_bytes", "long_lines", "partial_line_timeout", "close_inactive", "close_removed"]);
       const d = DEFAULTS.input;
       const paths = this.required(g, "paths", `${at}.paths`, item, (n, p) => this.strList(n, p, true));
       const topic = this.optional(g, "topic", `${at}.topic`, (n, p) => this.topicName(n, p)) ?? defaultTopic;
-      if (topic === undefined) this.fail(item, `${at}.topic`, "missing: set `topic` here or `kafka.topic` for all inputs");
+      if (topic === undefined && reportMissingTopic && !g.has("topic")) this.fail(item, `${at}.topic`, "missing: set `topic` here or `kafka.topic` for all inputs");
       out.push({
         paths: (paths ?? []).map((p) => this.absolute(p)),
         exclude: this.optional(g, "exclude", `${at}.exclude`, (n, p) => this.strList(n, p, false)) ?? d.exclude,
@@ -230,7 +237,7 @@ class Validator {
     const entry = f.get("state");
     if (!entry) return { ...d, path: this.absolute(d.path) };
     if (!isMap(entry.node)) {
-      this.fail(entry.node, "state", "must be a mapping (e.g. `path: ./logship-state.db`)");
+      this.fail(entry.node ?? keyOf(entry), "state", "must be a mapping (e.g. `path: ./logship-state.db`)", shownOrNull(entry.node));
       return { ...d, path: this.absolute(d.path) };
     }
     const s = this.fields(entry.node, "state", ["path", "ttl", "flush_interval"]);
@@ -268,7 +275,7 @@ class Validator {
     return convert(entry.node, field);
   }
 
-  private required<T>(f: Fields, key: string, field: string, parent: Node, convert: (n: Node, field: string) => T | undefined): T | undefined {
+  private required<T>(f: Fields, key: string, field: string, parent: Node | null, convert: (n: Node, field: string) => T | undefined): T | undefined {
     if (!f.has(key)) return void this.fail(parent, field, "missing: this key is required");
     return this.optional(f, key, field, convert);
   }
@@ -378,6 +385,15 @@ class Validator {
 function env(e: Record<string, string | undefined>, name: string): string | undefined {
   const v = e[name];
   return v === undefined || v === "" ? undefined : v;
+}
+
+/** The key node of a field, to locate problems about the field as a whole. */
+function keyOf(entry: { node: Node | null; pair: Pair }): Node | null {
+  return (entry.pair.key as Node | null) ?? entry.node;
+}
+
+function shownOrNull(n: Node | null): unknown {
+  return n === null ? null : shown(n);
 }
 
 function shown(n: Node): unknown {

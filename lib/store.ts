@@ -85,6 +85,9 @@ export class Store {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    // An unfinalized statement keeps SQLite's connection open as a zombie: the file stays
+    // open and the WAL is never checkpointed back into it.
+    for (const st of [this.upsert, this.deleteOne, this.expireGone]) st.finalize();
     this.db.close();
   }
 }
