@@ -49,30 +49,32 @@ Options:
 
 class UsageError extends Error {}
 
-// kafkajs schedules a timer with a negative delay in its request queue; Bun warns about it
-// on stderr once per process. It is harmless, and the agent's stderr is its log.
-const emitWarning = process.emitWarning.bind(process);
-process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-  const text = typeof warning === "string" ? warning : warning.message;
-  const type = typeof rest[0] === "string" ? rest[0] : (rest[0] as { type?: string } | undefined)?.type ?? (warning as Error).name;
-  if (type === "TimeoutNegativeWarning" || /is a negative number/.test(text)) return;
-  (emitWarning as (...a: unknown[]) => void)(warning, ...rest);
-}) as typeof process.emitWarning;
+// kafkajs' request queue arms a timer with a negative delay (throttledUntil - now, when it is
+// not throttled), and Bun then prints a TimeoutNegativeWarning on stderr from native code:
+// process.emitWarning is never called, so it cannot be filtered there. Timers with a
+// negative delay run after 1 ms anyway; clamping them here changes nothing but the noise,
+// and the agent's stderr is its log.
+const setTimeoutAsGiven = globalThis.setTimeout;
+globalThis.setTimeout = Object.assign(
+  (handler: (...a: unknown[]) => void, delay?: number, ...args: unknown[]) => setTimeoutAsGiven(handler, typeof delay === "number" && delay < 0 ? 1 : delay, ...args),
+  setTimeoutAsGiven,
+) as typeof setTimeout;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === undefined || command === "--help" || command === "-h" || command === "help") return print(HELP, 0, command === undefined);
+  if (command === undefined) return print(HELP, 2, true); // a usage error: say how to use it, on stderr
+  if (command === "--help" || command === "-h" || command === "help") return print(HELP, 0);
   if (command === "--version" || command === "-V" || command === "version") return print(`logship ${pkg.version}`, 0);
   if (command === "run") return run(rest);
   if (command === "check") return check(rest);
   throw new UsageError(`unknown command "${command}"; expected run or check (see logship --help)`);
 }
 
-function options(args: string[], extra: Record<string, { type: "boolean" }>) {
+function options(command: string, args: string[], extra: Record<string, { type: "boolean" }>) {
   try {
     return parseArgs({ args, strict: true, allowPositionals: false, options: { config: { type: "string", short: "c" }, help: { type: "boolean", short: "h" }, ...extra } }).values as Record<string, string | boolean | undefined>;
   } catch (err) {
-    throw new UsageError(errorText(err));
+    throw new UsageError(`${errorText(err)} (see logship ${command} --help)`);
   }
 }
 
@@ -82,7 +84,7 @@ function configFrom(values: Record<string, string | boolean | undefined>): Agent
 }
 
 async function run(args: string[]): Promise<number> {
-  const values = options(args, { once: { type: "boolean" }, "reset-state": { type: "boolean" } });
+  const values = options("run", args, { once: { type: "boolean" }, "reset-state": { type: "boolean" } });
   if (values.help) return print(RUN_HELP, 0);
   let config = configFrom(values);
   if (values["reset-state"]) await resetStore(config.state.path);
@@ -115,7 +117,7 @@ async function run(args: string[]): Promise<number> {
 }
 
 async function check(args: string[]): Promise<number> {
-  const values = options(args, {});
+  const values = options("check", args, {});
   if (values.help) return print(CHECK_HELP, 0);
   const config = configFrom(values);
   const { files, stateNote } = await checkFiles(config);

@@ -1,6 +1,8 @@
 // Signals: the first SIGTERM or SIGINT drains what is in flight and saves offsets, within
 // shutdown_timeout; a second one exits at once (offsets already saved stay; nothing
-// unacknowledged is marked done). SIGHUP asks for a config reload.
+// unacknowledged is marked done). SIGHUP asks for a config reload: reloads run one at a
+// time, a failed one is logged (never an unhandled rejection, which would end the process),
+// and a SIGHUP while draining is ignored, so a reload cannot restart what is being stopped.
 
 export interface Stoppable {
   stop(deadline: number): Promise<void>;
@@ -45,7 +47,13 @@ export function handleSignals(agent: Stoppable, opts: SignalOptions): () => void
       },
     );
   };
-  const onHup = () => void opts.reload();
+  let reloads: Promise<void> = Promise.resolve();
+  const onHup = () => {
+    if (draining) return opts.log("SIGHUP ignored: shutting down");
+    reloads = reloads
+      .then(() => (draining ? undefined : opts.reload()))
+      .catch((err: unknown) => opts.log(`reload failed: ${err instanceof Error ? err.message : String(err)}`));
+  };
   process.on("SIGTERM", onStop);
   process.on("SIGINT", onStop);
   process.on("SIGHUP", onHup);

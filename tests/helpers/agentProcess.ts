@@ -1,0 +1,364 @@
+// The compiled agent as a child process, for end-to-end tests: builds dist/logship when it
+// is missing or older than its sources, starts it with arguments, keeps its stderr as lines
+// (the agent's log), waits for a log line, sends signals, reports the exit code and the
+// peak resident memory. Nothing here sleeps to assert: waits end on a line or on exit, with
+// a timeout that fails loudly and quotes the tail of the log.
+//
+//   ensureBuilt()                         build dist/logship if stale; returns its path
+//   writeConfig(dir, yaml)                write DIR/logship.yaml; returns its path
+//   const agent = AgentProcess.start(["run", "--config", cfg])
+//   await agent.waitForLine(/file added/) // a line already seen counts too (see `after`)
+//   agent.signal("SIGTERM"); const code = await agent.waitForExit(10_000)
+//   agent.peakRssKiB                      max of sampled VmHWM and the kernel's rusage
+//   const r = await runLogship(["check", "--config", cfg]) // run to completion: code, stdout, stderr
+//   checkDelivery(await consumeAll(bootstraps, topic), files, { host }) // what arrived, line by line
+//
+// $LOGSHIP_BIN, when set, names the binary to test instead (it is then never built), e.g. to
+// run the e2e tests against a release build or while a lib file is half-edited.
+// Exit codes: a process ended by a signal reports 128 + the signal number, as shells do
+// (kill -9 → 137).
+
+import { statSync, writeFileSync, readFileSync, readdirSync } from "node:fs";
+import { constants, hostname } from "node:os";
+import { join, resolve } from "node:path";
+import type { ConsumedRecord } from "./consume.ts";
+
+export const ROOT = resolve(import.meta.dir, "../..");
+/** The binary under test: $LOGSHIP_BIN when set (used as it is, never built), else dist/logship. */
+export const LOGSHIP = process.env.LOGSHIP_BIN ? resolve(process.env.LOGSHIP_BIN) : join(ROOT, "dist/logship");
+
+// --- building ------------------------------------------------------------------------------
+
+/** Sources whose change makes dist/logship stale. */
+function sourceFiles(): string[] {
+  const lib = readdirSync(join(ROOT, "lib")).filter((f) => f.endsWith(".ts")).map((f) => join(ROOT, "lib", f));
+  return [...lib, join(ROOT, "main.ts"), join(ROOT, "package.json")];
+}
+
+function mtimeMs(path: string): number {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * Builds dist/logship with `bun run build` when it is missing or older than main.ts, lib/*.ts
+ * or package.json; with $LOGSHIP_BIN set, returns that binary untouched.
+ */
+export function ensureBuilt(): string {
+  if (process.env.LOGSHIP_BIN) return LOGSHIP;
+  const built = mtimeMs(LOGSHIP);
+  const newest = Math.max(...sourceFiles().map(mtimeMs));
+  if (built >= newest) return LOGSHIP;
+  const r = Bun.spawnSync([process.execPath, "run", "build"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode !== 0) {
+    throw new Error(`bun run build failed (exit ${r.exitCode}):\n${r.stdout.toString()}\n${r.stderr.toString()}`);
+  }
+  return LOGSHIP;
+}
+
+/** Writes `yaml` to DIR/NAME (default logship.yaml) and returns the path. */
+export function writeConfig(dir: string, yaml: string, name = "logship.yaml"): string {
+  const path = join(dir, name);
+  writeFileSync(path, yaml);
+  return path;
+}
+
+// --- one running agent ---------------------------------------------------------------------
+
+export interface StartOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>; // merged over process.env
+  binary?: string; // default dist/logship
+  rssSampleMs?: number; // how often VmHWM is read while it runs (default 50)
+}
+
+export type LineMatch = RegExp | string | ((line: string) => boolean);
+
+const SIGNALS = constants.signals as Record<string, number>;
+
+export class AgentProcess {
+  readonly pid: number;
+  /** Complete stderr lines so far, in order. */
+  readonly lines: string[] = [];
+  /** Resolves with the exit code (128 + signal number when killed). */
+  readonly exited: Promise<number>;
+  private stdoutText = "";
+  private partial = "";
+  private waiters: { match: (line: string) => boolean; resolve: (line: string) => void }[] = [];
+  private sampledHwmKiB = 0;
+  private code: number | null = null;
+
+  private constructor(private readonly proc: Bun.Subprocess<"ignore", "pipe", "pipe">, readonly args: string[], rssSampleMs: number) {
+    this.pid = proc.pid;
+    const stderrDone = this.readStderr(proc.stderr);
+    const stdoutDone = new Response(proc.stdout).text().then((t) => void (this.stdoutText = t));
+    const sampler = setInterval(() => this.sampleRss(), rssSampleMs);
+    this.sampleRss();
+    this.exited = proc.exited.then(async () => {
+      clearInterval(sampler);
+      await Promise.all([stderrDone, stdoutDone]);
+      this.code = proc.exitCode ?? 128 + (SIGNALS[proc.signalCode ?? ""] ?? 0);
+      return this.code;
+    });
+  }
+
+  /** Starts `logship ARGS...`. */
+  static start(args: string[], opts: StartOptions = {}): AgentProcess {
+    const proc = Bun.spawn([opts.binary ?? LOGSHIP, ...args], {
+      cwd: opts.cwd ?? ROOT,
+      env: { ...process.env, ...opts.env },
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    return new AgentProcess(proc, args, opts.rssSampleMs ?? 50);
+  }
+
+  /** Everything written to stdout; complete once the process has exited. */
+  get stdout(): string {
+    return this.stdoutText;
+  }
+
+  /** The log so far as one string. */
+  get stderr(): string {
+    return this.lines.join("\n") + (this.partial ? `\n${this.partial}` : "");
+  }
+
+  /** The exit code once exited, else null. */
+  get exitCode(): number | null {
+    return this.code;
+  }
+
+  /**
+   * Peak resident set size in KiB: the highest VmHWM read from /proc/PID/status while it
+   * ran, and once it has exited, the kernel's ru_maxrss for it (exact) if higher.
+   */
+  get peakRssKiB(): number {
+    const rusage = this.code === null ? 0 : Math.round((this.proc.resourceUsage()?.maxRSS ?? 0) / 1024);
+    return Math.max(this.sampledHwmKiB, rusage);
+  }
+
+  /**
+   * The first stderr line at index `after` or later (default 0: lines already seen count)
+   * that matches; rejects after `timeoutMs` or when the process exits first.
+   */
+  waitForLine(match: LineMatch, opts: { timeoutMs?: number; after?: number } = {}): Promise<string> {
+    const test = matcher(match);
+    const found = this.lines.slice(opts.after ?? 0).find(test);
+    if (found !== undefined) return Promise.resolve(found);
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    return new Promise((resolve, reject) => {
+      const fail = (why: string) => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`logship ${this.args.join(" ")}: no stderr line matching ${String(match)} ${why}; last lines:\n${this.lines.slice(-15).join("\n")}`));
+      };
+      const timer = setTimeout(() => fail(`within ${timeoutMs} ms`), timeoutMs);
+      const waiter = {
+        match: test,
+        resolve: (line: string) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      };
+      this.waiters.push(waiter);
+      void this.exited.then((code) => {
+        clearTimeout(timer);
+        if (this.waiters.includes(waiter)) fail(`before it exited with ${code}`);
+      });
+    });
+  }
+
+  /** Sends a signal (e.g. "SIGTERM", "SIGHUP", "SIGKILL"). */
+  signal(sig: NodeJS.Signals): void {
+    this.proc.kill(sig);
+  }
+
+  /** The exit code; rejects if the process is still running after `timeoutMs`. */
+  async waitForExit(timeoutMs = 30_000): Promise<number> {
+    let timer: Timer | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`logship ${this.args.join(" ")} still running after ${timeoutMs} ms; last lines:\n${this.lines.slice(-15).join("\n")}`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Cleanup for afterEach/finally: SIGKILL if still running, then wait for it. */
+  async kill(): Promise<void> {
+    if (this.code === null) this.proc.kill("SIGKILL");
+    await this.exited;
+  }
+
+  private async readStderr(stream: ReadableStream<Uint8Array>): Promise<void> {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) {
+      this.partial += decoder.decode(chunk, { stream: true });
+      let nl: number;
+      while ((nl = this.partial.indexOf("\n")) >= 0) {
+        const line = this.partial.slice(0, nl);
+        this.partial = this.partial.slice(nl + 1);
+        this.lines.push(line);
+        for (const w of this.waiters.filter((w) => w.match(line))) {
+          this.waiters = this.waiters.filter((x) => x !== w);
+          w.resolve(line);
+        }
+      }
+    }
+    if (this.partial) {
+      this.lines.push(this.partial);
+      this.partial = "";
+    }
+  }
+
+  private sampleRss(): void {
+    try {
+      const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${this.pid}/status`, "utf8"));
+      if (m) this.sampledHwmKiB = Math.max(this.sampledHwmKiB, Number(m[1]));
+    } catch {
+      // exited between samples: rusage covers the rest
+    }
+  }
+}
+
+function matcher(m: LineMatch): (line: string) => boolean {
+  if (typeof m === "function") return m;
+  if (typeof m === "string") return (line) => line.includes(m);
+  return (line) => m.test(line);
+}
+
+// --- run to completion ---------------------------------------------------------------------
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  lines: string[]; // stderr lines
+  peakRssKiB: number;
+  ms: number; // wall time
+}
+
+/** Runs `logship ARGS...` to its end; kills it and throws if it runs longer than `timeoutMs` (default 30 s). */
+export async function runLogship(args: string[], opts: StartOptions & { timeoutMs?: number } = {}): Promise<RunResult> {
+  const started = performance.now();
+  const agent = AgentProcess.start(args, opts);
+  try {
+    const code = await agent.waitForExit(opts.timeoutMs ?? 30_000);
+    return { code, stdout: agent.stdout, stderr: agent.stderr, lines: agent.lines, peakRssKiB: agent.peakRssKiB, ms: Math.round(performance.now() - started) };
+  } finally {
+    await agent.kill();
+  }
+}
+
+// --- what arrived --------------------------------------------------------------------------
+// checkDelivery() holds a topic read back with consumeAll() against the files it came from,
+// by the published contract: key = path; headers host, path, offset (byte offset in the file
+// of the value's first byte) and file (one identity per path here); values are whole lines,
+// byte for byte; a file's records sit in one partition, in file order. It walks each file's
+// records line by line: a line at an offset already delivered is a duplicate (an error unless
+// `duplicates: "count"`), any other line must start where the previous one ended, and the
+// lines together must cover the file's complete lines exactly. Throws on the first violation
+// with a message naming file, offset and what differs.
+
+export interface FileDelivery {
+  partition: number;
+  fileId: string;
+  records: number;
+  lines: number; // distinct lines delivered
+  bytes: number; // distinct bytes delivered
+  duplicateLines: number;
+  duplicateRecords: number; // records made only of lines already delivered
+}
+
+export interface DeliveryReport {
+  records: number;
+  lines: number; // distinct
+  bytes: number; // distinct
+  duplicateLines: number;
+  duplicateRecords: number;
+  files: Map<string, FileDelivery>;
+}
+
+/** The bytes a file has shipped once it is caught up: everything through its last "\n". */
+export function completeLines(content: Buffer): Buffer {
+  return content.subarray(0, content.lastIndexOf(0x0a) + 1);
+}
+
+/** The host header logship sends by default: $HOSTNAME, else the OS hostname. */
+export function defaultHost(): string {
+  return process.env.HOSTNAME || hostname();
+}
+
+export function checkDelivery(
+  records: ConsumedRecord[],
+  files: Map<string, Buffer>, // path → file content now (a partial last line is not expected)
+  opts: { host: string; duplicates?: "forbid" | "count"; prefixOnly?: boolean }, // prefixOnly: a file may have arrived only in part (a stopped run)
+): DeliveryReport {
+  const byPath = new Map<string, ConsumedRecord[]>();
+  for (const r of records) {
+    if (!files.has(r.key)) throw new Error(`record ${r.partition}/${r.offset} has key ${JSON.stringify(r.key)}, not one of the shipped files`);
+    const list = byPath.get(r.key) ?? [];
+    list.push(r);
+    byPath.set(r.key, list);
+  }
+  const report: DeliveryReport = { records: records.length, lines: 0, bytes: 0, duplicateLines: 0, duplicateRecords: 0, files: new Map() };
+  for (const [path, content] of files) {
+    const want = completeLines(content);
+    const list = (byPath.get(path) ?? []).sort((a, b) => a.offset - b.offset);
+    const first = list[0];
+    if (!first) {
+      if (want.length > 0 && !opts.prefixOnly) throw new Error(`${path}: nothing arrived, ${want.length} bytes expected`);
+      continue;
+    }
+    const f: FileDelivery = { partition: first.partition, fileId: first.headers.file ?? "", records: list.length, lines: 0, bytes: 0, duplicateLines: 0, duplicateRecords: 0 };
+    if (!f.fileId) throw new Error(`${path}: record ${first.partition}/${first.offset} has no file header`);
+    let next = 0; // file offset the next new line must start at
+    for (const r of list) {
+      const at = `${path} record ${r.partition}/${r.offset}`;
+      const h = r.headers;
+      if (r.partition !== f.partition) throw new Error(`${at}: in partition ${r.partition}, the file's first record in ${f.partition}`);
+      if (h.path !== path) throw new Error(`${at}: path header ${JSON.stringify(h.path)} differs from the key`);
+      if (h.host !== opts.host) throw new Error(`${at}: host header ${JSON.stringify(h.host)}, expected ${JSON.stringify(opts.host)}`);
+      if (h.file !== f.fileId) throw new Error(`${at}: file header ${JSON.stringify(h.file)}, the file's first record has ${JSON.stringify(f.fileId)}`);
+      if (!/^\d+$/.test(h.offset ?? "")) throw new Error(`${at}: offset header ${JSON.stringify(h.offset)} is not a byte offset`);
+      const start = Number(h.offset);
+      const v = r.value;
+      if (v.length === 0 || v[v.length - 1] !== 0x0a) throw new Error(`${at}: value (${v.length} bytes at ${start}) does not end with a complete line`);
+      if (start + v.length > want.length || !v.equals(want.subarray(start, start + v.length))) {
+        throw new Error(`${at}: value (${v.length} bytes) differs from the file's bytes at offset ${start}: ${JSON.stringify(v.subarray(0, 60).toString("latin1"))}`);
+      }
+      let fresh = 0;
+      for (let pos = 0; pos < v.length; ) {
+        const end = v.indexOf(0x0a, pos) + 1;
+        const lineAt = start + pos;
+        if (lineAt < next) {
+          if (opts.duplicates !== "count") throw new Error(`${at}: line at offset ${lineAt} was already delivered (duplicate)`);
+          f.duplicateLines++;
+          // a duplicate must still be a line boundary of the file
+          if (lineAt > 0 && want[lineAt - 1] !== 0x0a) throw new Error(`${at}: duplicate at ${lineAt} does not start a line`);
+        } else if (lineAt > next) {
+          throw new Error(`${at}: bytes ${next}..${lineAt} are missing (or out of order): the line at ${lineAt} came before them`);
+        } else {
+          fresh++;
+          f.lines++;
+          f.bytes += end - pos;
+          next = lineAt + end - pos;
+        }
+        pos = end;
+      }
+      if (fresh === 0) f.duplicateRecords++;
+    }
+    if (next !== want.length && !opts.prefixOnly) throw new Error(`${path}: bytes ${next}..${want.length} never arrived`);
+    report.files.set(path, f);
+    report.lines += f.lines;
+    report.bytes += f.bytes;
+    report.duplicateLines += f.duplicateLines;
+    report.duplicateRecords += f.duplicateRecords;
+  }
+  return report;
+}
