@@ -255,10 +255,12 @@ class Validator {
     const out: Fields = new Map();
     for (const pair of map.items) {
       const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-      const field = at ? `${at}.${key}` : key;
       if (!known.includes(key)) {
+        // A key that is not a plain word (spaces, a complex key) is named in the message, not the field path.
+        const plain = /^[A-Za-z0-9_-]+$/.test(key);
+        const field = plain ? (at ? `${at}.${key}` : key) : at || "(root)";
         const near = known.find((k) => editDistance(k, key) <= 2);
-        this.fail(pair.key as Node, field, `unknown key${near ? ` (did you mean "${near}"?)` : ""}; known keys: ${known.join(", ")}`);
+        this.fail(pair.key as Node, field, `unknown key${plain ? "" : ` ${JSON.stringify(key)}`}${near ? ` (did you mean "${near}"?)` : ""}; known keys: ${known.join(", ")}`);
         continue;
       }
       out.set(key, { node: (pair.value as Node | null) ?? null, pair });

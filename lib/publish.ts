@@ -7,6 +7,7 @@
 import { CompressionTypes, Kafka, logLevel, Partitioners, type Message, type Producer, type TopicMessages } from "kafkajs";
 import type { KafkaConfig } from "./config.ts";
 import { PublishError } from "./errors.ts";
+import "./kafkajs-patches.ts";
 import { BATCH_OVERHEAD, chunkHeaders, type Chunk } from "./pack.ts";
 
 /** What the agent needs from Kafka; tests substitute a fake. */
@@ -73,7 +74,7 @@ export class KafkaPublisher implements Publisher {
         compression: COMPRESSION[this.config.compression],
       });
     } catch (err) {
-      throw toPublishError(err);
+      throw toPublishError(err, [...byTopic.keys()]);
     }
   }
 
@@ -99,13 +100,19 @@ export class KafkaPublisher implements Publisher {
 /** Kafka error types that a smaller record can fix. */
 export const TOO_LARGE = new Set(["MESSAGE_TOO_LARGE", "RECORD_LIST_TOO_LARGE"]);
 
-/** Digs the Kafka error type out of kafkajs' wrappers (retries exceeded, aggregates). */
-export function toPublishError(err: unknown): PublishError {
+/**
+ * Digs the Kafka error type out of kafkajs' wrappers (retries exceeded, aggregates). A Kafka
+ * error code (as opposed to a connection problem) is about the records sent, so the message
+ * names the `topics` they were for: "not authorized" alone does not say what to fix.
+ */
+export function toPublishError(err: unknown, topics: string[] = []): PublishError {
   if (err instanceof PublishError) return err;
   const root = innermost(err);
-  const code = typeof (root as { type?: unknown }).type === "string" ? (root as { type: string }).type : (root as Error).name ?? "UNKNOWN";
+  const kafkaCode = typeof (root as { type?: unknown }).type === "string" ? (root as { type: string }).type : undefined;
+  const code = kafkaCode ?? (root as Error).name ?? "UNKNOWN";
   const retriable = TOO_LARGE.has(code) ? false : (root as { retriable?: boolean }).retriable !== false || isConnectionError(root);
-  const message = (root as Error).message ?? String(root);
+  let message = (root as Error).message ?? String(root);
+  if (kafkaCode && topics.length > 0) message += ` (topic${topics.length > 1 ? "s" : ""} ${topics.join(", ")})`;
   return new PublishError(message, { retriable, code, cause: err });
 }
 

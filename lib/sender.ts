@@ -27,7 +27,7 @@ export class Sender {
   private aborted = false;
   private attempt = 0;
   private failingSince = 0;
-  private singleNext = false; // after "too large", send the head chunk alone
+  private singleNext = false; // after "too large", send the first record alone
   /** Bytes of chunk values queued or in flight. */
   inflightBytes = 0;
   /** Called after every acknowledged send (room for more reading). */
@@ -102,7 +102,7 @@ export class Sender {
         await new Promise<void>((r) => (this.wake = r));
         continue;
       }
-      const batch = this.singleNext ? this.queue.slice(0, 1) : nextBatch(this.queue, this.opts, (t, k) => this.publisher.partitionOf(t, k));
+      const batch = this.singleNext ? throughFirstRecord(this.queue) : nextBatch(this.queue, this.opts, (t, k) => this.publisher.partitionOf(t, k));
       this.singleNext = false;
       const records = batch.filter((c) => c.value.length > 0);
       try {
@@ -111,21 +111,22 @@ export class Sender {
         this.acked(batch, records);
       } catch (err) {
         if (this.aborted) return;
-        await this.failed(batch, toPublishError(err));
+        await this.failed(records, toPublishError(err));
       }
     }
   }
 
+  /** `batch` (a prefix of the queue) is done; `records` are the chunks of it Kafka holds now. */
   private acked(batch: Chunk[], records: Chunk[]): void {
     this.queue.splice(0, batch.length);
     this.checkpoint.acked(batch);
+    for (const c of batch) this.inflightBytes -= c.value.length;
     let bytes = 0;
     let lines = 0;
-    for (const c of batch) {
+    for (const c of records) {
       bytes += c.value.length;
       lines += c.lines;
     }
-    this.inflightBytes -= bytes;
     this.events.chunksAcked(records.length, lines, bytes);
     if (this.failingSince !== 0) this.events.sendRecovered(Date.now() - this.failingSince);
     this.failingSince = 0;
@@ -133,8 +134,8 @@ export class Sender {
     this.onAcked();
   }
 
-  private async failed(batch: Chunk[], err: PublishError): Promise<void> {
-    if (TOO_LARGE.has(err.code)) return this.tooLarge(batch, err);
+  private async failed(records: Chunk[], err: PublishError): Promise<void> {
+    if (TOO_LARGE.has(err.code)) return this.tooLarge(records, err);
     this.attempt++;
     if (this.failingSince === 0) this.failingSince = Date.now();
     const base = Math.min(this.opts.retryBackoffMaxMs, this.opts.retryBackoffMs * 2 ** Math.min(this.attempt - 1, 30));
@@ -143,21 +144,25 @@ export class Sender {
     await this.sleep(delay);
   }
 
-  /** Kafka refused a record's size: send the head alone, cut it at line ends, or drop a single line. */
-  private tooLarge(batch: Chunk[], err: PublishError): void {
-    if (batch.filter((c) => c.value.length > 0).length > 1) {
-      this.singleNext = true;
-      return;
-    }
-    const head = this.queue[0]!;
-    const halves = splitAtLine(head);
+  /**
+   * Kafka refused a record's size: send the first record alone, cut it at line ends (and
+   * send its first half alone), or drop it when it is a single line. Each refusal makes the
+   * next send smaller, so this ends; empty chunks (skipped bytes) are never the culprit.
+   */
+  private tooLarge(records: Chunk[], err: PublishError): void {
+    this.singleNext = true;
+    if (records.length !== 1) return;
+    const refused = records[0]!;
+    const at = this.queue.indexOf(refused);
+    const halves = splitAtLine(refused);
     if (halves) {
-      this.queue.splice(0, 1, ...halves);
-      this.checkpoint.split(head, halves);
+      this.queue.splice(at, 1, ...halves);
+      this.checkpoint.split(refused, halves);
       return;
     }
-    this.events.recordDropped(head.source.path, head.start, head.value.length, err.code);
-    this.acked([head], []);
+    this.singleNext = false;
+    this.events.recordDropped(refused.source.path, refused.start, refused.value.length, err.code);
+    this.acked(this.queue.slice(0, at + 1), []); // with the empty chunks ahead of it
   }
 
   private sleep(ms: number): Promise<void> {
@@ -181,6 +186,12 @@ export class Sender {
       s.resolve();
     }
   }
+}
+
+/** The head of the queue up to and including its first non-empty chunk (one record). */
+function throughFirstRecord(queue: Chunk[]): Chunk[] {
+  const i = queue.findIndex((c) => c.value.length > 0);
+  return queue.slice(0, i < 0 ? queue.length : i + 1);
 }
 
 /** Cuts a chunk in two at the line end nearest its middle; null for a single line. */

@@ -1,0 +1,190 @@
+// Faults: the state database. On a full disk the saved offsets stop advancing, the agent says
+// why, and they catch up once space returns, with nothing lost. A state file that is not a
+// logship database, or whose pages are damaged, makes the agent refuse to start (exit 1)
+// with a message naming --reset-state, instead of silently reading every file again.
+//
+// The full disk is a 256 KiB tmpfs mounted under the workspace (needs root). Without the
+// right to mount, the binary runs under a soft file-size limit instead (SIGXFSZ ignored, so
+// SQLite's writes fail) that prlimit lifts again; the test says which one it used.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { consumeAll, listTopics } from "./helpers/consume.ts";
+import { eventually } from "./helpers/eventually.ts";
+import { AgentRun, appendLines, fields, mkdir, removeWorkspace, savedOffsets, shortfall, verifyDelivery, workspace, writeConfig } from "./helpers/faults.ts";
+import { startMockCluster, type MockCluster } from "./helpers/mockCluster.ts";
+
+let cluster: MockCluster;
+const dirs: string[] = [];
+const mounts: string[] = [];
+
+beforeAll(() => {
+  cluster = startMockCluster({ brokers: 1 });
+});
+afterAll(() => {
+  cluster.close();
+  for (const m of mounts) Bun.spawnSync(["umount", m]);
+  for (const d of dirs) removeWorkspace(d);
+});
+
+function scratch(name: string): string {
+  const d = workspace(name);
+  dirs.push(d);
+  return d;
+}
+
+/** A place for the state file whose disk can be filled and freed while the agent runs. */
+interface SmallDisk {
+  how: string;
+  dir: string;
+  start(config: string): AgentRun;
+  fill(run: AgentRun): void;
+  free(run: AgentRun): void;
+}
+
+function smallDisk(dir: string): SmallDisk {
+  const tmpfs = mkdir(join(dir, "state"));
+  const mounted = !process.env.FAULTS_NO_MOUNT && Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", tmpfs]).exitCode === 0;
+  if (mounted) {
+    mounts.push(tmpfs);
+    const filler = join(tmpfs, "filler");
+    return {
+      how: "256 KiB tmpfs",
+      dir: tmpfs,
+      start: (config) => AgentRun.run(config),
+      fill() {
+        const fd = openSync(filler, "w");
+        const block = Buffer.alloc(4096, 0x61);
+        try {
+          for (;;) writeSync(fd, block);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "ENOSPC") throw err;
+        } finally {
+          closeSync(fd);
+        }
+      },
+      free: () => unlinkSync(filler),
+    };
+  }
+  // No mount allowed: the state file may not grow past 64 KiB until prlimit lifts the limit.
+  return {
+    how: "file-size limit (ulimit -S -f 64, SIGXFSZ ignored; tmpfs mount not permitted or FAULTS_NO_MOUNT set)",
+    dir: tmpfs,
+    start: (config) => AgentRun.start(["run", "--config", config], { wrap: ["bash", "-c", 'trap "" XFSZ; ulimit -S -f 64; exec "$0" "$@"'] }),
+    fill() {},
+    free(run) {
+      const r = Bun.spawnSync(["prlimit", "--pid", String(run.pid), "--fsize=unlimited:"]);
+      if (r.exitCode !== 0) throw new Error(`prlimit failed: ${r.stderr.toString()}`);
+    },
+  };
+}
+
+describe("state database on a full disk", () => {
+  test(
+    "saved offsets stop advancing, the agent says why, and they catch up when space returns; nothing is lost",
+    async () => {
+      const dir = scratch("fulldisk");
+      const logs = mkdir(join(dir, "logs"));
+      const disk = smallDisk(dir);
+      const state = join(disk.dir, "state.db");
+      const config = writeConfig(join(dir, "logship.yaml"), { inputs: [{ paths: [join(logs, "*.log")] }], brokers: cluster.bootstraps, topic: "fulldisk", state });
+      const path = join(logs, "a.log");
+      const written = { a: appendLines(path, "a", 0, 100) };
+      const run = disk.start(config);
+      try {
+        await eventually(() => savedOffsets(state).get(path) === statSync(path).size, { timeoutMs: 15_000 });
+        disk.fill(run);
+        const before = savedOffsets(state).get(path);
+        const from = run.lines.length;
+        // Enough acknowledged offsets to need new space (the limit mode needs the WAL to grow).
+        for (let i = 0; i < 8 && run.count(/ERROR cannot save offsets/, from) === 0; i++) {
+          written.a = appendLines(path, "a", written.a, 3000);
+          await eventually(() => run.count(/ INFO stats /, from) > i, { timeoutMs: 5_000 });
+        }
+        const why = fields(await run.waitFor(/ERROR cannot save offsets/, { from, timeoutMs: 10_000 }));
+        expect(why.reason).toMatch(/full|disk I\/O error/);
+        const stuck = savedOffsets(state).get(path);
+        expect(stuck).toBeLessThan(statSync(path).size);
+        if (disk.how.includes("tmpfs")) expect(stuck).toBe(before);
+        written.a = appendLines(path, "a", written.a, 100);
+        await eventually(() => run.count(/ INFO stats /, from) >= 3, { timeoutMs: 5_000 }); // flushes keep failing
+        expect(savedOffsets(state).get(path)).toBe(stuck);
+        console.log(`[faults] full disk (${disk.how}): ${run.count(/ERROR cannot save offsets/, from)} "cannot save offsets" lines while full`);
+
+        disk.free(run);
+        await eventually(() => savedOffsets(state).get(path) === statSync(path).size, { timeoutMs: 10_000, message: "offsets catch up once space returns" });
+        run.signal("SIGTERM");
+        expect(await run.exited()).toBe(0);
+      } finally {
+        await run.kill();
+      }
+      const d = verifyDelivery(await consumeAll(cluster.bootstraps, "fulldisk"));
+      expect(d.errors).toEqual([]);
+      expect(shortfall(d, written)).toEqual([]);
+    },
+    60_000,
+  );
+});
+
+describe("a corrupt state file", () => {
+  function setup(name: string) {
+    const dir = scratch(name);
+    const logs = mkdir(join(dir, "logs"));
+    const state = join(dir, "state.db");
+    const config = writeConfig(join(dir, "logship.yaml"), { inputs: [{ paths: [join(logs, "*.log")] }], brokers: cluster.bootstraps, topic: name, state });
+    const written = { c: appendLines(join(logs, "c.log"), "c", 0, 500) };
+    return { dir, logs, state, config, written };
+  }
+
+  /** Exit 1, one line naming the file and --reset-state, no stack trace. */
+  async function refusesToStart(config: string, state: string): Promise<string> {
+    const run = AgentRun.run(config);
+    expect(await run.exited()).toBe(1);
+    const text = run.lines.join("\n");
+    expect(text).toContain(state);
+    expect(text).toContain("--reset-state");
+    expect(text).not.toMatch(/^\s+at /m);
+    expect(run.count(/ file added /)).toBe(0);
+    return text;
+  }
+
+  test(
+    "a file that is not a database: refuses to start with exit 1 and names --reset-state",
+    async () => {
+      const s = setup("notadb");
+      writeFileSync(s.state, "this is not an SQLite database\n".repeat(200));
+      const text = await refusesToStart(s.config, s.state);
+      console.log(`[faults] not a database: ${text.split("\n").at(-1)}`);
+      expect(await listTopics(cluster.bootstraps)).not.toContain("notadb"); // nothing was shipped
+    },
+    30_000,
+  );
+
+  test(
+    "damaged pages: refuses to start (never re-reads silently); --reset-state then ships everything again",
+    async () => {
+      const s = setup("badpages");
+      const first = AgentRun.run(s.config, "--once");
+      expect(await first.exited()).toBe(0);
+      const shipped = (await consumeAll(cluster.bootstraps, "badpages")).length;
+      expect(shipped).toBeGreaterThan(0);
+
+      // Overwrite every page after the header page: the schema survives, the table does not.
+      const bytes = readFileSync(s.state);
+      expect(bytes.length).toBeGreaterThan(4096);
+      for (let i = 4096; i < bytes.length; i++) bytes[i] = (i * 131) & 0xff;
+      writeFileSync(s.state, bytes);
+      await refusesToStart(s.config, s.state);
+      expect((await consumeAll(cluster.bootstraps, "badpages")).length).toBe(shipped);
+
+      const reset = AgentRun.run(s.config, "--once", "--reset-state");
+      expect(await reset.exited()).toBe(0);
+      const d = verifyDelivery(await consumeAll(cluster.bootstraps, "badpages"));
+      expect(d.errors).toEqual([]);
+      expect(shortfall(d, s.written)).toEqual([]);
+      expect(d.duplicates).toBe(s.written.c); // read again from 0, as the message warned
+    },
+    30_000,
+  );
+});
