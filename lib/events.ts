@@ -22,6 +22,7 @@ export interface AgentEvents {
   sendFailed(reason: string, code: string, retriable: boolean, attempt: number, retryInMs: number): void;
   sendRecovered(downMs: number): void;
   stateError(reason: string): void;
+  stateRecovered(downMs: number): void;
   configReloaded(file: string): void;
   configRejected(file: string, reason: string): void;
   summary(info: { filesTracked: number; filesOpen: number; inflightBytes: number }): void;
@@ -50,6 +51,8 @@ export class LogEvents implements AgentEvents {
   readonly counters = new Counters();
   private outageSince = 0;
   private lastReminder = 0;
+  private stateFailingSince = 0;
+  private lastStateReminder = 0;
   private readonly warnedOnce = new Set<string>();
   private readonly lastUnreadable = new Map<string, string>();
 
@@ -69,7 +72,7 @@ export class LogEvents implements AgentEvents {
   }
   stopped(info: { unacknowledgedBytes: number }): void {
     const c = this.counters;
-    const fields: Record<string, unknown> = { lines: c.lines, bytes: c.bytes, records: c.records };
+    const fields: Record<string, unknown> = { lines: c.lines, bytes: c.bytes, records: c.records, ...this.losses() };
     if (info.unacknowledgedBytes > 0) fields.unacknowledged_bytes = info.unacknowledgedBytes;
     this.log(info.unacknowledgedBytes > 0 ? "WARN" : "INFO", info.unacknowledgedBytes > 0 ? "logship stopped; unacknowledged data will be sent again on the next start" : "logship stopped", fields);
   }
@@ -143,7 +146,20 @@ export class LogEvents implements AgentEvents {
     this.log("INFO", "Kafka sends succeed again", { down_for_ms: downMs });
   }
   stateError(reason: string): void {
-    this.log("ERROR", "cannot save offsets; holding them in memory and retrying", { reason });
+    const now = Date.now();
+    if (this.stateFailingSince === 0) {
+      this.stateFailingSince = now;
+      this.lastStateReminder = now;
+      this.log("ERROR", "cannot save offsets; reading paused, offsets held in memory, retrying", { reason });
+    } else if (now - this.lastStateReminder >= this.reminderMs) {
+      this.lastStateReminder = now;
+      this.log("ERROR", "still cannot save offsets", { reason, failing_for_s: Math.round((now - this.stateFailingSince) / 1000) });
+    }
+  }
+  stateRecovered(downMs: number): void {
+    if (this.stateFailingSince === 0) return;
+    this.stateFailingSince = 0;
+    this.log("INFO", "offsets saved again", { failed_for_ms: downMs });
   }
   configReloaded(file: string): void {
     this.log("INFO", "config reloaded", { file });
@@ -153,7 +169,18 @@ export class LogEvents implements AgentEvents {
   }
   summary(info: { filesTracked: number; filesOpen: number; inflightBytes: number }): void {
     const c = this.counters;
-    this.log("INFO", "stats", { lines: c.lines, bytes: c.bytes, records: c.records, files_tracked: info.filesTracked, files_open: info.filesOpen, inflight_bytes: info.inflightBytes });
+    this.log("INFO", "stats", { lines: c.lines, bytes: c.bytes, records: c.records, files_tracked: info.filesTracked, files_open: info.filesOpen, inflight_bytes: info.inflightBytes, ...this.losses() });
+  }
+
+  /** Counters of data not shipped as written, shown only when non-zero. */
+  private losses(): Record<string, number> {
+    const c = this.counters;
+    const out: Record<string, number> = {};
+    if (c.bytesLost > 0) out.bytes_lost = c.bytesLost;
+    if (c.recordsDropped > 0) out.records_dropped = c.recordsDropped;
+    if (c.linesTruncated > 0) out.lines_truncated = c.linesTruncated;
+    if (c.linesDropped > 0) out.lines_dropped = c.linesDropped;
+    return out;
   }
 
   private once(key: string): boolean {
