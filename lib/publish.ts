@@ -7,7 +7,7 @@
 import { CompressionTypes, Kafka, logLevel, Partitioners, type Message, type Producer, type TopicMessages } from "kafkajs";
 import type { KafkaConfig } from "./config.ts";
 import { PublishError } from "./errors.ts";
-import "./kafkajs-patches.ts";
+import { withEncoderArena } from "./kafkajs-patches.ts";
 import { BATCH_OVERHEAD, chunkHeaders, type Chunk } from "./pack.ts";
 
 /** What the agent needs from Kafka; tests substitute a fake. */
@@ -67,12 +67,15 @@ export class KafkaPublisher implements Publisher {
     const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
     try {
       await this.connect();
-      await this.producer.sendBatch({
-        topicMessages,
-        acks: ACKS[this.config.acks],
-        timeout: this.config.request_timeout,
-        compression: COMPRESSION[this.config.compression],
-      });
+      await withEncoderArena(() =>
+        this.producer.sendBatch({
+          topicMessages,
+          acks: ACKS[this.config.acks],
+          timeout: this.config.request_timeout,
+          compression: COMPRESSION[this.config.compression],
+        }),
+        this.config.acks !== "none",
+      );
     } catch (err) {
       throw toPublishError(err, [...byTopic.keys()]);
     }
