@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 missing=()
 ldconfig -p 2>/dev/null | grep -q 'librdkafka\.so\.1' || missing+=(librdkafka1)
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+[ -x /usr/bin/time ] || missing+=(time)   # the benchmark reads CPU and peak RSS from it
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}" >&2
   sudo=""
