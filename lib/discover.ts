@@ -1,9 +1,15 @@
-// Discovery: expands each input's include globs (Bun.Glob, `**` allowed) into the paths
-// they match now, minus the exclude globs. It only lists names; whether a path is a
-// readable regular file, and which file it is, is identify's job. The same path matched by
+// Discovery: expands each input's include globs (`**` allowed, matched with Bun.Glob) into
+// the paths they match now, minus the exclude globs. It only lists names; whether a path is
+// a readable regular file, and which file it is, is identify's job. The same path matched by
 // two globs or two inputs is listed once, for the first input that matched it.
+// What a wildcard lists: every entry that is not a directory (regular files, symlinks,
+// FIFOs, sockets: the ones that cannot be read are then reported by name, where Bun.Glob's
+// own scan would hide them). Directories are walked, never listed: a directory is not a log
+// file, and `/var/log/*` would otherwise warn about every sub-directory. A plain path (no
+// wildcard) is listed whatever it is, so naming a directory or a FIFO is reported. Names
+// starting with "." are matched only by a pattern segment that starts with ".".
 
-import { statSync } from "node:fs";
+import { readdirSync, statSync, type Dirent } from "node:fs";
 import { basename, join, sep } from "node:path";
 import type { InputConfig } from "./config.ts";
 
@@ -70,15 +76,44 @@ async function expand(pattern: string, onError: (pattern: string, reason: string
       return [];
     }
   }
+  const glob = new Bun.Glob(rest);
+  const segments = rest.split(sep);
+  const depth = segments.includes("**") ? Infinity : segments.length;
+  const dotOk = segments.some((s) => s.startsWith("."));
   const found: string[] = [];
-  try {
-    const glob = new Bun.Glob(rest);
-    for await (const rel of glob.scan({ cwd: root, onlyFiles: true, followSymlinks: true, throwErrorOnBrokenSymlink: false })) {
-      found.push(join(root, rel));
+  const visited = new Set<string>(); // dev:ino of walked directories (symlink loops)
+  const walk = (dir: string, rel: string, level: number): void => {
+    let entries: Dirent[];
+    try {
+      const st = statSync(dir);
+      const key = `${st.dev}:${st.ino}`;
+      if (visited.has(key)) return;
+      visited.add(key);
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") onError(pattern, (err as Error).message);
+      return;
     }
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== "ENOENT") onError(pattern, (err as Error).message);
-  }
+    for (const e of entries) {
+      if (e.name.startsWith(".") && !dotOk) continue;
+      const relPath = rel === "" ? e.name : `${rel}${sep}${e.name}`;
+      const path = join(dir, e.name);
+      let isDir = e.isDirectory();
+      if (e.isSymbolicLink()) {
+        try {
+          isDir = statSync(path).isDirectory();
+        } catch {
+          isDir = false; // dangling: listed, identify finds nothing there
+        }
+      }
+      if (isDir) {
+        if (level + 1 < depth) walk(path, relPath, level + 1);
+        continue;
+      }
+      if (glob.match(relPath)) found.push(path);
+    }
+  };
+  walk(root, "", 0);
   return found.sort();
 }

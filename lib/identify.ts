@@ -1,5 +1,5 @@
 // File identity: says which file a path holds now, so an offset is never applied to the
-// wrong bytes.
+// wrong bytes, and recognises copies of a file, so its bytes are not shipped twice.
 //
 // The rule. A file is its device + inode, confirmed by a fingerprint: a hash of its first
 // FINGERPRINT_BYTES bytes (or of all of it, when it is shorter; the length hashed is stored
@@ -11,15 +11,52 @@
 //     saved offset).
 // Failing either, the file is new and is read from byte 0. A short file keeps shipping: its
 // fingerprint covers what it had when last checked and is lengthened as it grows, up to
-// FINGERPRINT_BYTES, so growing past the fingerprint size never makes it look new.
+// FINGERPRINT_BYTES, so growing past the fingerprint size never makes it look new. While a
+// file is open its fingerprint is checked again whenever its size or mtime changes, so a
+// truncation is noticed even when the file was rewritten past the old offset (a truncation
+// that rewrites the very same first bytes and passes the offset cannot be told apart).
+// While logship runs it also knows a followed file's birth time (where the file system keeps
+// one), so an inode number reused by a new file while the old one was closed is not taken for it.
 // Renames keep device + inode, so a rotated file is found again under its new name. The
-// fingerprint alone is not trusted across inodes: two unrelated files may share their
-// first kilobyte (a common header), and taking one for the other would skip its bytes.
+// fingerprint alone is not trusted across inodes for resuming: two unrelated files may
+// share their first kilobyte (a common header), and taking one for the other would skip
+// its bytes.
+//
+// The copy rule (logrotate `copytruncate` and `copy`, cp, mv across file systems). A file
+// with a new device + inode may be a copy of a known file: its bytes start with the known
+// file's bytes. Shipping it from 0 would send those bytes twice; taking an unrelated file
+// for a copy would skip bytes never sent. So:
+//   - A new file whose bytes are all a followed, intact file's bytes (found through an index
+//     of first lines, then compared byte for byte) is held back: not shipped while that holds.
+//     Shorter than FINGERPRINT_BYTES it might merely start alike (a banner), so it is held
+//     for two scan intervals at most, long enough for copytruncate's truncation to follow,
+//     then shipped from 0. Once a held copy of at least FINGERPRINT_BYTES grows bytes of its
+//     own, it ships from the first line where it differs; a shorter one ships from 0.
+//   - When a file's inode loses its bytes (truncated, replaced, or deleted before it was read
+//     to its end), a copy of them carries its identity on from its read offset, like a
+//     rename: the lines between what was read and the truncation are read from the copy
+//     under the original `file` id and offsets, so copytruncate loses nothing. The copy is
+//     looked for among the held copies and in the original's directory (and, for a file
+//     that vanished while logship was stopped, among the new files of its directory). It
+//     must be at least as long as what was read, and its first fp_len bytes must hash to the
+//     original's fingerprint with fp_len covering everything read or a full
+//     FINGERPRINT_BYTES: the bytes the copy does not ship are then exactly those shipped.
+//     Below COPY_MIN_BYTES fingerprinted (the original was barely read) a look-alike (a
+//     timestamp, a banner, a new app.log after a restart) could pass, so the copy must also
+//     be named like a rotation of the original (app.log.1, app.log-20250101) and be the only
+//     such candidate.
+//   - Other copies of it get identities of their own that skip what they hold only on strong
+//     evidence (FINGERPRINT_BYTES equal bytes); short look-alikes are judged as new files:
+//     at worst shipped twice, never skipped.
+// Files that already have an identity of their own are never taken for copies.
 
 import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from "node:fs";
 import { createHash } from "node:crypto";
+import { basename } from "node:path";
 
 export const FINGERPRINT_BYTES = 1024;
+/** Below this many fingerprinted bytes a file that merely starts alike cannot be told from a copy. */
+export const COPY_MIN_BYTES = 64;
 
 /** What a path holds at the moment it was looked at. */
 export interface Observed {
@@ -28,6 +65,7 @@ export interface Observed {
   ino: number;
   size: number;
   mtimeMs: number;
+  birthtimeMs: number; // 0 where the file system does not keep it
   head: Buffer; // the first min(size, FINGERPRINT_BYTES) bytes
 }
 
@@ -104,7 +142,7 @@ export function observeFd(fd: number, path: string, st: Stats = fstatSync(fd)): 
     if (n === 0) break;
     got += n;
   }
-  return { path, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, head: head.subarray(0, got) };
+  return { path, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, birthtimeMs: st.birthtimeMs, head: head.subarray(0, got) };
 }
 
 /** The saved identity facts matched against what is on disk. */
@@ -120,8 +158,92 @@ export interface KnownIdentity {
 export function sameFile(known: KnownIdentity, seen: Observed): boolean {
   if (known.dev !== seen.dev || known.ino !== seen.ino) return false;
   if (known.offset > seen.size) return false;
-  if (seen.head.length < known.fp_len) return false;
-  return fingerprint(seen.head.subarray(0, known.fp_len)) === known.fingerprint;
+  return headMatches(known, seen.head);
+}
+
+/** True when `head` (a file's first bytes) starts with the bytes the fingerprint was taken of. */
+export function headMatches(known: { fingerprint: string; fp_len: number }, head: Uint8Array): boolean {
+  if (head.length < known.fp_len) return false;
+  return fingerprint(head.subarray(0, known.fp_len)) === known.fingerprint;
+}
+
+/**
+ * True when a file with this `head` is a copy of `known`, of which `read` bytes were read (the
+ * copy rule): the fingerprint must cover everything read, or a full FINGERPRINT_BYTES.
+ */
+export function isCopyOf(known: { fingerprint: string; fp_len: number }, head: Uint8Array, read: number): boolean {
+  if (known.fp_len === 0 || known.fp_len < Math.min(FINGERPRINT_BYTES, read)) return false;
+  return headMatches(known, head);
+}
+
+/** True when `candidate` is named like a rotation of `original` (same directory not checked): app.log → app.log.1. */
+export function rotationOf(original: string, candidate: string): boolean {
+  const o = basename(original);
+  const c = basename(candidate);
+  return c.length > o.length && c.startsWith(o);
+}
+
+/** Whether a file with `head` at `path` is a copy of `known` (at `knownPath`), `read` bytes of which were read, by the copy rule. */
+export function isNamedCopyOf(known: { fingerprint: string; fp_len: number }, knownPath: string, head: Uint8Array, path: string, read: number): boolean {
+  return isCopyOf(known, head, read) && (known.fp_len >= COPY_MIN_BYTES || rotationOf(knownPath, path));
+}
+
+/**
+ * A key for a file's first line (up to its newline, or its first FINGERPRINT_BYTES bytes when
+ * it has no newline there); null while the first line is incomplete. Copies of a file share
+ * it, so it is how a new file finds the followed file it may be a copy of.
+ */
+export function firstLineKey(head: Uint8Array): string | null {
+  const nl = head.indexOf(0x0a);
+  if (nl >= 0) return fingerprint(head.subarray(0, nl + 1));
+  return head.length >= FINGERPRINT_BYTES ? fingerprint(head.subarray(0, FINGERPRINT_BYTES)) : null;
+}
+
+/** How many bytes from 0 two open files share: compares [from, to), which must already be equal before `from`. */
+export function commonPrefix(fdA: number, fdB: number, from: number, to: number): number {
+  const size = 64 * 1024;
+  const a = Buffer.allocUnsafe(size);
+  const b = Buffer.allocUnsafe(size);
+  for (let pos = from; pos < to; pos += size) {
+    const want = Math.min(size, to - pos);
+    const na = readAt(fdA, a, want, pos);
+    const nb = readAt(fdB, b, want, pos);
+    const n = Math.min(na, nb);
+    for (let i = 0; i < n; i++) if (a[i] !== b[i]) return pos + i;
+    if (n < want) return pos + n;
+  }
+  return Math.max(from, to);
+}
+
+/** The offset where the line holding byte `pos` starts (looking back at most 64 KiB). */
+export function lineStart(fd: number, pos: number): number {
+  const look = Math.min(pos, 64 * 1024);
+  if (look === 0) return pos;
+  const buf = Buffer.allocUnsafe(look);
+  const n = readAt(fd, buf, look, pos - look);
+  const nl = buf.subarray(0, n).lastIndexOf(0x0a);
+  return nl === -1 ? pos - look : pos - look + nl + 1;
+}
+
+/** The first min(size, FINGERPRINT_BYTES) bytes of the file at `path`. */
+export function readHead(path: string): Buffer {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const head = Buffer.alloc(FINGERPRINT_BYTES);
+    return head.subarray(0, readAt(fd, head, FINGERPRINT_BYTES, 0));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readAt(fd: number, buf: Buffer, want: number, position: number): number {
+  let got = 0;
+  while (got < want) {
+    const n = readSync(fd, buf, got, want - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
 }
 
 /** The fingerprint to store now: lengthened while the file is shorter than FINGERPRINT_BYTES. */

@@ -1,8 +1,14 @@
 // Reading: a Tail reads one open file forward from an offset and hands out Spans of
 // complete lines, byte for byte (CRLF, NUL and invalid UTF-8 included). Bytes after the
 // last "\n" stay unread until their newline arrives, or until the agent decides the line
-// has been idle long enough and calls flushPartial(). A line longer than max_line_bytes is
-// split, truncated or dropped as configured, with memory bounded by max_line_bytes.
+// has been idle long enough and calls flushPartial(). A line longer than max_line_bytes
+// (its "\n" not counted) is always handled alone, wherever it falls in a read: split into
+// max_line_bytes pieces, truncated to its first max_line_bytes bytes plus "\n", or dropped,
+// as configured. Reads land in one buffer shared by all Tails (reading is synchronous) and
+// each span's bytes are copied out of it, so a span holds exactly its own bytes: what waits
+// for Kafka is what max_inflight_bytes counts, however many files have a short line waiting.
+// Memory is bounded whatever a line's length: the rest of a truncated or dropped line is
+// read into the same shared buffer and never handed out.
 // The Tail never decides what is acknowledged: its offset is the read position only.
 
 import { closeSync, fstatSync, readSync } from "node:fs";
@@ -31,6 +37,8 @@ export class Tail {
   private scanned: number;
   /** Inside an over-long line whose rest is being truncated or dropped. */
   private skipping = false;
+  /** Inside an over-long line being split: its next pieces are not another long line. */
+  private splitting = false;
 
   constructor(
     public fd: number,
@@ -58,30 +66,49 @@ export class Tail {
 
   /**
    * Reads the next span of complete lines, or null when nothing complete is available.
-   * Never returns more than max(readBytes, maxLineBytes + 1) bytes.
+   * Never returns more than max(readBytes, maxLineBytes + 1) bytes. A span never holds a
+   * line longer than maxLineBytes (its "\n" not counted): such a line is handled alone.
    */
   read(): Span | null {
     const start = this.offset;
+    const max = this.opts.maxLineBytes;
+    if (this.skipping) return this.skip(start);
     let want = this.opts.readBytes;
     for (;;) {
-      const buf = Buffer.allocUnsafe(want);
-      const n = readFull(this.fd, buf, start);
+      const buf = readBuffer(want);
+      const n = readFull(this.fd, buf, want, start);
       if (n === 0) return null;
-      if (this.skipping) return this.skip(buf, n, start);
-      const last = buf.lastIndexOf(NL, n - 1);
-      if (last >= 0) {
-        this.offset = start + last + 1;
+      const end = this.completeLines(buf, n);
+      if (end > 0) {
+        this.splitting = false;
+        this.offset = start + end;
         this.scanned = Math.max(this.scanned, this.offset);
-        return { bytes: buf.subarray(0, last + 1), start, end: this.offset };
+        return { bytes: Buffer.from(buf.subarray(0, end)), start, end: this.offset };
       }
+      const nl = buf.subarray(0, n).indexOf(NL);
+      if (nl > max || (nl < 0 && n > max)) return this.overLong(buf, start, nl);
       // No newline in n bytes: a partial line, or a line longer than we looked at.
       if (n < want) {
         this.scanned = start + n;
         return null;
       }
-      if (n > this.opts.maxLineBytes) return this.overLong(buf, start);
-      want = this.opts.maxLineBytes + 1; // look at the whole allowed line at once
+      want = max + 1; // look at the whole allowed line at once
     }
+  }
+
+  /** Length of the leading complete lines of buf[0, n) that are each within maxLineBytes. */
+  private completeLines(buf: Buffer, n: number): number {
+    const max = this.opts.maxLineBytes;
+    const last = buf.lastIndexOf(NL, n - 1);
+    if (last < 0) return 0;
+    if (last <= max) return last + 1; // no line in here can be too long
+    let pos = 0;
+    while (pos <= last) {
+      const nl = buf.indexOf(NL, pos);
+      if (nl - pos > max) return pos; // an over-long line starts at pos: stop before it
+      pos = nl + 1;
+    }
+    return last + 1;
   }
 
   /** Hands out a pending partial line (no "\n" yet) as it is; the next line starts after it. */
@@ -89,11 +116,12 @@ export class Tail {
     const len = this.scanned - this.offset;
     if (len <= 0 || this.skipping) return null;
     const buf = Buffer.allocUnsafe(len);
-    const n = readFull(this.fd, buf, this.offset);
+    const n = readFull(this.fd, buf, len, this.offset);
     if (n === 0) return null;
     const start = this.offset;
     this.offset += n;
     this.scanned = Math.max(this.scanned, this.offset);
+    this.splitting = false;
     return { bytes: buf.subarray(0, n), start, end: this.offset };
   }
 
@@ -102,6 +130,7 @@ export class Tail {
     this.offset = offset;
     this.scanned = offset;
     this.skipping = false;
+    this.splitting = false;
   }
 
   close(): void {
@@ -114,29 +143,36 @@ export class Tail {
     this.fd = -1;
   }
 
-  private overLong(buf: Buffer, start: number): Span {
+  /**
+   * Handles the over-long line at the start of buf, of which at least maxLineBytes + 1 bytes
+   * are in buf; `nl` is its newline's index in buf, or -1 when the newline is further on.
+   */
+  private overLong(buf: Buffer, start: number, nl: number): Span {
     const max = this.opts.maxLineBytes;
     const action = this.opts.longLines;
-    const longLine = { action, offset: start };
+    const longLine = this.splitting ? undefined : { action, offset: start };
+    // Past the kept part: the line's end when its newline is in sight, else skip until it comes.
+    const past = nl >= 0 ? start + nl + 1 : start + max + 1; // byte max is known not to be "\n"
     switch (action) {
       case "split":
+        this.splitting = true;
         this.offset = start + max;
         this.scanned = this.offset;
-        return { bytes: buf.subarray(0, max), start, end: this.offset, longLine };
+        return { bytes: Buffer.from(buf.subarray(0, max)), start, end: this.offset, ...(longLine && { longLine }) };
       case "truncate": {
-        this.skipping = true;
-        this.offset = start + max + 1; // byte max is known not to be "\n"
+        this.skipping = nl < 0;
+        this.offset = past;
         this.scanned = this.offset;
         const bytes = Buffer.allocUnsafe(max + 1);
         buf.copy(bytes, 0, 0, max);
         bytes[max] = NL;
-        return { bytes, start, end: this.offset, longLine };
+        return { bytes, start, end: this.offset, ...(longLine && { longLine }) };
       }
       case "drop":
-        this.skipping = true;
-        this.offset = start + max + 1;
+        this.skipping = nl < 0;
+        this.offset = past;
         this.scanned = this.offset;
-        return { bytes: Buffer.alloc(0), start, end: this.offset, longLine };
+        return { bytes: Buffer.alloc(0), start, end: this.offset, ...(longLine && { longLine }) };
       default: {
         const never: never = action;
         throw new Error(`unknown long_lines ${String(never)}`);
@@ -144,8 +180,12 @@ export class Tail {
     }
   }
 
-  /** Discards the rest of an over-long line up to and including its "\n". */
-  private skip(buf: Buffer, n: number, start: number): Span {
+  /** Discards the rest of an over-long line up to and including its "\n" (read into one reused buffer). */
+  private skip(start: number): Span | null {
+    const want = this.opts.readBytes;
+    const buf = readBuffer(want);
+    const n = readFull(this.fd, buf, want, start);
+    if (n === 0) return null;
     const nl = buf.subarray(0, n).indexOf(NL);
     if (nl >= 0) this.skipping = false;
     const through = nl >= 0 ? nl + 1 : n;
@@ -155,11 +195,19 @@ export class Tail {
   }
 }
 
-/** Reads into buf from `position` until full or EOF; returns the byte count. */
-function readFull(fd: number, buf: Buffer, position: number): number {
+/** The buffer every read lands in, grown to the largest read asked for; nothing handed out points into it. */
+let shared = Buffer.allocUnsafe(0);
+
+function readBuffer(size: number): Buffer {
+  if (shared.length < size) shared = Buffer.allocUnsafe(size);
+  return shared;
+}
+
+/** Reads `want` bytes into buf from `position`, or fewer at EOF; returns the byte count. */
+function readFull(fd: number, buf: Buffer, want: number, position: number): number {
   let got = 0;
-  while (got < buf.length) {
-    const n = readSync(fd, buf, got, buf.length - got, position + got);
+  while (got < want) {
+    const n = readSync(fd, buf, got, want - got, position + got);
     if (n === 0) break;
     got += n;
   }
