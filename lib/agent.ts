@@ -31,6 +31,7 @@
 
 import { closeSync, fstatSync, readdirSync, readlinkSync, readSync, statSync, type Stats } from "node:fs";
 import { dirname, join } from "node:path";
+import { BufferPool, lease } from "./bufferPool.ts";
 import { Checkpoint } from "./checkpoint.ts";
 import type { AgentConfig, InputConfig } from "./config.ts";
 import { discover, splitGlob, type Candidate } from "./discover.ts";
@@ -61,6 +62,8 @@ export interface AgentDeps {
 const READ_BYTES = 1024 * 1024;
 /** Bytes a file may read in one turn while other files wait for a descriptor. */
 const TURN_BYTES = READ_BYTES;
+/** Free read buffers kept for reuse. */
+const READ_POOL_BYTES = 8 * READ_BYTES;
 /** Largest total of one send across partitions. */
 const MAX_SEND_BYTES = 8 * 1024 * 1024;
 /** How often gone files' state is checked against state.ttl. */
@@ -119,6 +122,8 @@ const NOT_A_COPY: CopyVerdict = { kind: "none" };
 export class Agent {
   readonly events: AgentEvents;
   private readonly checkpoint = new Checkpoint();
+  /** Read buffers, reused once Kafka acknowledged every chunk cut from them. */
+  private readonly buffers = new BufferPool(READ_POOL_BYTES);
   private readonly sender: Sender;
   private readonly files = new Map<string, Tracked>();
   private readonly byInode = new Map<string, string>(); // inodeKey → tracked id
@@ -142,6 +147,7 @@ export class Agent {
   private stopping = false;
   private stopped: Promise<void> | null = null;
   private lastExpiry = 0;
+  private saveFailingSince = 0; // ms epoch offsets first failed to save; 0 while they save
   private idSeq = 0;
   private finishOnce: (() => void) | null = null;
   /** --once: resolves when everything matched at start is acknowledged and saved. */
@@ -863,7 +869,7 @@ export class Agent {
   // --- pump: read while there is room --------------------------------------------------
 
   private pump(): void {
-    if (this.pumping || this.stopping) return;
+    if (this.pumping || this.stopping || this.saveFailingSince !== 0) return;
     this.pumping = true;
     try {
       const cap = this.config.max_inflight_bytes;
@@ -893,7 +899,7 @@ export class Agent {
     if (!this.look(t, now)) return true; // replaced: the new identity is ready instead
     let span: Span | null;
     try {
-      span = t.tail.read();
+      span = t.tail.read(this.config.max_inflight_bytes - this.sender.inflightBytes);
     } catch (err) {
       this.events.fileUnreadable(t.source.path, errorText(err));
       this.ready.delete(id);
@@ -923,10 +929,16 @@ export class Agent {
   private ship(t: Tracked, span: Span): void {
     if (span.longLine) this.events.lineTooLong(t.source.path, span.longLine.offset, span.end - span.start, span.longLine.action);
     const k = this.config.kafka;
-    this.sender.enqueue(pack(span, t.source, { maxMessageBytes: k.max_message_bytes, targetMessageBytes: k.target_message_bytes }));
+    const chunks = pack(span, t.source, { maxMessageBytes: k.max_message_bytes, targetMessageBytes: k.target_message_bytes });
+    if (span.pooled) {
+      const release = lease(this.buffers, span.pooled, chunks.length);
+      for (const c of chunks) c.release = release;
+    }
+    this.sender.enqueue(chunks);
   }
 
   private onAcked(): void {
+    if (this.config.state.flush_interval === 0) this.saveOffsets();
     for (const id of this.retiring) {
       if (this.checkpoint.waiting(id) > 0) continue;
       this.retiring.delete(id);
@@ -948,7 +960,7 @@ export class Agent {
 
   private attachTail(t: Tracked, fd: number): void {
     const input = this.input(t);
-    t.tail = new Tail(fd, t.resumeAt, { maxLineBytes: input.max_line_bytes, longLines: input.long_lines, readBytes: READ_BYTES });
+    t.tail = new Tail(fd, t.resumeAt, { maxLineBytes: input.max_line_bytes, longLines: input.long_lines, readBytes: READ_BYTES, pool: this.buffers });
     t.turnBytes = 0;
     this.openFds++;
     this.waitingForFd.delete(t.id);
@@ -1155,7 +1167,11 @@ export class Agent {
     const every = (ms: number, fn: () => void) => this.timers.push(setInterval(fn, ms));
     every(c.scan_interval, () => void this.scan().catch((err) => this.events.fileUnreadable("(scan)", errorText(err))));
     every(c.poll_interval, () => this.poll());
-    if (c.state.flush_interval > 0) every(c.state.flush_interval, () => this.saveOffsets());
+    // flush_interval 0: offsets are saved after every acknowledged send (onAcked); the timer
+    // then only retries a save that failed, since reading, and so acks, pause meanwhile.
+    every(c.state.flush_interval || 1_000, () => {
+      if (c.state.flush_interval > 0 || this.saveFailingSince !== 0) this.saveOffsets();
+    });
     if (c.stats_interval > 0) every(c.stats_interval, () => this.events.summary({ filesTracked: this.files.size, filesOpen: this.openFds, inflightBytes: this.sender.inflightBytes }));
   }
 
@@ -1164,14 +1180,24 @@ export class Agent {
   }
 
   /** Writes acknowledged offsets; on failure (disk full) they stay in memory and are tried again. */
+  /**
+   * Writes acknowledged offsets. While writing fails (disk full), reading pauses: shipping on
+   * would only grow what a crash re-sends. Offsets stay in memory and the flush timer retries.
+   */
   saveOffsets(): boolean {
     try {
       this.checkpoint.flush(this.store);
-      return true;
     } catch (err) {
+      this.saveFailingSince ||= Date.now();
       this.events.stateError(errorText(err));
       return false;
     }
+    if (this.saveFailingSince !== 0) {
+      this.events.stateRecovered(Date.now() - this.saveFailingSince);
+      this.saveFailingSince = 0;
+      this.pump();
+    }
+    return true;
   }
 
   private async shutdown(deadline: number): Promise<void> {

@@ -33,12 +33,12 @@ interface EncoderState {
 
 const ROOM = 4096; // room left after a large write, for the small fields that follow it
 const POOLED_MIN = 64 * 1024;
-const pool = new BufferPool(48 * 1024 * 1024);
+const pool = new BufferPool(48 * 1024 * 1024); // about what two 8 MiB sends use
 let arena: Buffer[] | null = null;
 
 function take(size: number): Buffer {
   if (arena === null || size < POOLED_MIN) return Buffer.allocUnsafe(size);
-  let sizeClass = POOLED_MIN;
+  let sizeClass = POOLED_MIN; // powers of two, so a freed buffer fits the next send's needs
   while (sizeClass < size) sizeClass *= 2;
   const b = pool.take(sizeClass);
   arena.push(b);

@@ -27,6 +27,7 @@ export interface Chunk {
   end: number; // file offset just past what this chunk accounts for
   lines: number; // "\n" count in value
   size: number; // upper bound of the encoded record, gzip's worst case included (without the batch header)
+  release?: () => void; // called once when the chunk is acknowledged or dropped (returns its read buffer)
 }
 
 export interface PackLimits {

@@ -9,9 +9,13 @@
 // for Kafka is what max_inflight_bytes counts, however many files have a short line waiting.
 // Memory is bounded whatever a line's length: the rest of a truncated or dropped line is
 // read into the same shared buffer and never handed out.
+// With a BufferPool (the agent's), ordinary reads land in a pooled buffer instead, and a span
+// that fills at least half of it is handed out in place (no copy) with `pooled` set: the
+// agent gives that buffer back to the pool once every chunk cut from it is released.
 // The Tail never decides what is acknowledged: its offset is the read position only.
 
 import { closeSync, fstatSync, readSync } from "node:fs";
+import type { BufferPool } from "./bufferPool.ts";
 import type { LongLines } from "./config.ts";
 
 const NL = 0x0a;
@@ -22,13 +26,18 @@ export interface Span {
   start: number; // file offset of the first byte accounted for
   end: number; // file offset just past the bytes accounted for (> start + bytes.length when bytes were skipped)
   longLine?: { action: LongLines; offset: number }; // set when this span began handling an over-long line
+  pooled?: Buffer; // the pool's buffer `bytes` lies in: give it back once every chunk of this span is released
 }
 
 export interface TailOptions {
   maxLineBytes: number;
   longLines: LongLines;
   readBytes: number; // bytes asked of the OS per read
+  pool?: BufferPool; // where read buffers come from and go back to
 }
+
+/** The smallest read asked for, however little room the in-flight cap leaves. */
+const MIN_READ = 64 * 1024;
 
 export class Tail {
   /** Next byte to read; always the start of a line, or of the rest of a split line. */
@@ -68,25 +77,30 @@ export class Tail {
    * Reads the next span of complete lines, or null when nothing complete is available.
    * Never returns more than max(readBytes, maxLineBytes + 1) bytes. A span never holds a
    * line longer than maxLineBytes (its "\n" not counted): such a line is handled alone.
+   * `limit` asks for less than readBytes (the room left under the in-flight cap); a line
+   * that does not fit is still read whole.
    */
-  read(): Span | null {
+  read(limit = this.opts.readBytes): Span | null {
     const start = this.offset;
     const max = this.opts.maxLineBytes;
     if (this.skipping) return this.skip(start);
-    let want = this.opts.readBytes;
+    let want = Math.min(this.opts.readBytes, Math.max(MIN_READ, limit));
     for (;;) {
-      const buf = readBuffer(want);
+      const pool = want <= this.opts.readBytes ? this.opts.pool : undefined;
+      const buf = pool ? pool.take(this.opts.readBytes) : readBuffer(want);
       const n = readFull(this.fd, buf, want, start);
-      if (n === 0) return null;
-      const end = this.completeLines(buf, n);
+      const end = n === 0 ? 0 : this.completeLines(buf, n);
       if (end > 0) {
         this.splitting = false;
         this.offset = start + end;
         this.scanned = Math.max(this.scanned, this.offset);
-        return { bytes: Buffer.from(buf.subarray(0, end)), start, end: this.offset };
+        return handOut(buf, end, pool, { start, end: this.offset });
       }
-      const nl = buf.subarray(0, n).indexOf(NL);
-      if (nl > max || (nl < 0 && n > max)) return this.overLong(buf, start, nl);
+      const nl = n === 0 ? -1 : buf.subarray(0, n).indexOf(NL);
+      const overLong = nl > max || (nl < 0 && n > max) ? this.overLong(buf, start, nl) : null;
+      pool?.give(buf); // nothing below keeps a view of it
+      if (n === 0) return null;
+      if (overLong) return overLong;
       // No newline in n bytes: a partial line, or a line longer than we looked at.
       if (n < want) {
         this.scanned = start + n;
@@ -193,6 +207,14 @@ export class Tail {
     this.scanned = Math.max(this.scanned, this.offset);
     return { bytes: Buffer.alloc(0), start, end: this.offset };
   }
+}
+
+/** Bytes [0, end) of buf as a span: in place when they fill half a pooled buffer, else copied out. */
+function handOut(buf: Buffer, end: number, pool: BufferPool | undefined, range: { start: number; end: number }): Span {
+  if (pool && end * 2 >= buf.length) return { bytes: buf.subarray(0, end), ...range, pooled: buf };
+  const bytes = Buffer.from(buf.subarray(0, end));
+  pool?.give(buf);
+  return { bytes, ...range };
 }
 
 /** The buffer every read lands in, grown to the largest read asked for; nothing handed out points into it. */

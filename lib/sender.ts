@@ -120,7 +120,10 @@ export class Sender {
   private acked(batch: Chunk[], records: Chunk[]): void {
     this.queue.splice(0, batch.length);
     this.checkpoint.acked(batch);
-    for (const c of batch) this.inflightBytes -= c.value.length;
+    for (const c of batch) {
+      this.inflightBytes -= c.value.length;
+      c.release?.();
+    }
     let bytes = 0;
     let lines = 0;
     for (const c of records) {
@@ -204,8 +207,9 @@ export function splitAtLine(c: Chunk): [Chunk, Chunk] | null {
   const a = v.subarray(0, cut);
   const b = v.subarray(cut);
   const overhead = c.size - c.value.length;
+  // The read buffer goes back with the second piece, which is acknowledged after the first.
   return [
-    { ...c, value: a, end: c.start + cut, lines: countLines(a), size: overhead + a.length },
+    { ...c, value: a, end: c.start + cut, lines: countLines(a), size: overhead + a.length, release: undefined },
     { ...c, value: b, start: c.start + cut, lines: countLines(b), size: overhead + b.length },
   ];
 }
