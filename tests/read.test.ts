@@ -3,6 +3,7 @@
 // as documented, with bounded buffers and without looping.
 import { afterAll, describe, expect, test } from "bun:test";
 import { closeSync, openSync } from "node:fs";
+import { BufferPool } from "../lib/bufferPool.ts";
 import { Tail, type Span, type TailOptions } from "../lib/read.ts";
 import { makeLogDir } from "./helpers/logDir.ts";
 
@@ -337,5 +338,36 @@ describe("rewind", () => {
     expect(tail.size()).toBe(5);
     dir.append(name, "678");
     expect(tail.size()).toBe(8);
+  });
+});
+
+describe("with a buffer pool", () => {
+  test("a span filling half a read buffer is handed out in place, marked with its pooled buffer", () => {
+    const pool = new BufferPool(16 * MiB);
+    const line = "x".repeat(99) + "\n";
+    const { tail } = tailOf(line.repeat(8000), { readBytes: 64 * 1024, pool }); // 800 KB
+    const span = tail.read()!;
+    expect(span.pooled).toBeDefined();
+    expect(span.bytes.buffer).toBe(span.pooled!.buffer); // a view, no copy
+    expect(span.bytes.length).toBe(64 * 1024 - ((64 * 1024) % 100));
+    expect(pool.heldBytes).toBe(0); // still out: the chunks hold it
+  });
+
+  test("a small span is copied out and its read buffer goes straight back to the pool", () => {
+    const pool = new BufferPool(16 * MiB);
+    const { tail } = tailOf("short line\n", { readBytes: 64 * 1024, pool });
+    const span = tail.read()!;
+    expect(span.pooled).toBeUndefined();
+    expect(span.bytes.toString()).toBe("short line\n");
+    expect(pool.heldBytes).toBe(64 * 1024);
+    expect(tail.read()).toBeNull();
+    expect(pool.heldBytes).toBe(64 * 1024); // an empty read gives its buffer back too
+  });
+
+  test("read(limit) reads no more than the limit allows (at least 64 KiB)", () => {
+    const { tail } = tailOf(("y".repeat(99) + "\n").repeat(20_000), { readBytes: MiB }); // 2 MB
+    const span = tail.read(10)!;
+    expect(span.bytes.length).toBeLessThanOrEqual(64 * 1024);
+    expect(span.bytes.length).toBeGreaterThan(60 * 1024);
   });
 });

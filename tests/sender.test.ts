@@ -387,3 +387,33 @@ describe("the fake publisher", () => {
     expect(((await kafka.send([c!]).catch((e: unknown) => e)) as PublishError).code).toBe("CLOSED");
   });
 });
+
+describe("read buffers go back once", () => {
+  test("each chunk's release runs exactly once, when its send is acknowledged", async () => {
+    const { cp: cp2, sender: s2, kafka: k2 } = setup(new FakePublisher().holdAll());
+    const f = file(cp2, lines("r", 50));
+    const chunks = f.chunks({ maxMessageBytes: 1_000_000, targetMessageBytes: 400 });
+    const released: number[] = chunks.map(() => 0);
+    chunks.forEach((c, i) => (c.release = () => released[i]!++));
+    s2.enqueue(chunks);
+    s2.start();
+    await k2.waitForCalls(1);
+    expect(released.every((n) => n === 0)).toBe(true); // nothing back before the ack
+    k2.release();
+    await eventually(() => cp2.offsetOf(f.row.id) === f.size);
+    expect(released.every((n) => n === 1)).toBe(true);
+  });
+
+  test("a record cut after MESSAGE_TOO_LARGE releases its buffer once, after both pieces are acknowledged", async () => {
+    const kafka = new FakePublisher().next(tooLargeError());
+    const { cp, sender } = setup(kafka);
+    const f = file(cp, lines("s", 8));
+    const [chunk] = f.chunks({ maxMessageBytes: 1_000_000, targetMessageBytes: 100_000 });
+    let released = 0;
+    chunk!.release = () => released++;
+    sender.enqueue([chunk!]);
+    sender.start();
+    await eventually(() => cp.offsetOf(f.row.id) === f.size);
+    expect(released).toBe(1);
+  });
+});
