@@ -10,7 +10,7 @@
 // Memory is bounded whatever a line's length: the rest of a truncated or dropped line is
 // read into the same shared buffer and never handed out.
 // With a BufferPool (the agent's), ordinary reads land in a pooled buffer instead, and a span
-// that fills at least half of it is handed out in place (no copy) with `pooled` set: the
+// that fills at least a quarter of it is handed out in place (no copy) with `pooled` set: the
 // agent gives that buffer back to the pool once every chunk cut from it is released.
 // The Tail never decides what is acknowledged: its offset is the read position only.
 
@@ -36,8 +36,12 @@ export interface TailOptions {
   pool?: BufferPool; // where read buffers come from and go back to
 }
 
-/** The smallest read asked for, however little room the in-flight cap leaves. */
-const MIN_READ = 64 * 1024;
+/**
+ * The smallest read asked for, as a share of readBytes, however little room the in-flight
+ * cap leaves: half a buffer, so a full read is handed out in place (see handOut) rather
+ * than copied, and the cap is passed by at most half a read.
+ */
+const MIN_READ_SHARE = 0.5;
 
 export class Tail {
   /** Next byte to read; always the start of a line, or of the rest of a split line. */
@@ -77,14 +81,14 @@ export class Tail {
    * Reads the next span of complete lines, or null when nothing complete is available.
    * Never returns more than max(readBytes, maxLineBytes + 1) bytes. A span never holds a
    * line longer than maxLineBytes (its "\n" not counted): such a line is handled alone.
-   * `limit` asks for less than readBytes (the room left under the in-flight cap); a line
-   * that does not fit is still read whole.
+   * `limit` asks for less than readBytes (the room left under the in-flight cap), down to
+   * half of readBytes; a line that does not fit is still read whole.
    */
   read(limit = this.opts.readBytes): Span | null {
     const start = this.offset;
     const max = this.opts.maxLineBytes;
     if (this.skipping) return this.skip(start);
-    let want = Math.min(this.opts.readBytes, Math.max(MIN_READ, limit));
+    let want = Math.min(this.opts.readBytes, Math.max(Math.ceil(this.opts.readBytes * MIN_READ_SHARE), limit));
     for (;;) {
       const pool = want <= this.opts.readBytes ? this.opts.pool : undefined;
       const buf = pool ? pool.take(this.opts.readBytes) : readBuffer(want);
@@ -209,9 +213,12 @@ export class Tail {
   }
 }
 
-/** Bytes [0, end) of buf as a span: in place when they fill half a pooled buffer, else copied out. */
+/**
+ * Bytes [0, end) of buf as a span: in place when they fill a quarter of a pooled buffer or
+ * more (so what waits for Kafka pins at most 4× its size), else copied out.
+ */
 function handOut(buf: Buffer, end: number, pool: BufferPool | undefined, range: { start: number; end: number }): Span {
-  if (pool && end * 2 >= buf.length) return { bytes: buf.subarray(0, end), ...range, pooled: buf };
+  if (pool && end * 4 >= buf.length) return { bytes: buf.subarray(0, end), ...range, pooled: buf };
   const bytes = Buffer.from(buf.subarray(0, end));
   pool?.give(buf);
   return { bytes, ...range };

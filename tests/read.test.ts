@@ -342,7 +342,7 @@ describe("rewind", () => {
 });
 
 describe("with a buffer pool", () => {
-  test("a span filling half a read buffer is handed out in place, marked with its pooled buffer", () => {
+  test("a span filling a quarter of a read buffer or more is handed out in place, marked with its pooled buffer", () => {
     const pool = new BufferPool(16 * MiB);
     const line = "x".repeat(99) + "\n";
     const { tail } = tailOf(line.repeat(8000), { readBytes: 64 * 1024, pool }); // 800 KB
@@ -364,10 +364,12 @@ describe("with a buffer pool", () => {
     expect(pool.heldBytes).toBe(64 * 1024); // an empty read gives its buffer back too
   });
 
-  test("read(limit) reads no more than the limit allows (at least 64 KiB)", () => {
+  test("read(limit) reads no more than the limit allows, down to half a read buffer", () => {
     const { tail } = tailOf(("y".repeat(99) + "\n").repeat(20_000), { readBytes: MiB }); // 2 MB
     const span = tail.read(10)!;
-    expect(span.bytes.length).toBeLessThanOrEqual(64 * 1024);
-    expect(span.bytes.length).toBeGreaterThan(60 * 1024);
+    expect(span.bytes.length).toBeLessThanOrEqual(MiB / 2);
+    expect(span.bytes.length).toBeGreaterThan(MiB / 2 - 100);
+    const next = tail.read(MiB)!;
+    expect(next.bytes.length).toBeGreaterThan(MiB - 100);
   });
 });
