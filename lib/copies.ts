@@ -1,0 +1,332 @@
+// Copies: the copy rule of identify.ts applied to the followed files. A new file whose bytes
+// are, so far, all a followed file's is a copy: it is held back, not shipped, while that
+// stays true. When an identity's inode loses its bytes (copytruncate, a truncation or
+// rewrite, deletion or a rename out of the globs before it was read to its end), the
+// identity carries on in a copy of them, read on from where it was, like a rename.
+// In: new files (fd + what identify.ts observed) and identities that lost their inode's
+// bytes; out: verdicts for the scan, identities moved into copies (files.ts), rows of
+// their own for copies whose bytes were all shipped as another file's.
+//
+// Invariants: a held copy ships nothing while all its bytes are its original's; one shorter
+// than FINGERPRINT_BYTES is let go as a file of its own after copyGrace(). At most one copy
+// carries an identity on; the others get identities of their own starting past what they
+// hold. Bytes that no copy holds are reported through dataLost with their range.
+
+import { closeSync, fstatSync, readdirSync, statSync, type Stats } from "node:fs";
+import { dirname, join } from "node:path";
+import type { Checkpoint } from "./checkpoint.ts";
+import type { AgentConfig } from "./config.ts";
+import type { Candidate } from "./discover.ts";
+import type { Descriptors } from "./descriptors.ts";
+import type { AgentEvents } from "./events.ts";
+import { existsAs, type FileIndex, type Tracked } from "./files.ts";
+import {
+  commonPrefix, COPY_MIN_BYTES, fingerprint, FINGERPRINT_BYTES, firstLineKey, headMatches, inodeKey, isNamedCopyOf, lineStart,
+  openIdentified, readHead, type Observed,
+} from "./identify.ts";
+import type { FileState } from "./store.ts";
+
+/**
+ * A new file whose bytes are, so far, all a followed file's (a copy, by the copy rule): it is
+ * held back, not shipped, while that stays true.
+ */
+export interface HeldCopy {
+  of: string; // tracked id of the original
+  path: string;
+  size: number; // size and mtime when last judged
+  mtimeMs: number;
+  prefix: number; // bytes verified equal to the original's
+  since: number; // ms epoch first held
+}
+
+/** A file on disk looked at as a possible copy. */
+interface Look {
+  path: string;
+  st: Stats;
+  head: Buffer;
+}
+
+/** What a new file is with respect to the followed files (the copy rule in identify.ts). */
+export type CopyVerdict =
+  | { kind: "none" } // not a copy: a file of its own from the start
+  | { kind: "held"; copy: HeldCopy } // holds only bytes a followed file holds: not shipped (yet)
+  | { kind: "taken" } // its original turned out truncated, and it now carries the original's identity
+  | { kind: "own"; from: number }; // a held copy that grew bytes of its own: shipped from there
+
+const NOT_A_COPY: CopyVerdict = { kind: "none" };
+
+/** An identity that may carry on in a copy: where its bytes were. */
+export interface Was {
+  id: string;
+  input: number;
+  path: string;
+  dev: number;
+  ino: number;
+}
+
+export class Copies {
+  readonly held = new Map<string, HeldCopy>(); // inodeKey → a copy held back
+  private rowsByDir: Map<string, FileState[]> | null = null; // during a scan: remembered rows by directory
+  private hints: readonly string[] = []; // during a scan: the matched paths, where copies may be too
+
+  constructor(
+    private readonly index: FileIndex,
+    private readonly checkpoint: Checkpoint,
+    private readonly events: AgentEvents,
+    private readonly fds: Descriptors,
+    private readonly config: () => AgentConfig,
+    /** Looks at an open file; false when it no longer holds its bytes (then handled as replaced). */
+    private readonly look: (t: Tracked, now: number) => boolean,
+  ) {}
+
+  /**
+   * Runs a scan's judging of `paths`: while it runs, a copy carrying on a truncated file may be
+   * any matched path (a rotation into another directory, say), not only one beside the original.
+   */
+  duringScan(paths: readonly string[], judge: () => void): void {
+    this.hints = paths;
+    try {
+      judge();
+    } finally {
+      this.hints = [];
+    }
+  }
+
+  /** Remembered rows are listed by directory again when next needed (they may have changed). */
+  relist(): void {
+    this.rowsByDir = null;
+  }
+
+  /** Held copies whose inode no scan lists any more are forgotten. */
+  forgetAbsent(present: Set<string>): void {
+    for (const key of this.held.keys()) if (!present.has(key)) this.held.delete(key);
+  }
+
+  /** Judges a new file against the followed files whose first line it shares. */
+  verdict(fd: number, seen: Observed): CopyVerdict {
+    const lineKey = firstLineKey(seen.head);
+    const ids = lineKey === null ? undefined : this.index.byLine.get(lineKey);
+    if (!ids) return NOT_A_COPY;
+    const self = inodeKey(seen.dev, seen.ino);
+    const earlier = this.held.get(self);
+    let best: { t: Tracked; prefix: number } | null = null;
+    for (const id of [...ids]) {
+      const t = this.index.files.get(id);
+      if (!t) continue;
+      // An original truncated since its last look: notice it now, so this copy may carry it on.
+      if (t.tail ? !this.look(t, Date.now()) : this.fds.replacedWhileClosed(t)) {
+        if (this.index.byInode.has(self)) return { kind: "taken" };
+        continue;
+      }
+      const prefix = this.sharedPrefix(t, fd, seen.size, earlier?.of === id ? earlier.prefix : 0);
+      if (prefix !== null && (!best || prefix > best.prefix)) best = { t, prefix };
+    }
+    if (!best) return NOT_A_COPY;
+    const now = Date.now();
+    const copy: HeldCopy = { of: best.t.id, path: seen.path, size: seen.size, mtimeMs: seen.mtimeMs, prefix: best.prefix, since: earlier?.since ?? now };
+    if (best.prefix >= seen.size && !this.releaseHeld(copy)) return { kind: "held", copy };
+    // Grown bytes of its own: after a sure copy, those are all it ships; else all of it ships.
+    if (earlier && best.prefix >= FINGERPRINT_BYTES && best.prefix < seen.size) return { kind: "own", from: lineStart(fd, best.prefix) };
+    return NOT_A_COPY;
+  }
+
+  /**
+   * A new file that is a copy of a remembered file no longer on disk (deleted, or truncated,
+   * while logship was stopped or not looking) carries that identity on from its offset.
+   * Only remembered files of its own directory are considered. Returns false when it is no
+   * such copy.
+   */
+  copyOfGone(c: Candidate, fd: number, seen: Observed): boolean {
+    const rows = this.rowsIn(dirname(c.path));
+    let best: FileState | undefined;
+    for (const row of rows) {
+      if (this.index.files.has(row.id) || !isNamedCopyOf(row, row.path, seen.head, c.path, row.offset)) continue;
+      if (existsAs(row.path, row.dev, row.ino)) continue; // its own file is still there
+      if (!best || row.offset > best.offset) best = row;
+    }
+    if (!best || seen.size < best.offset) return false;
+    if (this.checkpoint.waiting(best.id) > 0) {
+      closeSync(fd); // what it read is still in flight: judged again at the next scan, with its offset final
+      return true;
+    }
+    const was = { id: best.id, input: c.input, path: best.path };
+    if (!this.continueIn(was, best, { path: c.path, st: fstatSync(fd), head: seen.head }, best.offset)) return false;
+    closeSync(fd);
+    this.index.files.get(best.id)!.matched = true;
+    return true;
+  }
+
+  /** Remembered rows by directory, built once per scan when first needed. */
+  private rowsIn(dir: string): FileState[] {
+    if (!this.rowsByDir) {
+      this.rowsByDir = new Map();
+      for (const row of this.checkpoint.rows()) {
+        const d = dirname(row.path);
+        const list = this.rowsByDir.get(d);
+        if (list) list.push(row);
+        else this.rowsByDir.set(d, [row]);
+      }
+    }
+    return this.rowsByDir.get(dir) ?? [];
+  }
+
+  /**
+   * A held copy shorter than FINGERPRINT_BYTES is let go (shipped as a file of its own) after
+   * copyGrace(): a new file that merely starts like another must not wait for ever.
+   */
+  releaseHeld(h: HeldCopy): boolean {
+    return h.prefix < FINGERPRINT_BYTES && Date.now() - h.since >= this.copyGrace();
+  }
+
+  /** How long a short copy is held back: enough scans for copytruncate's truncation to follow. */
+  private copyGrace(): number {
+    return 2 * this.config().scan_interval;
+  }
+
+  /** How many bytes from 0 the file open as `fd` shares with t's file; null when t's file cannot be looked at. */
+  private sharedPrefix(t: Tracked, fd: number, size: number, verified: number): number | null {
+    let kfd = t.tail?.fd ?? -1;
+    let opened = false;
+    if (kfd < 0) {
+      try {
+        const o = openIdentified(t.source.path);
+        if (o.seen.dev !== t.dev || o.seen.ino !== t.ino) {
+          closeSync(o.fd);
+          return null;
+        }
+        kfd = o.fd;
+        opened = true;
+      } catch {
+        return null;
+      }
+    }
+    try {
+      const to = Math.min(size, fstatSync(kfd).size);
+      return commonPrefix(fd, kfd, Math.min(verified, to), to);
+    } catch {
+      return null;
+    } finally {
+      if (opened) closeSync(kfd);
+    }
+  }
+
+  /**
+   * An identity whose inode lost its bytes (`read` of them were read; the file held
+   * `lastSize` at the last look) carries on in a copy of them, if there is one.
+   * Returns false when none does; the caller then retires or forgets the identity.
+   */
+  carryOn(was: Was, read: number, lastSize: number, why: string): boolean {
+    const row = this.checkpoint.row(was.id);
+    if (!row) return false;
+    let copies = this.findCopies(was.id, row, was.path, read, inodeKey(was.dev, was.ino));
+    if (row.fp_len < COPY_MIN_BYTES && copies.length > 1) copies = []; // rotation-named look-alikes: cannot tell which
+    copies.sort((a, b) => b.st.size - a.st.size || b.st.ctimeMs - a.st.ctimeMs);
+    const best = copies.find((c) => c.st.size >= read);
+    // The others hold what was read, or what `best` holds: past that, they are files of their own.
+    if (row.fp_len >= FINGERPRINT_BYTES) for (const c of copies) if (c !== best) this.registerCopy(c);
+    for (const [key, h] of this.held) if (h.of === was.id) this.held.delete(key);
+    if (best && this.continueIn(was, row, best, read)) {
+      const end = Math.max(best.st.size, read);
+      if (lastSize > end) this.events.dataLost(best.path, was.id, end, lastSize, "written to the original between the copy and the truncation");
+      return true;
+    }
+    if (why && lastSize > read) this.events.dataLost(was.path, was.id, read, lastSize, why);
+    return false;
+  }
+
+  /** Possible copies of an identity: copies held back as its, look-alikes in its directory, and (during a scan) among the matched paths. */
+  private findCopies(id: string, known: { fingerprint: string; fp_len: number }, path: string, read: number, exclude: string): Look[] {
+    const paths = new Set<string>(this.hints);
+    for (const h of this.held.values()) if (h.of === id) paths.add(h.path);
+    const dir = dirname(path);
+    try {
+      for (const name of readdirSync(dir)) paths.add(join(dir, name));
+    } catch {
+      // the directory is gone: only held copies elsewhere remain
+    }
+    const out: Look[] = [];
+    const seen = new Set<string>([exclude]);
+    for (const p of paths) {
+      let st: Stats;
+      try {
+        st = statSync(p);
+      } catch {
+        continue;
+      }
+      const key = inodeKey(st.dev, st.ino);
+      if (!st.isFile() || st.size === 0 || st.size < known.fp_len || seen.has(key)) continue;
+      let head: Buffer;
+      try {
+        head = readHead(p);
+      } catch {
+        continue;
+      }
+      if (!isNamedCopyOf(known, path, head, p, read) || this.index.hasIdentity(st, head)) continue;
+      seen.add(key);
+      out.push({ path: p, st, head });
+    }
+    return out;
+  }
+
+  /** Moves an identity into a copy of its bytes, to be read on from `read` (like a rename). */
+  private continueIn(was: { id: string; input: number; path: string }, row: FileState, copy: Look, read: number): boolean {
+    let opened: { fd: number; seen: Observed };
+    try {
+      opened = openIdentified(copy.path);
+    } catch {
+      return false;
+    }
+    const { fd, seen } = opened;
+    if (seen.dev !== copy.st.dev || seen.ino !== copy.st.ino || !headMatches(row, seen.head) || seen.size < read) {
+      closeSync(fd);
+      return false;
+    }
+    const key = inodeKey(seen.dev, seen.ino);
+    Object.assign(row, { dev: seen.dev, ino: seen.ino, path: copy.path, gone_since: null, seen_at: Date.now() });
+    this.index.lengthen(row, seen);
+    this.checkpoint.touch(row.id);
+    this.index.moved.set(key, row.id);
+    this.held.delete(key);
+    const t = this.index.newTracked(row.id, was.input, copy.path, seen, read, false);
+    this.events.fileRenamed(was.path, copy.path, row.id);
+    this.fds.give(t, fd, true);
+    return true;
+  }
+
+  /** A copy whose bytes were all shipped as another file's gets an identity of its own, starting past them. */
+  private registerCopy(c: Look): void {
+    const key = inodeKey(c.st.dev, c.st.ino);
+    this.held.delete(key);
+    if (this.index.hasIdentity(c.st, c.head)) return;
+    const row: FileState = {
+      id: this.index.newId(c.st.dev, c.st.ino), dev: c.st.dev, ino: c.st.ino, fingerprint: fingerprint(c.head), fp_len: c.head.length,
+      path: c.path, offset: c.st.size, seen_at: Date.now(), gone_since: null,
+    };
+    this.checkpoint.register(row);
+  }
+
+  /**
+   * An original stops being followed, `read` bytes of it read: its held copies are settled.
+   * The largest that holds more than was read carries its identity on; the others get
+   * identities of their own past what they hold. Returns whether one carries it on.
+   */
+  settle(t: Tracked, read: number): boolean {
+    const mine = [...this.held.entries()].filter(([, h]) => h.of === t.id).sort((a, b) => b[1].size - a[1].size);
+    const row = this.checkpoint.row(t.id);
+    let carried = false;
+    for (const [key, h] of mine) {
+      this.held.delete(key);
+      let look: Look;
+      try {
+        const st = statSync(h.path);
+        if (inodeKey(st.dev, st.ino) !== key) continue;
+        look = { path: h.path, st, head: readHead(h.path) };
+      } catch {
+        continue;
+      }
+      if (!carried && row && look.st.size > read && this.continueIn({ id: t.id, input: t.input, path: t.source.path }, row, look, read)) carried = true;
+      else if (h.prefix >= FINGERPRINT_BYTES) this.registerCopy(look); // else judged again as a new file
+    }
+    return carried;
+  }
+}

@@ -1,0 +1,177 @@
+// Descriptors: max_open_files shared among the followed files. Opens and closes each file's
+// Tail, queues files that want a descriptor in arrival order, and hands descriptors out as
+// they free up. In: followed files (files.ts) and the config; out: t.tail set or null.
+//
+// Invariants: at most max_open_files descriptors are held, except for a moment while a new
+// file is identified, and while a copy takes over from a truncated original with no idle
+// descriptor to spare (give() with `keep`). When files wait for a descriptor, a file gives
+// its own up after each turn (caught up, or a turn's bytes read) and queues again if it has
+// more, so no busy file starves a quiet one. A deleted file, or one renamed out of the globs,
+// keeps its descriptor (it could not be opened again). A file opened again by its path has
+// its identity checked before anything is read from it.
+
+import { closeSync } from "node:fs";
+import type { BufferPool } from "./bufferPool.ts";
+import type { Checkpoint } from "./checkpoint.ts";
+import type { AgentConfig } from "./config.ts";
+import { errorText } from "./errors.ts";
+import type { AgentEvents } from "./events.ts";
+import { headMatches, openIdentified, type Observed } from "./identify.ts";
+import { caughtUp, inputOf, reopenable, type FileIndex, type Tracked } from "./files.ts";
+import { Tail } from "./read.ts";
+
+/** Bytes asked of the OS per read. */
+export const READ_BYTES = 1024 * 1024;
+
+/** What the agent does when a descriptor decision finds a file changed or out of the globs. */
+export interface DescriptorHost {
+  replacedUnder(t: Tracked): void; // t's inode no longer holds t's bytes
+  letGo(t: Tracked): void; // t, renamed out of the globs, stops being followed
+}
+
+export class Descriptors {
+  private openFds = 0;
+  private readonly waiting = new Set<string>(); // tracked ids that want a descriptor, in arrival order
+
+  constructor(
+    private readonly index: FileIndex,
+    private readonly checkpoint: Checkpoint,
+    private readonly events: AgentEvents,
+    private readonly buffers: BufferPool,
+    private readonly config: () => AgentConfig,
+    private readonly host: DescriptorHost,
+  ) {}
+
+  /** Descriptors held now. */
+  get open(): number {
+    return this.openFds;
+  }
+
+  /** Files waiting for a descriptor. */
+  get waitingCount(): number {
+    return this.waiting.size;
+  }
+
+  /** t no longer wants a descriptor (it stops being followed). */
+  forget(id: string): void {
+    this.waiting.delete(id);
+  }
+
+  attach(t: Tracked, fd: number): void {
+    const input = inputOf(this.config(), t);
+    t.tail = new Tail(fd, t.resumeAt, { maxLineBytes: input.max_line_bytes, longLines: input.long_lines, readBytes: READ_BYTES, pool: this.buffers });
+    t.turnBytes = 0;
+    this.openFds++;
+    this.waiting.delete(t.id);
+    this.index.ready.add(t.id);
+  }
+
+  close(t: Tracked): void {
+    if (!t.tail) return;
+    t.resumeAt = t.tail.offset;
+    t.partialPending = t.tail.partialBytes > 0;
+    t.tail.close();
+    t.tail = null;
+    this.openFds--;
+    this.index.ready.delete(t.id);
+  }
+
+  /** Hands a freshly opened descriptor to t, or queues t for one; `keep`: hold it even over the limit (it may not open again). */
+  give(t: Tracked, fd: number, keep: boolean): void {
+    if (this.openFds < this.config().max_open_files || (keep && (this.closeOneIdle() || true))) return this.attach(t, fd);
+    closeSync(fd);
+    this.want(t);
+  }
+
+  want(t: Tracked): void {
+    this.waiting.add(t.id);
+    this.share(false);
+  }
+
+  /** When files wait for a descriptor, one that has had its turn gives its own up, and queues again if it has more. */
+  yieldTurn(t: Tracked, more: boolean): void {
+    if (this.waiting.size === 0) return;
+    if (!reopenable(t)) {
+      // Renamed out of the globs, it cannot be opened again: read to its end, it is let go.
+      if (!more && t.deletedAt === null && !t.matched) this.host.letGo(t);
+      return;
+    }
+    this.close(t);
+    if (more) this.waiting.add(t.id); // at the back
+    this.share(false);
+  }
+
+  /**
+   * Opens waiting files while descriptors are free. With `closeIdle` (each poll), caught-up
+   * files first give theirs up to waiting ones (a pass over all files, so not on every call).
+   */
+  share(closeIdle: boolean): void {
+    if (this.waiting.size === 0) return;
+    const max = this.config().max_open_files;
+    if (closeIdle && this.openFds >= max) {
+      const idle = [...this.index.files.values()].filter((t) => t.tail && t.deletedAt === null && caughtUp(t)).sort((a, b) => a.lastGrowth - b.lastGrowth);
+      for (const t of idle.slice(0, this.waiting.size)) {
+        if (reopenable(t)) this.close(t);
+        else this.host.letGo(t);
+      }
+    }
+    for (const id of [...this.waiting]) {
+      if (this.openFds >= max) break;
+      const t = this.index.files.get(id);
+      if (!t) this.waiting.delete(id);
+      else this.reopen(t);
+    }
+  }
+
+  /** Closes the caught-up file that grew least recently, to free a descriptor; false when none is idle. */
+  private closeOneIdle(): boolean {
+    let idle: Tracked | undefined;
+    for (const t of this.index.files.values()) {
+      if (t.tail && reopenable(t) && caughtUp(t) && (!idle || t.lastGrowth < idle.lastGrowth)) idle = t;
+    }
+    if (idle) this.close(idle);
+    return idle !== undefined;
+  }
+
+  /** Opens a closed file again by its path, if the path still holds the same file, and checks its bytes are still its. */
+  private reopen(t: Tracked): void {
+    this.waiting.delete(t.id);
+    let opened: { fd: number; seen: Observed };
+    try {
+      opened = openIdentified(t.source.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.events.fileUnreadable(t.source.path, errorText(err));
+      return;
+    }
+    if (opened.seen.dev !== t.dev || opened.seen.ino !== t.ino || opened.seen.birthtimeMs !== t.born) {
+      closeSync(opened.fd); // the path holds another file now; the next scan finds both
+      return;
+    }
+    this.attach(t, opened.fd);
+    const row = this.checkpoint.row(t.id);
+    if (row && (opened.seen.size < t.resumeAt || !headMatches(row, opened.seen.head))) this.host.replacedUnder(t);
+    else if (row) this.index.lengthen(row, opened.seen);
+  }
+
+  /**
+   * Checks a closed file's bytes are still its own; when they are not (truncated while
+   * closed), it is opened and handled as replaced at once. Returns true in that case.
+   */
+  replacedWhileClosed(t: Tracked): boolean {
+    let opened: { fd: number; seen: Observed };
+    try {
+      opened = openIdentified(t.source.path);
+    } catch {
+      return false;
+    }
+    const row = this.checkpoint.row(t.id);
+    const same = opened.seen.dev === t.dev && opened.seen.ino === t.ino;
+    if (!same || !row || (opened.seen.size >= t.resumeAt && headMatches(row, opened.seen.head))) {
+      closeSync(opened.fd);
+      return false;
+    }
+    this.attach(t, opened.fd);
+    this.host.replacedUnder(t);
+    return true;
+  }
+}

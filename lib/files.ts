@@ -1,0 +1,205 @@
+// The followed files: one Tracked per file being read, and the indexes the agent finds them
+// by (id, inode, first line, readiness), plus the identity rows' bookkeeping that goes with
+// them (new ids and rows, rows that moved into a copy, rows retiring once acknowledged,
+// rows of files no longer followed ageing out after state.ttl).
+// In: what identify.ts observed of a file; out: Tracked entries and saved rows looked up by
+// inode. Owns no descriptor (descriptors.ts) and decides nothing about copies (copies.ts).
+//
+// Invariants: every Tracked is in `files` under its id and in `byInode` under its inode
+// (unless a newer identity took the inode over), and in `byLine` under its lineKey when it
+// has one; unindex() removes all three. A retiring row is no saved row of its inode any more:
+// it is forgotten once none of its chunks wait for an ack.
+
+import { statSync, type Stats } from "node:fs";
+import type { Checkpoint } from "./checkpoint.ts";
+import type { AgentConfig, InputConfig } from "./config.ts";
+import { currentFingerprint, firstLineKey, headMatches, inodeKey, type Observed } from "./identify.ts";
+import type { Source } from "./pack.ts";
+import type { Tail } from "./read.ts";
+import type { FileState } from "./store.ts";
+
+/** How often gone files' state is checked against state.ttl. */
+const EXPIRE_EVERY_MS = 3_600_000;
+
+/** One file being followed. Its durable state (id, offset, fingerprint) is its checkpoint row. */
+export interface Tracked {
+  id: string;
+  input: number;
+  source: Source;
+  dev: number;
+  ino: number;
+  born: number; // birth time (ms; 0 where the file system does not keep it): tells a reused inode from the file
+  tail: Tail | null; // null while closed (inactive, or waiting for a descriptor)
+  resumeAt: number; // read position kept while the tail is closed
+  size: number; // size at the last look
+  mtimeMs: number; // mtime at the last look
+  lastGrowth: number; // ms epoch new bytes last appeared
+  matched: boolean; // found by the latest scan
+  deletedAt: number | null; // ms epoch its last link was removed
+  stopAt: number | null; // --once: read up to this size, then the file is done
+  lineKey: string | null; // firstLineKey of its bytes: how a copy of it finds it
+  turnBytes: number; // bytes read since it got its descriptor
+  partialPending: boolean; // closed with an unfinished last line seen
+}
+
+export class FileIndex {
+  readonly files = new Map<string, Tracked>();
+  readonly byInode = new Map<string, string>(); // inodeKey → tracked id
+  readonly byLine = new Map<string, Set<string>>(); // firstLineKey → tracked ids
+  readonly moved = new Map<string, string>(); // inodeKey → id of a row that moved into this inode (a copy)
+  readonly ready = new Set<string>(); // tracked ids that may have bytes to read
+  private readonly retiring = new Set<string>(); // ids to forget once their chunks are acked
+  private idSeq = 0;
+  private lastExpiry = 0;
+
+  constructor(
+    private readonly checkpoint: Checkpoint,
+    private readonly config: () => AgentConfig,
+    private readonly once: boolean,
+  ) {}
+
+  /** The followed file at an inode key, if any. */
+  atInode(key: string): Tracked | undefined {
+    return this.files.get(this.byInode.get(key) ?? "");
+  }
+
+  newTracked(id: string, input: number, path: string, seen: Observed, resumeAt: number, matched: boolean): Tracked {
+    const config = this.config();
+    const topic = (config.inputs[input] ?? config.inputs[0]!).topic;
+    const t: Tracked = {
+      id, input, source: { file: id, path, topic, host: config.host }, dev: seen.dev, ino: seen.ino, born: seen.birthtimeMs, tail: null, resumeAt,
+      size: seen.size, mtimeMs: seen.mtimeMs, lastGrowth: Date.now(), matched, deletedAt: null, stopAt: this.once ? seen.size : null,
+      lineKey: null, turnBytes: 0, partialPending: false,
+    };
+    this.files.set(id, t);
+    this.byInode.set(inodeKey(t.dev, t.ino), id);
+    this.indexLine(t, firstLineKey(seen.head));
+    return t;
+  }
+
+  /** Removes t from every index here (the descriptor queue is descriptors.ts's). */
+  unindex(t: Tracked): void {
+    this.files.delete(t.id);
+    this.ready.delete(t.id);
+    const key = inodeKey(t.dev, t.ino);
+    if (this.byInode.get(key) === t.id) this.byInode.delete(key);
+    this.indexLine(t, null);
+  }
+
+  indexLine(t: Tracked, lineKey: string | null): void {
+    if (t.lineKey === lineKey) return;
+    if (t.lineKey !== null) {
+      const ids = this.byLine.get(t.lineKey);
+      ids?.delete(t.id);
+      if (ids?.size === 0) this.byLine.delete(t.lineKey);
+    }
+    t.lineKey = lineKey;
+    if (lineKey === null) return;
+    let ids = this.byLine.get(lineKey);
+    if (!ids) this.byLine.set(lineKey, (ids = new Set()));
+    ids.add(t.id);
+  }
+
+  newRow(seen: Observed, path: string, offset: number): FileState {
+    return { id: this.newId(seen.dev, seen.ino), dev: seen.dev, ino: seen.ino, ...currentFingerprint(seen), path, offset, seen_at: Date.now(), gone_since: null };
+  }
+
+  /** A stable, never reused identity: device, inode, and when logship first saw these bytes. */
+  newId(dev: number, ino: number): string {
+    return `${dev}:${ino}:${Date.now().toString(36)}${(this.idSeq++ % 1296).toString(36).padStart(2, "0")}`;
+  }
+
+  retire(id: string): void {
+    if (this.checkpoint.waiting(id) === 0) this.forgetRow(id);
+    else this.retiring.add(id);
+  }
+
+  /** Retiring rows none of whose chunks wait for an ack any more are forgotten. */
+  forgetRetired(): void {
+    for (const id of this.retiring) {
+      if (this.checkpoint.waiting(id) > 0) continue;
+      this.retiring.delete(id);
+      this.forgetRow(id);
+    }
+  }
+
+  forgetRow(id: string): void {
+    this.checkpoint.forget(id);
+    for (const [key, moved] of this.moved) if (moved === id) this.moved.delete(key);
+  }
+
+  /** The saved row of the file now at dev + ino, including rows that moved into a copy. */
+  savedRow(dev: number, ino: number): FileState | undefined {
+    const key = inodeKey(dev, ino);
+    const movedId = this.moved.get(key);
+    const row = movedId === undefined ? this.checkpoint.byInode(dev, ino) : this.checkpoint.row(movedId);
+    return row && row.dev === dev && row.ino === ino && !this.retiring.has(row.id) ? row : undefined;
+  }
+
+  /** Whether the file is followed, or remembered (not merely an inode number reused), under an identity of its own. */
+  hasIdentity(st: Stats, head: Buffer): boolean {
+    const t = this.atInode(inodeKey(st.dev, st.ino));
+    if (t && t.born === st.birthtimeMs) return true;
+    const saved = this.savedRow(st.dev, st.ino);
+    return saved !== undefined && saved.offset <= st.size && headMatches(saved, head);
+  }
+
+  /** Rows of files no longer followed (no scan matched them) start ageing. */
+  markGone(): void {
+    const now = Date.now();
+    for (const row of this.checkpoint.rows()) {
+      if (this.files.has(row.id) || row.gone_since !== null) continue;
+      row.gone_since = now;
+      this.checkpoint.touch(row.id);
+    }
+  }
+
+  /** Deletes state of files gone longer than state.ttl, unless the file is still on disk. */
+  expireState(): void {
+    const now = Date.now();
+    const ttl = this.config().state.ttl;
+    if (now - this.lastExpiry < Math.min(EXPIRE_EVERY_MS, ttl)) return;
+    this.lastExpiry = now;
+    for (const row of [...this.checkpoint.rows()]) {
+      if (row.gone_since === null || now - row.gone_since < ttl || this.files.has(row.id)) continue;
+      if (existsAs(row.path, row.dev, row.ino)) {
+        row.gone_since = now;
+        this.checkpoint.touch(row.id);
+      } else if (this.checkpoint.waiting(row.id) === 0) {
+        this.forgetRow(row.id);
+      }
+    }
+  }
+
+  /** Lengthens a short fingerprint to what the file holds now; `seen.head` must already match it. */
+  lengthen(row: FileState, seen: Observed): void {
+    if (seen.head.length <= row.fp_len) return;
+    Object.assign(row, currentFingerprint(seen));
+    this.checkpoint.touch(row.id);
+  }
+}
+
+/** Whether t's file is read to the end of what it held at the last look, with no unfinished line. */
+export function caughtUp(t: Tracked): boolean {
+  return t.tail ? t.size === t.tail.offset && t.tail.partialBytes === 0 : t.size === t.resumeAt;
+}
+
+/** A file whose descriptor may be closed and opened again by its path later. */
+export function reopenable(t: Tracked): boolean {
+  return t.deletedAt === null && t.matched;
+}
+
+/** The input t was matched by (the first, once reload removed it). */
+export function inputOf(config: AgentConfig, t: Tracked): InputConfig {
+  return config.inputs[t.input] ?? config.inputs[0]!;
+}
+
+/** Whether `path` names the file dev + ino now. */
+export function existsAs(path: string, dev: number, ino: number): boolean {
+  try {
+    const st = statSync(path);
+    return st.dev === dev && st.ino === ino;
+  } catch {
+    return false;
+  }
+}
