@@ -21,7 +21,7 @@
 
 import { closeSync, readSync, statSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
-import { BufferPool, lease } from "./bufferPool.ts";
+import { BufferPool, Slabs } from "./bufferPool.ts";
 import { Checkpoint } from "./checkpoint.ts";
 import type { AgentConfig } from "./config.ts";
 import { Copies } from "./copies.ts";
@@ -59,8 +59,9 @@ const MAX_SEND_BYTES = 8 * 1024 * 1024;
 export class Agent {
   readonly events: AgentEvents;
   private readonly checkpoint = new Checkpoint();
-  /** Read buffers, reused once Kafka acknowledged every chunk cut from them. */
-  private readonly buffers = new BufferPool(READ_POOL_BYTES);
+  /** Read buffers (and slabs of short spans), reused once Kafka acknowledged every chunk cut from them. */
+  private readonly readPool = new BufferPool(READ_POOL_BYTES);
+  private readonly buffers = { pool: this.readPool, slabs: new Slabs(this.readPool, READ_BYTES) };
   private readonly sender: Sender;
   private readonly index: FileIndex;
   private readonly fds: Descriptors;
@@ -415,8 +416,8 @@ export class Agent {
     if (span.longLine) this.events.lineTooLong(t.source.path, span.longLine.offset, span.end - span.start, span.longLine.action);
     const k = this.config.kafka;
     const chunks = pack(span, t.source, { maxMessageBytes: k.max_message_bytes, targetMessageBytes: k.target_message_bytes });
-    if (span.pooled) {
-      const release = lease(this.buffers, span.pooled, chunks.length);
+    if (span.hold) {
+      const release = span.hold(chunks.length);
       for (const c of chunks) c.release = release;
     }
     this.sender.enqueue(chunks);

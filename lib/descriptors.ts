@@ -11,7 +11,7 @@
 // its identity checked before anything is read from it.
 
 import { closeSync } from "node:fs";
-import type { BufferPool } from "./bufferPool.ts";
+import type { BufferPool, Slabs } from "./bufferPool.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import type { AgentConfig } from "./config.ts";
 import { errorText } from "./errors.ts";
@@ -37,7 +37,7 @@ export class Descriptors {
     private readonly index: FileIndex,
     private readonly checkpoint: Checkpoint,
     private readonly events: AgentEvents,
-    private readonly buffers: BufferPool,
+    private readonly buffers: { pool: BufferPool; slabs: Slabs },
     private readonly config: () => AgentConfig,
     private readonly host: DescriptorHost,
   ) {}
@@ -59,7 +59,7 @@ export class Descriptors {
 
   attach(t: Tracked, fd: number): void {
     const input = inputOf(this.config(), t);
-    t.tail = new Tail(fd, t.resumeAt, { maxLineBytes: input.max_line_bytes, longLines: input.long_lines, readBytes: READ_BYTES, pool: this.buffers });
+    t.tail = new Tail(fd, t.resumeAt, { maxLineBytes: input.max_line_bytes, longLines: input.long_lines, readBytes: READ_BYTES, ...this.buffers });
     t.turnBytes = 0;
     this.openFds++;
     this.waiting.delete(t.id);

@@ -9,13 +9,15 @@
 // for Kafka is what max_inflight_bytes counts, however many files have a short line waiting.
 // Memory is bounded whatever a line's length: the rest of a truncated or dropped line is
 // read into the same shared buffer and never handed out.
-// With a BufferPool (the agent's), ordinary reads land in a pooled buffer instead, and a span
-// that fills at least a quarter of it is handed out in place (no copy) with `pooled` set: the
-// agent gives that buffer back to the pool once every chunk cut from it is released.
+// With a BufferPool (the agent's), ordinary reads land in a pooled buffer instead: a span
+// that fills at least a quarter of it is handed out in place (no copy), a shorter one is
+// copied into a shared slab (e.g. the lines of many small files); either way the span's
+// `hold` ties the buffer to the chunks cut from it, and it returns to the pool once every
+// one of them is released (acknowledged or dropped).
 // The Tail never decides what is acknowledged: its offset is the read position only.
 
 import { closeSync, fstatSync, readSync } from "node:fs";
-import type { BufferPool } from "./bufferPool.ts";
+import { lease, type BufferPool, type Slabs } from "./bufferPool.ts";
 import type { LongLines } from "./config.ts";
 
 const NL = 0x0a;
@@ -26,7 +28,7 @@ export interface Span {
   start: number; // file offset of the first byte accounted for
   end: number; // file offset just past the bytes accounted for (> start + bytes.length when bytes were skipped)
   longLine?: { action: LongLines; offset: number }; // set when this span began handling an over-long line
-  pooled?: Buffer; // the pool's buffer `bytes` lies in: give it back once every chunk of this span is released
+  hold?: (pieces: number) => () => void; // bytes lie in a pooled buffer: call once with the number of chunks cut from them; each chunk calls the returned release once
 }
 
 export interface TailOptions {
@@ -34,6 +36,7 @@ export interface TailOptions {
   longLines: LongLines;
   readBytes: number; // bytes asked of the OS per read
   pool?: BufferPool; // where read buffers come from and go back to
+  slabs?: Slabs; // where short spans are copied to (with pool)
 }
 
 /**
@@ -98,7 +101,7 @@ export class Tail {
         this.splitting = false;
         this.offset = start + end;
         this.scanned = Math.max(this.scanned, this.offset);
-        return handOut(buf, end, pool, { start, end: this.offset });
+        return handOut(buf, end, pool, this.opts.slabs, { start, end: this.offset });
       }
       const nl = n === 0 ? -1 : buf.subarray(0, n).indexOf(NL);
       const overLong = nl > max || (nl < 0 && n > max) ? this.overLong(buf, start, nl) : null;
@@ -215,13 +218,14 @@ export class Tail {
 
 /**
  * Bytes [0, end) of buf as a span: in place when they fill a quarter of a pooled buffer or
- * more (so what waits for Kafka pins at most 4× its size), else copied out.
+ * more (so what waits for Kafka pins at most 4× its size), else copied out (into a slab).
  */
-function handOut(buf: Buffer, end: number, pool: BufferPool | undefined, range: { start: number; end: number }): Span {
-  if (pool && end * 4 >= buf.length) return { bytes: buf.subarray(0, end), ...range, pooled: buf };
-  const bytes = Buffer.from(buf.subarray(0, end));
-  pool?.give(buf);
-  return { bytes, ...range };
+function handOut(buf: Buffer, end: number, pool: BufferPool | undefined, slabs: Slabs | undefined, range: { start: number; end: number }): Span {
+  if (!pool) return { bytes: Buffer.from(buf.subarray(0, end)), ...range };
+  if (end * 4 >= buf.length) return { bytes: buf.subarray(0, end), ...range, hold: (pieces) => lease(pool, buf, pieces) };
+  const copied = slabs ? slabs.copy(buf.subarray(0, end)) : { bytes: Buffer.from(buf.subarray(0, end)) };
+  pool.give(buf);
+  return { ...copied, ...range };
 }
 
 /** The buffer every read lands in, grown to the largest read asked for; nothing handed out points into it. */

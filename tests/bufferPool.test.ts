@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { BufferPool, lease } from "../lib/bufferPool.ts";
+import { BufferPool, lease, Slabs } from "../lib/bufferPool.ts";
 
 test("a given-back buffer is handed out again for the same size", () => {
   const pool = new BufferPool(10_000);
@@ -29,4 +29,31 @@ test("a lease returns the buffer only after every piece is released", () => {
   release();
   expect(pool.heldBytes).toBe(100);
   expect(pool.take(100)).toBe(b);
+});
+
+test("slabs pack short copies into one pooled buffer, freed when full and every holder let go", () => {
+  const pool = new BufferPool(10_000);
+  const slabs = new Slabs(pool, 100);
+  const a = slabs.copy(Buffer.from("a".repeat(40)));
+  const b = slabs.copy(Buffer.from("b".repeat(40)));
+  expect(a.bytes.buffer).toBe(b.bytes.buffer); // same slab
+  expect(a.bytes.toString()).toBe("a".repeat(40));
+  const releaseA = a.hold(1);
+  const releaseB = b.hold(2);
+  const c = slabs.copy(Buffer.from("c".repeat(40))); // does not fit: a new slab, the first sealed
+  c.hold(1);
+  expect(c.bytes.buffer).not.toBe(a.bytes.buffer);
+  releaseA();
+  releaseB();
+  expect(pool.heldBytes).toBe(0); // one holder of b left
+  releaseB();
+  expect(pool.heldBytes).toBe(100);
+  expect(b.bytes.toString()).toBe("b".repeat(40)); // untouched until someone takes it again
+});
+
+test("a copy larger than a slab gets a buffer of its own", () => {
+  const slabs = new Slabs(new BufferPool(10_000), 16);
+  const big = slabs.copy(Buffer.from("x".repeat(40)));
+  expect(big.bytes.toString()).toBe("x".repeat(40));
+  big.hold(1)();
 });

@@ -347,17 +347,22 @@ describe("with a buffer pool", () => {
     const line = "x".repeat(99) + "\n";
     const { tail } = tailOf(line.repeat(8000), { readBytes: 64 * 1024, pool }); // 800 KB
     const span = tail.read()!;
-    expect(span.pooled).toBeDefined();
-    expect(span.bytes.buffer).toBe(span.pooled!.buffer); // a view, no copy
+    expect(span.hold).toBeDefined();
     expect(span.bytes.length).toBe(64 * 1024 - ((64 * 1024) % 100));
     expect(pool.heldBytes).toBe(0); // still out: the chunks hold it
+    const release = span.hold!(2);
+    release();
+    expect(pool.heldBytes).toBe(0);
+    release();
+    expect(pool.heldBytes).toBe(64 * 1024); // back once both chunks let go
+    expect(pool.take(64 * 1024).buffer).toBe(span.bytes.buffer); // it was a view of that buffer: no copy
   });
 
   test("a small span is copied out and its read buffer goes straight back to the pool", () => {
     const pool = new BufferPool(16 * MiB);
     const { tail } = tailOf("short line\n", { readBytes: 64 * 1024, pool });
     const span = tail.read()!;
-    expect(span.pooled).toBeUndefined();
+    expect(span.hold).toBeUndefined();
     expect(span.bytes.toString()).toBe("short line\n");
     expect(pool.heldBytes).toBe(64 * 1024);
     expect(tail.read()).toBeNull();
