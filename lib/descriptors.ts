@@ -165,7 +165,8 @@ export class Descriptors {
       return false;
     }
     const row = this.checkpoint.row(t.id);
-    const same = opened.seen.dev === t.dev && opened.seen.ino === t.ino;
+    // A reused inode number (a new birth time) is another file, not this one truncated.
+    const same = opened.seen.dev === t.dev && opened.seen.ino === t.ino && opened.seen.birthtimeMs === t.born;
     if (!same || !row || (opened.seen.size >= t.resumeAt && headMatches(row, opened.seen.head))) {
       closeSync(opened.fd);
       return false;
