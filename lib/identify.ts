@@ -236,7 +236,8 @@ export function readHead(path: string): Buffer {
   }
 }
 
-function readAt(fd: number, buf: Buffer, want: number, position: number): number {
+/** Reads `want` bytes into buf from `position`, or fewer at EOF; returns the byte count. */
+export function readAt(fd: number, buf: Buffer, want: number, position: number): number {
   let got = 0;
   while (got < want) {
     const n = readSync(fd, buf, got, want - got, position + got);

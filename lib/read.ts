@@ -16,9 +16,10 @@
 // one of them is released (acknowledged or dropped).
 // The Tail never decides what is acknowledged: its offset is the read position only.
 
-import { closeSync, fstatSync, readSync } from "node:fs";
+import { closeSync, fstatSync } from "node:fs";
 import { lease, type BufferPool, type Slabs } from "./bufferPool.ts";
 import type { LongLines } from "./config.ts";
+import { readAt } from "./identify.ts";
 
 const NL = 0x0a;
 
@@ -95,7 +96,7 @@ export class Tail {
     for (;;) {
       const pool = want <= this.opts.readBytes ? this.opts.pool : undefined;
       const buf = pool ? pool.take(this.opts.readBytes) : readBuffer(want);
-      const n = readFull(this.fd, buf, want, start);
+      const n = readAt(this.fd, buf, want, start);
       const end = n === 0 ? 0 : this.completeLines(buf, n);
       if (end > 0) {
         this.splitting = false;
@@ -137,7 +138,7 @@ export class Tail {
     const len = this.scanned - this.offset;
     if (len <= 0 || this.skipping) return null;
     const buf = Buffer.allocUnsafe(len);
-    const n = readFull(this.fd, buf, len, this.offset);
+    const n = readAt(this.fd, buf, len, this.offset);
     if (n === 0) return null;
     const start = this.offset;
     this.offset += n;
@@ -205,7 +206,7 @@ export class Tail {
   private skip(start: number): Span | null {
     const want = this.opts.readBytes;
     const buf = readBuffer(want);
-    const n = readFull(this.fd, buf, want, start);
+    const n = readAt(this.fd, buf, want, start);
     if (n === 0) return null;
     const nl = buf.subarray(0, n).indexOf(NL);
     if (nl >= 0) this.skipping = false;
@@ -234,15 +235,4 @@ let shared = Buffer.allocUnsafe(0);
 function readBuffer(size: number): Buffer {
   if (shared.length < size) shared = Buffer.allocUnsafe(size);
   return shared;
-}
-
-/** Reads `want` bytes into buf from `position`, or fewer at EOF; returns the byte count. */
-function readFull(fd: number, buf: Buffer, want: number, position: number): number {
-  let got = 0;
-  while (got < want) {
-    const n = readSync(fd, buf, got, want - got, position + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
 }
