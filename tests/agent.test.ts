@@ -1,0 +1,72 @@
+// The agent's own decisions about saving offsets: when they are written, and that reading
+// pauses while they cannot be (a full disk), so a crash then re-sends as little as possible.
+import { Database } from "bun:sqlite";
+import { afterEach, expect, test } from "bun:test";
+import { Agent } from "../lib/agent.ts";
+import { openStore, type Store } from "../lib/store.ts";
+import { AgentHarness } from "./helpers/agentHarness.ts";
+import { FakePublisher } from "./helpers/fakePublisher.ts";
+
+const harnesses: AgentHarness[] = [];
+const agents: Agent[] = [];
+afterEach(async () => {
+  for (const a of agents.splice(0)) await a.stop(Date.now() + 2_000);
+  for (const h of harnesses.splice(0)) await h.close();
+});
+
+/** The offset saved on disk for the file at `path`, read as another process would. */
+function savedOffset(statePath: string, path: string): number | null {
+  const db = new Database(statePath, { readonly: true });
+  try {
+    const row = db.query("SELECT offset FROM files WHERE path = ?").get(path) as { offset: number } | null;
+    return row?.offset ?? null;
+  } finally {
+    db.close();
+  }
+}
+
+test("flush_interval 0 writes the offset as soon as Kafka acknowledged it", async () => {
+  const h = new AgentHarness({ state: { flush_interval: 0 } });
+  harnesses.push(h);
+  h.dir.append("app.log", "one\ntwo\n");
+  await h.start();
+  await h.untilDelivered("two\n");
+  await h.until(() => savedOffset(h.statePath, h.dir.path("app.log")) === 8, "offset 8 saved without a flush timer");
+});
+
+test("with a long flush_interval the acknowledged offset waits for the timer (the contrast)", async () => {
+  const h = new AgentHarness({ state: { flush_interval: 3_600_000 } });
+  harnesses.push(h);
+  h.dir.append("app.log", "one\ntwo\n");
+  await h.start();
+  await h.untilDelivered("two\n");
+  await Bun.sleep(100); // time in which flush_interval 0 saved it
+  expect(savedOffset(h.statePath, h.dir.path("app.log"))).not.toBe(8);
+  await h.stop(); // a graceful stop saves it
+  expect(savedOffset(h.statePath, h.dir.path("app.log"))).toBe(8);
+});
+
+test("while offsets cannot be saved, reading pauses; it resumes when saving works again", async () => {
+  const h = new AgentHarness();
+  harnesses.push(h);
+  const store: Store = openStore(h.statePath);
+  let diskFull = false;
+  const save = store.save.bind(store);
+  store.save = (rows) => {
+    if (diskFull) throw new Error("database or disk is full");
+    save(rows);
+  };
+  const kafka = new FakePublisher();
+  h.dir.append("app.log", "before\n");
+  const agent = await Agent.start(h.config, { once: false }, { publisher: kafka, events: h.recorded.events, store });
+  agents.push(agent);
+  await h.until(() => kafka.ackedText().includes("before\n"));
+  diskFull = true;
+  await h.until(() => h.recorded.count("stateError") > 0, "the failed save is reported");
+  h.dir.append("app.log", "during\n");
+  await Bun.sleep(200); // many poll and scan intervals: time to read, were reading not paused
+  expect(kafka.ackedText()).not.toContain("during\n");
+  diskFull = false;
+  await h.until(() => kafka.ackedText().includes("during\n"), "reading resumed after the save worked");
+  expect(h.recorded.count("stateRecovered")).toBe(1);
+});
