@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { parseConfig } from "../lib/config.ts";
 import { ConfigError, formatProblem } from "../lib/errors.ts";
 import { AgentRun, mkdir, removeWorkspace, workspace } from "./helpers/faults.ts";
+import { mulberry32 } from "./helpers/prng.ts";
 
 const VARIANTS = 3000;
 const PROBLEM = /^\S+:\d+: \S+: .+/;
@@ -59,15 +60,6 @@ stats_interval: 60s
 `;
 }
 
-/** mulberry32: a small seeded PRNG, so a failure can be replayed with FAULTS_SEED. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const CHARS = ":-[]{},#&*!|>'\"%@`\n\t ${}0aZ.\\?<=~\u0000\u00e9";
 const VALUES = ["", "-1", "0", "1e999", "99999999999999999999", "~", "null", "[]", "{}", "yes", "!!binary aGk=", "*nope", "&a x", "${NOPE}", "${HOME}", "10 parsecs", '"\\u0000"', "x".repeat(5000), "[1, [2, {a: b}]]", "0x10", "1.5KiB", "-5s", "!!int 3", "'unterminated"];
@@ -124,7 +116,7 @@ function mutate(text: string, rand: () => number): string {
 
 test(`${VARIANTS} corrupted configs: valid, or a ConfigError whose every problem is FILE:LINE: field: message`, () => {
   const seed = Number(process.env.FAULTS_SEED ?? 4242);
-  const rand = random(seed);
+  const rand = mulberry32(seed);
   const file = join(dir, "logship.yaml");
   const base = baseConfig(dir);
   const env = { HOSTNAME: "fuzzhost", HOME: "/root" };
@@ -163,7 +155,7 @@ test(`${VARIANTS} corrupted configs: valid, or a ConfigError whose every problem
 });
 
 test("corrupted configs through the binary: exit 2, every problem located, no stack trace", async () => {
-  const rand = random(7);
+  const rand = mulberry32(7);
   const base = baseConfig(dir);
   mkdir(join(dir, "cli"));
   let tried = 0;

@@ -3,43 +3,29 @@
 // every line must be in Kafka, in order per file; what was in flight at a kill may arrive
 // twice, and no more than that.
 
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { consumeAll } from "./helpers/consume.ts";
-import { AgentRun, appendLines, fields, mkdir, removeWorkspace, savedOffsets, seqLine, shortfall, verifyDelivery, workspace, writeConfig } from "./helpers/faults.ts";
-import { startMockCluster, type MockCluster } from "./helpers/mockCluster.ts";
+import { AgentRun, appendLines, fields, mkdir, savedOffsets, seqLine, shortfall, useCluster, verifyDelivery, writeConfig } from "./helpers/faults.ts";
+import { mulberry32 } from "./helpers/prng.ts";
 
-let cluster: MockCluster;
+const mock = useCluster();
 let dir: string;
 
 beforeAll(() => {
-  cluster = startMockCluster({ brokers: 1 });
-  dir = workspace("crash");
-});
-afterAll(() => {
-  cluster.close();
-  removeWorkspace(dir);
+  dir = mock.scratch("crash");
 });
 
-/** A small deterministic PRNG (mulberry32), so a failing run can be repeated. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test(
   "kill -9 at 20 random moments while files grow: nothing missing, order holds, duplicates bounded by what was in flight",
   async () => {
     const logs = mkdir(join(dir, "logs"));
-    cluster.createTopic("crash", 4);
+    mock.cluster.createTopic("crash", 4);
     const cap = 64 * 1024;
     const config = writeConfig(join(dir, "logship.yaml"), {
       inputs: [{ paths: [join(logs, "*.log")] }],
-      brokers: cluster.bootstraps,
+      brokers: mock.cluster.bootstraps,
       topic: "crash",
       state: join(dir, "state.db"),
       kafka: { max_message_bytes: "64KiB", target_message_bytes: "16KiB" },
@@ -54,7 +40,7 @@ test(
     const writer = setInterval(() => grow(5), 10);
 
     const seed = Number(process.env.FAULTS_SEED ?? Date.now() % 100_000);
-    const rand = random(seed);
+    const rand = mulberry32(seed);
     const kills: number[] = [];
     try {
       for (let i = 0; i < 20; i++) {
@@ -78,7 +64,7 @@ test(
     const last = AgentRun.run(config, "--once");
     expect(await last.exited(30_000)).toBe(0);
 
-    const records = await consumeAll(cluster.bootstraps, "crash", { timeoutMs: 20_000 });
+    const records = await consumeAll(mock.cluster.bootstraps, "crash", { timeoutMs: 20_000 });
     const d = verifyDelivery(records);
     expect(d.errors).toEqual([]);
     expect(shortfall(d, written)).toEqual([]);

@@ -3,34 +3,24 @@
 // (retriable, too large, not authorized), and slows every response to 2 s. Each test
 // asserts what arrived (every line, in order, duplicates counted) and what was logged.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { consumeAll } from "./helpers/consume.ts";
 import { eventually } from "./helpers/eventually.ts";
-import { AgentRun, appendLines, type ConfigOptions, fields, mkdir, removeWorkspace, savedOffsets, seqLine, shortfall, startLeaderCluster, verifyDelivery, workspace, writeConfig } from "./helpers/faults.ts";
-import { ApiKey, KafkaErr, startMockCluster, type MockCluster } from "./helpers/mockCluster.ts";
+import { AgentRun, appendLines, type ConfigOptions, fields, mkdir, savedOffsets, seqLine, shortfall, startLeaderCluster, useCluster, verifyDelivery, workspace, writeConfig } from "./helpers/faults.ts";
+import { ApiKey, KafkaErr } from "./helpers/mockCluster.ts";
 
 const MiB = 1024 * 1024;
 
-let cluster: MockCluster; // one broker, for injected errors and RTT
-const dirs: string[] = [];
-
-beforeAll(() => {
-  cluster = startMockCluster({ brokers: 1 });
-});
-afterAll(() => {
-  cluster.close();
-  for (const d of dirs) removeWorkspace(d);
-});
+const mock = useCluster(); // one broker, for injected errors and RTT
 
 /** A workspace with `tags` log files (one per tag) and a config shipping them to `topic`. */
 function setup(name: string, topic: string, over: Partial<ConfigOptions> = {}) {
-  const dir = workspace(name);
-  dirs.push(dir);
+  const dir = mock.scratch(name);
   const logs = mkdir(join(dir, "logs"));
   const state = join(dir, "state.db");
-  const config = writeConfig(join(dir, "logship.yaml"), { inputs: [{ paths: [join(logs, "*.log")] }], brokers: cluster.bootstraps, topic, state, ...over });
+  const config = writeConfig(join(dir, "logship.yaml"), { inputs: [{ paths: [join(logs, "*.log")] }], brokers: mock.cluster.bootstraps, topic, state, ...over });
   const written: Record<string, number> = {};
   const path = (tag: string) => join(logs, `${tag}.log`);
   const append = (tags: string[], count: number) => {
@@ -108,7 +98,7 @@ describe("injected Produce errors", () => {
         for (const [code, name] of cases) {
           const from = run.lines.length;
           // More errors than kafkajs retries inside one send, so the agent's own retry runs too.
-          cluster.pushRequestErrors(ApiKey.Produce, Array(5).fill(code));
+          mock.cluster.pushRequestErrors(ApiKey.Produce, Array(5).fill(code));
           s.append(tags, 300);
           const failed = await run.waitFor(/ERROR Kafka send failed/, { from });
           expect(fields(failed)).toMatchObject({ code: name, retriable: "true" });
@@ -121,7 +111,7 @@ describe("injected Produce errors", () => {
       } finally {
         await run.kill();
       }
-      const d = verifyDelivery(await consumeAll(cluster.bootstraps, "retriable"));
+      const d = verifyDelivery(await consumeAll(mock.cluster.bootstraps, "retriable"));
       expect(d.errors).toEqual([]);
       expect(shortfall(d, s.written)).toEqual([]);
       expect(d.duplicates).toBe(0); // a refused request wrote nothing
@@ -142,14 +132,14 @@ describe("injected Produce errors", () => {
 
         // One refusal: the batch is resent record by record; nothing is lost.
         let from = run.lines.length;
-        cluster.pushRequestErrors(ApiKey.Produce, [KafkaErr.MSG_SIZE_TOO_LARGE]);
+        mock.cluster.pushRequestErrors(ApiKey.Produce, [KafkaErr.MSG_SIZE_TOO_LARGE]);
         s.append(tags, 400);
         await s.allAcked();
         expect(run.count(/record rejected by Kafka and dropped/, from)).toBe(0);
 
         // Refused again and again: halves, quarters, ... down to single lines, which are dropped.
         from = run.lines.length;
-        cluster.pushRequestErrors(ApiKey.Produce, Array(40).fill(KafkaErr.MSG_SIZE_TOO_LARGE));
+        mock.cluster.pushRequestErrors(ApiKey.Produce, Array(40).fill(KafkaErr.MSG_SIZE_TOO_LARGE));
         s.append(tags, 400);
         await s.allAcked();
         const drops = run.matching(/ERROR record rejected by Kafka and dropped/, from).map(fields);
@@ -172,12 +162,12 @@ describe("injected Produce errors", () => {
         run.signal("SIGTERM");
         expect(await run.exited()).toBe(0);
 
-        const d = verifyDelivery(await consumeAll(cluster.bootstraps, "toolarge"), skip);
+        const d = verifyDelivery(await consumeAll(mock.cluster.bootstraps, "toolarge"), skip);
         expect(d.errors).toEqual([]);
         expect(shortfall(d, s.written)).toEqual([]);
         expect(d.duplicates).toBe(0);
         // The dropped lines are exactly the ones logged: none of them arrived.
-        const arrived = (await consumeAll(cluster.bootstraps, "toolarge")).flatMap((r) => r.value.toString("latin1").split("\n").slice(0, -1));
+        const arrived = (await consumeAll(mock.cluster.bootstraps, "toolarge")).flatMap((r) => r.value.toString("latin1").split("\n").slice(0, -1));
         for (const [tag, seqs] of skip) for (const seq of seqs) expect(arrived).not.toContain(seqLine(tag, seq).slice(0, -1));
       } finally {
         await run.kill();
@@ -197,7 +187,7 @@ describe("injected Produce errors", () => {
         await s.allAcked();
         const before = savedOffsets(s.state);
         const from = run.lines.length;
-        cluster.pushRequestErrors(ApiKey.Produce, Array(1000).fill(KafkaErr.TOPIC_AUTHORIZATION_FAILED));
+        mock.cluster.pushRequestErrors(ApiKey.Produce, Array(1000).fill(KafkaErr.TOPIC_AUTHORIZATION_FAILED));
         s.append(tags, 300);
         const failed = fields(await run.waitFor(/ERROR Kafka send failed/, { from }));
         expect(failed).toMatchObject({ code: "TOPIC_AUTHORIZATION_FAILED", retriable: "false" });
@@ -209,16 +199,16 @@ describe("injected Produce errors", () => {
         expect(savedOffsets(s.state)).toEqual(before);
         expect(run.count(/ERROR/, from)).toBe(1);
 
-        cluster.clearRequestErrors(ApiKey.Produce);
+        mock.cluster.clearRequestErrors(ApiKey.Produce);
         await run.waitFor(/INFO Kafka sends succeed again/, { from });
         await s.allAcked();
         run.signal("SIGTERM");
         expect(await run.exited()).toBe(0);
       } finally {
-        cluster.clearRequestErrors(ApiKey.Produce);
+        mock.cluster.clearRequestErrors(ApiKey.Produce);
         await run.kill();
       }
-      const d = verifyDelivery(await consumeAll(cluster.bootstraps, "authz"));
+      const d = verifyDelivery(await consumeAll(mock.cluster.bootstraps, "authz"));
       expect(d.errors).toEqual([]);
       expect(shortfall(d, s.written)).toEqual([]);
     },
@@ -238,7 +228,7 @@ describe("slow brokers", () => {
       try {
         await s.allAcked();
         const from = run.lines.length;
-        cluster.setRtt(1, 2000);
+        mock.cluster.setRtt(1, 2000);
         const t0 = Date.now();
         s.append(tags, 12_000); // ~3 MiB
         await s.allAcked(60_000);
@@ -248,14 +238,14 @@ describe("slow brokers", () => {
         expect(took).toBeGreaterThanOrEqual(4000); // at least two slow round trips
         expect(run.count(/ERROR|WARN/, from)).toBe(0);
         expect(peak).toBeLessThan(120 * MiB);
-        cluster.setRtt(1, 0);
+        mock.cluster.setRtt(1, 0);
         run.signal("SIGTERM");
         expect(await run.exited()).toBe(0);
       } finally {
-        cluster.setRtt(1, 0);
+        mock.cluster.setRtt(1, 0);
         await run.kill();
       }
-      const d = verifyDelivery(await consumeAll(cluster.bootstraps, "rtt"));
+      const d = verifyDelivery(await consumeAll(mock.cluster.bootstraps, "rtt"));
       expect(d.errors).toEqual([]);
       expect(shortfall(d, s.written)).toEqual([]);
       expect(d.duplicates).toBe(0);

@@ -5,35 +5,24 @@
 // close_removed gives up on it, the loss is logged as an error naming the file and the range.
 // Single-partition topics, so Kafka's order is the order to check.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { renameSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { consumeAll } from "./helpers/consume.ts";
 import { eventually } from "./helpers/eventually.ts";
-import { AgentRun, appendLines, fields, mkdir, removeWorkspace, savedOffsetOf, seqLine, shortfall, verifyDelivery, workspace, writeConfig } from "./helpers/faults.ts";
-import { startMockCluster, type MockCluster } from "./helpers/mockCluster.ts";
+import { AgentRun, appendLines, fields, mkdir, savedOffsetOf, seqLine, shortfall, useCluster, verifyDelivery, writeConfig } from "./helpers/faults.ts";
 
-let cluster: MockCluster;
-const dirs: string[] = [];
-
-beforeAll(() => {
-  cluster = startMockCluster({ brokers: 1 });
-});
-afterAll(() => {
-  cluster.close();
-  for (const d of dirs) removeWorkspace(d);
-});
+const mock = useCluster();
 
 /** app.log under a `*.log` glob, small records and a 64 KiB cap so an outage leaves most of a 1 MiB backlog unread. */
 function setup(name: string, extra: Record<string, string | number> = {}) {
-  const dir = workspace(name);
-  dirs.push(dir);
+  const dir = mock.scratch(name);
   const logs = mkdir(join(dir, "logs"));
   const state = join(dir, "state.db");
-  cluster.createTopic(name, 1);
+  mock.cluster.createTopic(name, 1);
   const config = writeConfig(join(dir, "logship.yaml"), {
     inputs: [{ paths: [join(logs, "*.log")], extra }],
-    brokers: cluster.bootstraps,
+    brokers: mock.cluster.bootstraps,
     topic: name,
     state,
     kafka: { max_message_bytes: "16KiB", target_message_bytes: "4KiB" },
@@ -47,7 +36,7 @@ async function outageWithBacklog(s: ReturnType<typeof setup>, written: Record<st
   written.old = appendLines(s.app, "old", 0, 200);
   const run = AgentRun.run(s.config);
   await eventually(() => savedOffsetOf(s.state, s.app) === statSync(s.app).size, { timeoutMs: 15_000, message: "first part acknowledged" });
-  cluster.brokerDown(1);
+  mock.cluster.brokerDown(1);
   const from = run.lines.length;
   written.old = appendLines(s.app, "old", written.old, 60_000); // ~3 MiB: more than the cap plus one read
   await run.waitFor(/ERROR Kafka send failed/, { from, timeoutMs: 20_000 });
@@ -77,7 +66,7 @@ describe("Kafka down while a file is rotated", () => {
           if (rotated === "app-1.log") await run.waitFor(/ file renamed /, { from });
           expect(savedOffsetOf(s.state, rotatedPath)).toBe(acked); // nothing moved while down
 
-          cluster.brokerUp(1);
+          mock.cluster.brokerUp(1);
           await eventually(() => savedOffsetOf(s.state, rotatedPath) === statSync(rotatedPath).size && savedOffsetOf(s.state, s.app) === statSync(s.app).size, {
             timeoutMs: 30_000,
             message: "both files acknowledged to their ends",
@@ -86,9 +75,9 @@ describe("Kafka down while a file is rotated", () => {
           expect(await run.exited()).toBe(0);
         } finally {
           await run.kill();
-          cluster.brokerUp(1);
+          mock.cluster.brokerUp(1);
         }
-        const d = verifyDelivery(await consumeAll(cluster.bootstraps, s.topic));
+        const d = verifyDelivery(await consumeAll(mock.cluster.bootstraps, s.topic));
         expect(d.errors).toEqual([]);
         expect(shortfall(d, written)).toEqual([]);
         expect(d.duplicates).toBe(0);
@@ -114,7 +103,7 @@ describe("Kafka down while a rotated file is deleted", () => {
         const removed = fields(await run.waitFor(/ file removed /, { from }));
         expect(Number(removed.unread_bytes)).toBeGreaterThan(1024 * 1024);
 
-        cluster.brokerUp(1);
+        mock.cluster.brokerUp(1);
         const finished = fields(await run.waitFor(/ file finished /, { from, timeoutMs: 30_000 }));
         expect(Number(finished.offset)).toBe(written.old! * seqLine("old", 0).length);
         run.signal("SIGTERM");
@@ -122,9 +111,9 @@ describe("Kafka down while a rotated file is deleted", () => {
         expect(run.count(/data lost/)).toBe(0);
       } finally {
         await run.kill();
-        cluster.brokerUp(1);
+        mock.cluster.brokerUp(1);
       }
-      const d = verifyDelivery(await consumeAll(cluster.bootstraps, "deleteheld"));
+      const d = verifyDelivery(await consumeAll(mock.cluster.bootstraps, "deleteheld"));
       expect(d.errors).toEqual([]);
       expect(shortfall(d, written)).toEqual([]);
     },
@@ -147,19 +136,19 @@ describe("Kafka down while a rotated file is deleted", () => {
         expect(Number(lost.to)).toBe(written.old! * seqLine("old", 0).length);
         expect(Number(lost.bytes)).toBe(Number(lost.to) - Number(lost.from));
 
-        cluster.brokerUp(1);
+        mock.cluster.brokerUp(1);
         await run.waitFor(/ Kafka sends succeed again/, { from, timeoutMs: 20_000 });
         await eventually(() => run.lines.some((l) => / INFO stats .*inflight_bytes=0/.test(l) && run.lines.indexOf(l) > from), { timeoutMs: 20_000, message: "queue drained" });
         run.signal("SIGTERM");
         expect(await run.exited()).toBe(0);
       } finally {
         await run.kill();
-        cluster.brokerUp(1);
+        mock.cluster.brokerUp(1);
       }
       // Everything before the lost range arrived, in order; nothing of the range did.
       const lineBytes = seqLine("old", 0).length;
       expect(Number(lost.from) % lineBytes).toBe(0);
-      const d = verifyDelivery(await consumeAll(cluster.bootstraps, "deletelost"));
+      const d = verifyDelivery(await consumeAll(mock.cluster.bootstraps, "deletelost"));
       expect(d.errors).toEqual([]);
       expect(shortfall(d, { old: Number(lost.from) / lineBytes })).toEqual([]);
       console.log(`[faults] close_removed gave up: ${lost.bytes} bytes logged as lost (from ${lost.from} to ${lost.to})`);

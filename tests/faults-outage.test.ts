@@ -5,7 +5,7 @@
 // outage exits within shutdown_timeout and the next run delivers the rest. The backoff
 // schedule and the reminder lines are checked in-process, where each retry is observable.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { closeSync, openSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { Agent } from "../lib/agent.ts";
@@ -13,28 +13,13 @@ import { parseConfig } from "../lib/config.ts";
 import { LogEvents } from "../lib/events.ts";
 import { consumeAll } from "./helpers/consume.ts";
 import { eventually } from "./helpers/eventually.ts";
-import { AgentRun, appendLines, fields, mkdir, removeWorkspace, savedOffsets, shortfall, verifyDelivery, workspace, writeConfig } from "./helpers/faults.ts";
-import { startMockCluster, type MockCluster } from "./helpers/mockCluster.ts";
+import { AgentRun, appendLines, fields, mkdir, savedOffsets, shortfall, useCluster, verifyDelivery, writeConfig } from "./helpers/faults.ts";
 
 const MiB = 1024 * 1024;
 const RSS_BOUND = 120 * MiB;
 
-let cluster: MockCluster; // one broker: "all brokers down" is brokerDown(1)
-const dirs: string[] = [];
+const mock = useCluster(); // one broker: "all brokers down" is brokerDown(1)
 
-beforeAll(() => {
-  cluster = startMockCluster({ brokers: 1 });
-});
-afterAll(() => {
-  cluster.close();
-  for (const d of dirs) removeWorkspace(d);
-});
-
-function scratch(name: string): string {
-  const d = workspace(name);
-  dirs.push(d);
-  return d;
-}
 
 /** Writes `bytes` of 100-byte lines tagged `tag` to `path` quickly (for volume, not read back). */
 function fillBulk(path: string, tag: string, bytes: number): number {
@@ -67,18 +52,18 @@ describe("all brokers down while the logs grow", () => {
   test(
     "reading pauses at max_inflight_bytes, memory stays flat, offsets stay, and everything arrives after recovery",
     async () => {
-      const dir = scratch("outage");
+      const dir = mock.scratch("outage");
       const bulkDir = mkdir(join(dir, "bulk"));
       const exactDir = mkdir(join(dir, "exact"));
-      cluster.createTopic("outage-bulk", 16);
-      cluster.createTopic("outage-exact", 4);
+      mock.cluster.createTopic("outage-bulk", 16);
+      mock.cluster.createTopic("outage-exact", 4);
       const cap = 16 * MiB;
       const config = writeConfig(join(dir, "logship.yaml"), {
         inputs: [
           { paths: [join(bulkDir, "*.log")], topic: "outage-bulk" },
           { paths: [join(exactDir, "*.log")], topic: "outage-exact" },
         ],
-        brokers: cluster.bootstraps,
+        brokers: mock.cluster.bootstraps,
         state: join(dir, "state.db"),
         top: { max_inflight_bytes: cap },
       });
@@ -94,7 +79,7 @@ describe("all brokers down while the logs grow", () => {
         const before = sizes([...bulk, ...exact]);
         await eventually(() => [...before].every(([p, size]) => savedOffsets(join(dir, "state.db")).get(p) === size), { timeoutMs: 15_000, message: "first lines acknowledged" });
 
-        cluster.brokerDown(1);
+        mock.cluster.brokerDown(1);
         const downAt = run.lines.length;
         for (const [i, t] of exactTags.entries()) written[t] = appendLines(exact[i]!, t, written[t]!, 8000);
         let bulkBytes = 0;
@@ -125,7 +110,7 @@ describe("all brokers down while the logs grow", () => {
         console.log(`[faults] outage: ${(unread / MiB).toFixed(0)} MiB waiting, in-flight ${paused} bytes, peak RSS while down ${(peakWhileDown / MiB).toFixed(1)} MiB`);
         expect(peakWhileDown).toBeLessThan(RSS_BOUND);
 
-        cluster.brokerUp(1);
+        mock.cluster.brokerUp(1);
         const total = sizes([...bulk, ...exact]);
         await eventually(() => [...total].every(([p, size]) => savedOffsets(join(dir, "state.db")).get(p) === size), { timeoutMs: 60_000, message: "backlog acknowledged after recovery" });
         console.log(`[faults] outage: peak RSS including the catch-up of ${(bulkBytes / MiB).toFixed(0)} MiB: ${(run.peakRss() / MiB).toFixed(1)} MiB`);
@@ -144,13 +129,13 @@ describe("all brokers down while the logs grow", () => {
         const unreadColumn = check.stdout.split("\n").filter((l) => l.startsWith(dir)).map((l) => l.split(/\s+/)[4]);
         expect(unreadColumn).toEqual(Array(12).fill("0"));
 
-        const d = verifyDelivery(await consumeAll(cluster.bootstraps, "outage-exact", { timeoutMs: 20_000 }));
+        const d = verifyDelivery(await consumeAll(mock.cluster.bootstraps, "outage-exact", { timeoutMs: 20_000 }));
         expect(d.errors).toEqual([]);
         expect(shortfall(d, written)).toEqual([]);
         console.log(`[faults] outage: duplicates after recovery: ${d.duplicates} lines`);
       } finally {
         await run.kill();
-        cluster.brokerUp(1);
+        mock.cluster.brokerUp(1);
       }
     },
     120_000,
@@ -161,12 +146,12 @@ describe("SIGTERM while Kafka is down", () => {
   test(
     "exits 0 within shutdown_timeout, saves only acknowledged offsets, and the next run delivers the rest",
     async () => {
-      const dir = scratch("sigterm");
+      const dir = mock.scratch("sigterm");
       const logs = mkdir(join(dir, "logs"));
-      cluster.createTopic("sigterm", 2);
+      mock.cluster.createTopic("sigterm", 2);
       const config = writeConfig(join(dir, "logship.yaml"), {
         inputs: [{ paths: [join(logs, "*.log")] }],
-        brokers: cluster.bootstraps,
+        brokers: mock.cluster.bootstraps,
         topic: "sigterm",
         state: join(dir, "state.db"),
         top: { shutdown_timeout: "1s" },
@@ -180,7 +165,7 @@ describe("SIGTERM while Kafka is down", () => {
       try {
         const acked = sizes(paths);
         await eventually(() => paths.every((p) => savedOffsets(join(dir, "state.db")).get(p) === acked.get(p)), { timeoutMs: 15_000 });
-        cluster.brokerDown(1);
+        mock.cluster.brokerDown(1);
         const downAt = run.lines.length;
         for (const [i, t] of tags.entries()) written[t] = appendLines(paths[i]!, t, written[t]!, 3000);
         await run.waitFor(/ERROR Kafka send failed/, { from: downAt, timeoutMs: 20_000 });
@@ -198,13 +183,13 @@ describe("SIGTERM while Kafka is down", () => {
         expect(savedOffsets(join(dir, "state.db"))).toEqual(acked);
       } finally {
         await run.kill();
-        cluster.brokerUp(1);
+        mock.cluster.brokerUp(1);
       }
 
       const again = AgentRun.run(config, "--once");
       expect(await again.exited(30_000)).toBe(0);
       expect(savedOffsets(join(dir, "state.db"))).toEqual(sizes(paths));
-      const d = verifyDelivery(await consumeAll(cluster.bootstraps, "sigterm"));
+      const d = verifyDelivery(await consumeAll(mock.cluster.bootstraps, "sigterm"));
       expect(d.errors).toEqual([]);
       expect(shortfall(d, written)).toEqual([]);
       expect(d.duplicates).toBe(0); // nothing unacknowledged had reached Kafka
@@ -217,14 +202,14 @@ describe("backoff and outage logging (in process, every retry observable)", () =
   test(
     "retries back off exponentially up to retry_backoff_max; the outage is logged once plus periodic reminders",
     async () => {
-      const dir = scratch("backoff");
+      const dir = mock.scratch("backoff");
       const logs = mkdir(join(dir, "logs"));
       const path = join(logs, "a.log");
       const written = { a: appendLines(path, "a", 0, 100) };
       const file = join(dir, "logship.yaml");
       writeConfig(file, {
         inputs: [{ paths: [join(logs, "*.log")] }],
-        brokers: cluster.bootstraps,
+        brokers: mock.cluster.bootstraps,
         topic: "backoff",
         state: join(dir, "state.db"),
         kafka: { retry_backoff: "10ms", retry_backoff_max: "160ms", request_timeout: "1s" },
@@ -242,7 +227,7 @@ describe("backoff and outage logging (in process, every retry observable)", () =
       }
       const events = new Recorder((line) => log.push(line), 1_000);
 
-      cluster.brokerDown(1);
+      mock.cluster.brokerDown(1);
       let agent: Agent | undefined;
       try {
         agent = await Agent.start(config, { once: false }, { events });
@@ -266,14 +251,14 @@ describe("backoff and outage logging (in process, every retry observable)", () =
         expect(fields(reminders[0]!).attempts).toBeDefined();
         expect(agent.status().map((s) => s.offset)).toEqual([0]);
 
-        cluster.brokerUp(1);
+        mock.cluster.brokerUp(1);
         await eventually(() => agent!.status()[0]?.offset === statSync(path).size, { timeoutMs: 15_000 });
         expect(log.filter((l) => / Kafka sends succeed again/.test(l))).toHaveLength(1);
       } finally {
-        cluster.brokerUp(1);
+        mock.cluster.brokerUp(1);
         await agent?.stop(Date.now() + 2_000);
       }
-      const d = verifyDelivery(await consumeAll(cluster.bootstraps, "backoff"));
+      const d = verifyDelivery(await consumeAll(mock.cluster.bootstraps, "backoff"));
       expect(d.errors).toEqual([]);
       expect(shortfall(d, written)).toEqual([]);
     },

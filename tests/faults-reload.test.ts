@@ -3,24 +3,18 @@
 // resumes where it stopped; a broken config is rejected with a located message and the
 // running one is kept.
 
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { beforeAll, expect, test } from "bun:test";
 import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { consumeAll } from "./helpers/consume.ts";
 import { eventually } from "./helpers/eventually.ts";
-import { AgentRun, appendLines, fields, mkdir, removeWorkspace, savedOffsets, shortfall, verifyDelivery, workspace, writeConfig } from "./helpers/faults.ts";
-import { startMockCluster, type MockCluster } from "./helpers/mockCluster.ts";
+import { AgentRun, appendLines, fields, mkdir, savedOffsets, shortfall, useCluster, verifyDelivery, writeConfig } from "./helpers/faults.ts";
 
-let cluster: MockCluster;
+const mock = useCluster();
 let dir: string;
 
 beforeAll(() => {
-  cluster = startMockCluster({ brokers: 1 });
-  dir = workspace("reload");
-});
-afterAll(() => {
-  cluster.close();
-  removeWorkspace(dir);
+  dir = mock.scratch("reload");
 });
 
 test(
@@ -30,8 +24,8 @@ test(
     const dirB = mkdir(join(dir, "b"));
     const state = join(dir, "state.db");
     const file = join(dir, "logship.yaml");
-    cluster.createTopic("reload", 2);
-    const configure = (inputs: string[]) => writeConfig(file, { inputs: inputs.map((d) => ({ paths: [join(d, "*.log")] })), brokers: cluster.bootstraps, topic: "reload", state });
+    mock.cluster.createTopic("reload", 2);
+    const configure = (inputs: string[]) => writeConfig(file, { inputs: inputs.map((d) => ({ paths: [join(d, "*.log")] })), brokers: mock.cluster.bootstraps, topic: "reload", state });
     const a = join(dirA, "a.log");
     const b = join(dirB, "b.log");
     const written = { a: appendLines(a, "a", 0, 200), b: appendLines(b, "b", 0, 200) };
@@ -100,7 +94,7 @@ test(
       clearInterval(writer);
       await run.kill();
     }
-    const d = verifyDelivery(await consumeAll(cluster.bootstraps, "reload"));
+    const d = verifyDelivery(await consumeAll(mock.cluster.bootstraps, "reload"));
     expect(d.errors).toEqual([]);
     expect(shortfall(d, written)).toEqual([]);
     expect(d.duplicates).toBe(0);

@@ -17,6 +17,7 @@
 import { expect, test } from "bun:test";
 import { closeSync, copyFileSync, fstatSync, openSync, renameSync, truncateSync, unlinkSync, writeSync } from "node:fs";
 import { AgentHarness } from "./helpers/agentHarness.ts";
+import { mulberry32 } from "./helpers/prng.ts";
 
 type Op =
   | { op: "append"; w: number; n: number }
@@ -43,20 +44,9 @@ interface Program {
   ops: Op[];
 }
 
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function generate(seed: number): Program {
-  const rnd = prng(seed);
+  const rnd = mulberry32(seed);
   const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
   const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const writers = int(1, 3);

@@ -11,7 +11,9 @@ import { dlopen } from "bun:ffi";
 import { Database } from "bun:sqlite";
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { afterAll, beforeAll } from "bun:test";
 import type { ConsumedRecord } from "./consume.ts";
+import { startMockCluster, type MockCluster } from "./mockCluster.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 const SOURCES = [join(ROOT, "main.ts"), join(ROOT, "package.json"), ...readdirSync(join(ROOT, "lib")).map((f) => join(ROOT, "lib", f))];
@@ -162,6 +164,33 @@ export function workspace(name: string): string {
 
 export function removeWorkspace(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * One mock cluster for a whole test file (closing one can block ~1 s), and scratch
+ * workspaces removed after the file's tests. Call at the top level of a test file.
+ */
+export function useCluster(brokers = 1): { readonly cluster: MockCluster; scratch(name: string): string } {
+  let started: MockCluster | undefined;
+  const dirs: string[] = [];
+  beforeAll(() => {
+    started = startMockCluster({ brokers });
+  });
+  afterAll(() => {
+    started?.close();
+    for (const d of dirs) removeWorkspace(d);
+  });
+  return {
+    get cluster(): MockCluster {
+      if (!started) throw new Error("useCluster: the cluster starts in beforeAll; use it inside tests");
+      return started;
+    },
+    scratch(name: string): string {
+      const d = workspace(name);
+      dirs.push(d);
+      return d;
+    },
+  };
 }
 
 export interface ConfigOptions {
