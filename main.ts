@@ -49,17 +49,6 @@ Options:
 
 class UsageError extends Error {}
 
-// kafkajs' request queue arms a timer with a negative delay (throttledUntil - now, when it is
-// not throttled), and Bun then prints a TimeoutNegativeWarning on stderr from native code:
-// process.emitWarning is never called, so it cannot be filtered there. Timers with a
-// negative delay run after 1 ms anyway; clamping them here changes nothing but the noise,
-// and the agent's stderr is its log.
-const setTimeoutAsGiven = globalThis.setTimeout;
-globalThis.setTimeout = Object.assign(
-  (handler: (...a: unknown[]) => void, delay?: number, ...args: unknown[]) => setTimeoutAsGiven(handler, typeof delay === "number" && delay < 0 ? 1 : delay, ...args),
-  setTimeoutAsGiven,
-) as typeof setTimeout;
-
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined) return print(HELP, 2, true); // a usage error: say how to use it, on stderr

@@ -30,6 +30,7 @@
 // negative delay (run as 1 ms) for ever: about 800 wake-ups a second per broker
 // connection, 4.5% of a core on an idle agent (kafkajs issues #1556, #1704). With nothing
 // pending there is nothing to check: a new request schedules its own check when it comes.
+// (Those negative delays were also what made Bun print TimeoutNegativeWarning on stderr.)
 
 // @ts-expect-error kafkajs ships no types for its internals
 import Encoder from "kafkajs/src/protocol/encoder.js";
