@@ -151,13 +151,9 @@ export class Agent {
     this.events.configReloaded(next.file);
   }
 
-  /** What `check` and tests want to know about the followed files. */
+  /** The followed files and their acknowledged offsets (for tests and diagnostics). */
   status(): { path: string; file: string; offset: number; size: number; open: boolean }[] {
     return [...this.index.files.values()].map((t) => ({ path: t.source.path, file: t.id, offset: this.checkpoint.offsetOf(t.id) ?? 0, size: t.size, open: t.tail !== null }));
-  }
-
-  get inflightBytes(): number {
-    return this.sender.inflightBytes;
   }
 
   // --- scan: globs → identities ---------------------------------------------------------

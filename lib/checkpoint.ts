@@ -52,10 +52,6 @@ export class Checkpoint {
     return this.files.size;
   }
 
-  has(id: string): boolean {
-    return this.files.has(id);
-  }
-
   row(id: string): FileState | undefined {
     return this.files.get(id)?.row;
   }
