@@ -105,8 +105,8 @@ export class Copies {
   /** Judges a new file against the followed files whose first line it shares. */
   verdict(fd: number, seen: Observed): CopyVerdict {
     const lineKey = firstLineKey(seen.head);
-    const ids = lineKey === null ? undefined : this.index.byLine.get(lineKey);
-    if (!ids) return NOT_A_COPY;
+    const ids = lineKey === null ? [] : this.index.byLine.get(lineKey);
+    if (ids.length === 0) return NOT_A_COPY;
     const self = inodeKey(seen.dev, seen.ino);
     const earlier = this.held.get(self);
     let best: { t: Tracked; prefix: number } | null = null;

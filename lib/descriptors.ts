@@ -115,7 +115,9 @@ export class Descriptors {
         else this.host.letGo(t);
       }
     }
-    for (const id of [...this.waiting]) {
+    // Not a copy of the set: it may hold thousands of files (many new at once) and this runs
+    // on every want(). Deleting the entry being visited is safe while iterating a Set.
+    for (const id of this.waiting) {
       if (this.openFds >= max) break;
       const t = this.index.files.get(id);
       if (!t) this.waiting.delete(id);

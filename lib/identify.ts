@@ -51,7 +51,6 @@
 // Files that already have an identity of their own are never taken for copies.
 
 import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from "node:fs";
-import { createHash } from "node:crypto";
 import { basename } from "node:path";
 
 export const FINGERPRINT_BYTES = 1024;
@@ -73,8 +72,11 @@ export function inodeKey(dev: number, ino: number): string {
   return `${dev}:${ino}`;
 }
 
+/** The first 16 bytes of SHA-256, in hex: what a state row stores. */
 export function fingerprint(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex").slice(0, 32);
+  // One-shot (no hasher object left for the collector), and hex of only the bytes kept, so
+  // the string is not a slice holding a longer one alive: a row is kept per file.
+  return (Bun.CryptoHasher.hash("sha256", bytes) as Buffer).toString("hex", 0, 16);
 }
 
 /** Opens `path`, reads its head and stats it. Throws the fs error when it cannot be read. */
@@ -191,12 +193,14 @@ export function isNamedCopyOf(known: { fingerprint: string; fp_len: number }, kn
 /**
  * A key for a file's first line (up to its newline, or its first FINGERPRINT_BYTES bytes when
  * it has no newline there); null while the first line is incomplete. Copies of a file share
- * it, so it is how a new file finds the followed file it may be a copy of.
+ * it, so it is how a new file finds the followed file it may be a copy of. It is a 32-bit
+ * hash, kept in memory only: files that share a key by chance are told apart by comparing
+ * their bytes (a candidate is only ever confirmed byte for byte).
  */
-export function firstLineKey(head: Uint8Array): string | null {
+export function firstLineKey(head: Uint8Array): number | null {
   const nl = head.indexOf(0x0a);
-  if (nl >= 0) return fingerprint(head.subarray(0, nl + 1));
-  return head.length >= FINGERPRINT_BYTES ? fingerprint(head.subarray(0, FINGERPRINT_BYTES)) : null;
+  if (nl >= 0) return Bun.hash.crc32(head.subarray(0, nl + 1));
+  return head.length >= FINGERPRINT_BYTES ? Bun.hash.crc32(head.subarray(0, FINGERPRINT_BYTES)) : null;
 }
 
 /** How many bytes from 0 two open files share: compares [from, to), which must already be equal before `from`. */
