@@ -34,6 +34,12 @@ export class BufferPool {
   get heldBytes(): number {
     return this.held;
   }
+
+  /** Drops every free buffer (to the garbage collector): an idle agent gives its memory back. */
+  clear(): void {
+    this.free.clear();
+    this.held = 0;
+  }
 }
 
 /** Gives `buffer` back to `pool` after `count` release() calls (one per piece cut from it). */
@@ -74,6 +80,12 @@ export class Slabs {
     slab.used += bytes.length;
     const s = slab;
     return { bytes: slab.buf.subarray(at, at + bytes.length), hold: (pieces) => s.retain(pieces) };
+  }
+
+  /** Stops filling the current slab; it goes back to the pool once its holders let go. */
+  seal(): void {
+    this.current?.seal();
+    this.current = null;
   }
 }
 

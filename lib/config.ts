@@ -88,7 +88,7 @@ export const DEFAULTS = {
   poll_interval: 1_000,
   shutdown_timeout: 30_000,
   max_open_files: 1024,
-  max_inflight_bytes: 4 * MiB,
+  max_inflight_bytes: 2 * MiB,
   stats_interval: 60_000,
 };
 

@@ -7,7 +7,7 @@
 import { CompressionTypes, Kafka, logLevel, Partitioners, type Message, type Producer, type TopicMessages } from "kafkajs";
 import type { KafkaConfig } from "./config.ts";
 import { PublishError } from "./errors.ts";
-import { withEncoderArena } from "./kafkajs-patches.ts";
+import { releaseEncoderBuffers, withEncoderArena } from "./kafkajs-patches.ts";
 import { BATCH_OVERHEAD, chunkHeaders, type Chunk } from "./pack.ts";
 
 /** What the agent needs from Kafka; tests substitute a fake. */
@@ -16,6 +16,8 @@ export interface Publisher {
   /** The partition a key goes to, when the topic's partition count is known. */
   partitionOf(topic: string, key: string): number | undefined;
   close(): Promise<void>;
+  /** Nothing is being sent and nothing was for a while: drop buffers kept for reuse. */
+  trim?(): void;
 }
 
 const ACKS = { all: -1, leader: 1, none: 0 } as const;
@@ -66,6 +68,10 @@ export class KafkaPublisher implements Publisher {
     if (n === undefined) return undefined;
     const partitionMetadata = Array.from({ length: n }, (_, partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0], partitionErrorCode: 0 }));
     return this.hash({ topic, partitionMetadata, message: { key, value: null } });
+  }
+
+  trim(): void {
+    releaseEncoderBuffers();
   }
 
   async send(chunks: Chunk[]): Promise<void> {

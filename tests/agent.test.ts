@@ -70,3 +70,20 @@ test("while offsets cannot be saved, reading pauses; it resumes when saving work
   await h.until(() => kafka.ackedText().includes("during\n"), "reading resumed after the save worked");
   expect(h.recorded.count("stateRecovered")).toBe(1);
 });
+
+test("an idle agent drops its reusable buffers once, and reads on when lines arrive", async () => {
+  const h = new AgentHarness({ agent: { poll_interval: 20 } });
+  harnesses.push(h);
+  const line = (i: number) => `line ${i} ${"x".repeat(200)}\n`;
+  h.dir.append("app.log", Array.from({ length: 2_000 }, (_, i) => line(i)).join(""));
+  await h.start();
+  await h.untilDelivered(line(1_999));
+  await h.until(() => h.kafka.trims === 1, "the publisher was asked to trim after 10 quiet polls");
+  await Bun.sleep(300); // 15 more quiet polls: no second trim while nothing happened
+  expect(h.kafka.trims).toBe(1);
+  h.dir.append("app.log", Array.from({ length: 2_000 }, (_, i) => line(2_000 + i)).join(""));
+  await h.untilDelivered(line(3_999));
+  const expected = Array.from({ length: 4_000 }, (_, i) => line(i)).join("");
+  expect(h.kafka.ackedText()).toBe(expected); // buffers dropped mid-life corrupt nothing
+  await h.until(() => h.kafka.trims === 2, "quiet again: trimmed again");
+});

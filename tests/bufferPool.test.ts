@@ -57,3 +57,27 @@ test("a copy larger than a slab gets a buffer of its own", () => {
   expect(big.bytes.toString()).toBe("x".repeat(40));
   big.hold(1)();
 });
+
+test("clear() drops every free buffer: the next take allocates", () => {
+  const pool = new BufferPool(10_000);
+  const a = pool.take(1000);
+  pool.give(a);
+  pool.clear();
+  expect(pool.heldBytes).toBe(0);
+  expect(pool.take(1000)).not.toBe(a);
+});
+
+test("a sealed slab is not filled further, and goes back to the pool once its copies are released", () => {
+  const pool = new BufferPool(1 << 20);
+  const slabs = new Slabs(pool, 8192); // not a size Buffer.allocUnsafe takes from a shared pool
+  const first = slabs.copy(Buffer.from("abc"));
+  const release = first.hold(1);
+  slabs.seal();
+  const second = slabs.copy(Buffer.from("def"));
+  second.hold(1);
+  expect(second.bytes.buffer).not.toBe(first.bytes.buffer); // a new slab
+  expect(pool.heldBytes).toBe(0); // the sealed one is still held by its copy
+  release();
+  expect(pool.heldBytes).toBe(8192);
+  expect(first.bytes.toString()).toBe("abc");
+});

@@ -35,7 +35,7 @@ function workspace(name: string): { dir: string; logs: string; topic: string } {
   return { dir, logs, topic };
 }
 
-function config(ws: { dir: string; logs: string; topic: string }): string {
+function config(ws: { dir: string; logs: string; topic: string }, kafka = ""): string {
   return writeConfig(
     ws.dir,
     `inputs:
@@ -43,7 +43,7 @@ function config(ws: { dir: string; logs: string; topic: string }): string {
 kafka:
   brokers: ["${cluster.bootstraps}"]
   topic: ${ws.topic}
-state:
+${kafka}state:
   path: ${ws.dir}/state.db
 stats_interval: 0
 `,
@@ -106,6 +106,17 @@ describe("logship run --once (compiled binary, mock cluster)", () => {
     // stderr is the agent's log and nothing else (no runtime warnings, e.g. kafkajs' negative timer)
     for (const l of r.lines) expect(l).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z (INFO|WARN|ERROR) \S/);
     console.log(`[e2e] 8x10k --once: ${records.length} records, ${r.ms} ms, peak RSS ${Math.round(r.peakRssKiB / 1024)} MiB`);
+  }, 60_000);
+
+  test("compression gzip: librdkafka (kcat) inflates every record batch back to the exact lines", async () => {
+    const ws = workspace("gzip");
+    const paths = Array.from({ length: 3 }, (_, i) => join(ws.logs, `gz-${i}.log`));
+    paths.forEach((p, i) => writeFileSync(p, lines(`g${i}`, 1, 20_001)));
+    const r = await once(config(ws, "  compression: gzip\n"));
+    expect(r.stderr).toMatch(/INFO logship stopped lines=60000 bytes=2400000 /);
+    const records = await consumeAll(cluster.bootstraps, ws.topic, { timeoutMs: 30_000 });
+    const report = checkDelivery(records, contents(paths), { host, duplicates: "forbid" });
+    expect(report.lines).toBe(60_000);
   }, 60_000);
 
   test("appending and running --once again ships only the new lines", async () => {

@@ -1,4 +1,6 @@
 import { expect, test } from "bun:test";
+import { CompressionCodecs, CompressionTypes } from "kafkajs";
+import { gunzipSync } from "node:zlib";
 import { withEncoderArena } from "../lib/kafkajs-patches.ts";
 // @ts-expect-error kafkajs ships no types for its internals
 import ProduceV3 from "kafkajs/src/protocol/requests/produce/v3/request.js";
@@ -48,7 +50,13 @@ async function encodeHere(sizes: number[][], compression = 0): Promise<Buffer> {
 
 /** The same request encoded by kafkajs as shipped, in a process that never loads the patches. */
 function encodeByKafkajs(sizes: number[][], compression = 0): Buffer {
+  // logship compresses gzip with libdeflate (kafkajs-patches.ts); kafkajs gets the same codec,
+  // so what is compared is the encoding around the compressed bytes.
   const script = `
+    const { CompressionCodecs, CompressionTypes } = require("kafkajs");
+    CompressionCodecs[CompressionTypes.GZIP] = () => ({
+      compress: async (e) => Buffer.from(Bun.gzipSync(e.buffer, { library: "libdeflate" })),
+    });
     const ProduceV3 = require("kafkajs/src/protocol/requests/produce/v3/request.js");
     const createRequest = require("kafkajs/src/protocol/request.js");
     const fixture = ${fixture.toString()};
@@ -72,6 +80,16 @@ test("gzip-compressed produce requests are what kafkajs itself encodes", async (
   const sizes = [[100, 300_000], [70_000]];
   const expected = encodeByKafkajs(sizes, 1);
   expect((await withEncoderArena(() => encodeHere(sizes, 1))).equals(expected)).toBe(true);
+});
+
+test("gzip record batches are standard gzip: zlib inflates them to the records", async () => {
+  const records = Buffer.from("2026-11-24T10:00:00Z INFO app started\n".repeat(10_000));
+  const codec = CompressionCodecs[CompressionTypes.GZIP]!();
+  const compressed: Buffer = await codec.compress({ buffer: records } as never);
+  expect(Buffer.isBuffer(compressed)).toBe(true);
+  expect(compressed.length).toBeLessThan(records.length / 20);
+  expect(gunzipSync(compressed).equals(records)).toBe(true);
+  expect((await codec.decompress(compressed)).equals(records)).toBe(true);
 });
 
 test("a request stays intact until its send is answered, though the next send reuses its buffers", async () => {

@@ -79,12 +79,18 @@ export class FakePublisher implements Publisher {
   policy: Policy;
   partitions: number | undefined;
   closed = false;
+  /** How often the agent, idle, asked it to drop its reusable buffers. */
+  trims = 0;
   private readonly scripted: Outcome[] = [];
   private readonly waiters: { n: number; resolve: () => void }[] = [];
 
   constructor(opts: FakePublisherOptions = {}) {
     this.policy = opts.policy ?? (() => "ack");
     this.partitions = opts.partitions;
+  }
+
+  trim(): void {
+    this.trims++;
   }
 
   send(chunks: Chunk[]): Promise<void> {
