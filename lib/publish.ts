@@ -4,7 +4,7 @@
 // retries, so the agent decides about backoff and order. nextBatch() chooses which queued
 // chunks go into one send so that no partition's record batch exceeds max_message_bytes.
 
-import { CompressionTypes, Kafka, logLevel, Partitioners, type Message, type Producer, type TopicMessages } from "kafkajs";
+import { CompressionTypes, Kafka, logLevel, Partitioners, type Message, type PartitionMetadata, type Producer, type TopicMessages } from "kafkajs";
 import type { KafkaConfig } from "./config.ts";
 import { PublishError } from "./errors.ts";
 import { releaseEncoderBuffers, withEncoderArena } from "./kafkajs-patches.ts";
@@ -37,6 +37,8 @@ export class KafkaPublisher implements Publisher {
   private readonly producer: Producer;
   private connected: Promise<void> | null = null;
   private readonly partitionCounts = new Map<string, number>();
+  /** The partitioner's view of a topic of n partitions, made once per n: it is asked per record. */
+  private readonly partitionLists = new Map<number, PartitionMetadata[]>();
   private readonly hash = Partitioners.DefaultPartitioner();
   private sinceGcHint = 0;
   private recordsSinceGcHint = 0;
@@ -66,7 +68,11 @@ export class KafkaPublisher implements Publisher {
   partitionOf(topic: string, key: string): number | undefined {
     const n = this.partitionCounts.get(topic);
     if (n === undefined) return undefined;
-    const partitionMetadata = Array.from({ length: n }, (_, partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0], partitionErrorCode: 0 }));
+    let partitionMetadata = this.partitionLists.get(n);
+    if (!partitionMetadata) {
+      partitionMetadata = Array.from({ length: n }, (_, partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0], partitionErrorCode: 0 }));
+      this.partitionLists.set(n, partitionMetadata);
+    }
     return this.hash({ topic, partitionMetadata, message: { key, value: null } });
   }
 

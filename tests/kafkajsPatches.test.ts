@@ -9,7 +9,7 @@ import createRequest from "kafkajs/src/protocol/request.js";
 // @ts-expect-error kafkajs ships no types for its internals
 import Encoder from "kafkajs/src/protocol/encoder.js";
 
-// Deterministic produce requests around the rope threshold (16 KiB): values referenced and
+// Deterministic produce requests around the rope threshold (1 KiB): values referenced and
 // copied, several records and partitions per batch, headers, keys. Stands alone, so the same
 // source builds the same request in a process where kafkajs is not patched.
 function fixture(sizes: number[][], compression = 0) {
@@ -40,7 +40,7 @@ function fixture(sizes: number[][], compression = 0) {
   };
 }
 
-const SIZES = [[100, 16 * 1024 - 1, 16 * 1024, 300], [256 * 1024, 256 * 1024, 70_000], [1_000_000], [0, 5]];
+const SIZES = [[100, 1023, 1024, 300, 16 * 1024], [256 * 1024, 256 * 1024, 70_000], [1_000_000], [0, 5], Array.from({ length: 400 }, (_, i) => 200 + i * 7)];
 
 async function encodeHere(sizes: number[][], compression = 0): Promise<Buffer> {
   const request = ProduceV3(fixture(sizes, compression));
@@ -129,4 +129,23 @@ test("an encoder that references large buffers reports their size and joins them
   expect(joined.readInt16BE(20_005)).toBe(-1);
   expect(outer.buffer.buffer).toBe(joined.buffer); // joined once
   expect(() => new Encoder().writeEncoder({})).toThrow("instance of Encoder");
+});
+
+test("varints and varlongs are written as Kafka's zigzag LEB128, at the 32-bit edges and beyond", () => {
+  const reference = (v: bigint): number[] => {
+    let z = BigInt.asUintN(64, (v << 1n) ^ (v >> 63n));
+    const out: number[] = [];
+    while (z >= 0x80n) {
+      out.push(Number(z & 0x7fn) | 0x80);
+      z >>= 7n;
+    }
+    out.push(Number(z));
+    return out;
+  };
+  const values = [0, 1, -1, 63, -64, 64, -65, 300, -300, 2 ** 31 - 1, -(2 ** 31), 2 ** 31, -(2 ** 31) - 1, 2 ** 40, -(2 ** 40), Number.MAX_SAFE_INTEGER];
+  for (const v of values) {
+    const bytes = [...new Encoder().writeVarLong(v).buffer];
+    expect(bytes).toEqual(reference(BigInt(v)));
+    if (v >= -(2 ** 31) && v < 2 ** 31) expect([...new Encoder().writeVarInt(v).buffer]).toEqual(reference(BigInt(v)));
+  }
 });
