@@ -310,6 +310,7 @@ export class Agent {
         return;
       }
       this.events.fileRenamed(t.source.path, c.path, t.id);
+      t.formerPath = t.source.path;
       t.source = { ...t.source, path: c.path };
       const row = this.checkpoint.row(t.id);
       if (row) {

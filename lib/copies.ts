@@ -60,6 +60,7 @@ export interface Was {
   id: string;
   input: number;
   path: string;
+  formerPath?: string | null; // its name before its latest rename: a short copy may be named after either
   dev: number;
   ino: number;
 }
@@ -218,7 +219,7 @@ export class Copies {
   carryOn(was: Was, read: number, lastSize: number, why: string): boolean {
     const row = this.checkpoint.row(was.id);
     if (!row) return false;
-    let copies = this.findCopies(was.id, row, was.path, read, inodeKey(was.dev, was.ino));
+    let copies = this.findCopies(was, row, read);
     if (row.fp_len < COPY_MIN_BYTES && copies.length > 1) copies = []; // rotation-named look-alikes: cannot tell which
     copies.sort((a, b) => b.st.size - a.st.size || b.st.ctimeMs - a.st.ctimeMs);
     const best = copies.find((c) => c.st.size >= read);
@@ -235,17 +236,17 @@ export class Copies {
   }
 
   /** Possible copies of an identity: copies held back as its, look-alikes in its directory, and (during a scan) among the matched paths. */
-  private findCopies(id: string, known: { fingerprint: string; fp_len: number }, path: string, read: number, exclude: string): Look[] {
+  private findCopies(was: Was, known: { fingerprint: string; fp_len: number }, read: number): Look[] {
     const paths = new Set<string>(this.hints);
-    for (const h of this.held.values()) if (h.of === id) paths.add(h.path);
-    const dir = dirname(path);
+    for (const h of this.held.values()) if (h.of === was.id) paths.add(h.path);
+    const dir = dirname(was.path);
     try {
       for (const name of readdirSync(dir)) paths.add(join(dir, name));
     } catch {
       // the directory is gone: only held copies elsewhere remain
     }
     const out: Look[] = [];
-    const seen = new Set<string>([exclude]);
+    const seen = new Set<string>([inodeKey(was.dev, was.ino)]);
     for (const p of paths) {
       let st: Stats;
       try {
@@ -261,7 +262,8 @@ export class Copies {
       } catch {
         continue;
       }
-      if (!isNamedCopyOf(known, path, head, p, read) || this.index.hasIdentity(st, head)) continue;
+      const named = isNamedCopyOf(known, was.path, head, p, read) || (!!was.formerPath && isNamedCopyOf(known, was.formerPath, head, p, read));
+      if (!named || this.index.hasIdentity(st, head)) continue;
       seen.add(key);
       out.push({ path: p, st, head });
     }

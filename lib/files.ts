@@ -40,6 +40,7 @@ export interface Tracked {
   lineKey: number | null; // firstLineKey of its bytes: how a copy of it finds it
   turnBytes: number; // bytes read since it got its descriptor
   partialPending: boolean; // closed with an unfinished last line seen
+  formerPath: string | null; // its name before its latest rename (a copy made just before is named after it)
 }
 
 export class FileIndex {
@@ -69,7 +70,7 @@ export class FileIndex {
     const t: Tracked = {
       id, input, source: { file: id, path, topic, host: config.host }, dev: seen.dev, ino: seen.ino, born: seen.birthtimeMs, tail: null, resumeAt,
       size: seen.size, mtimeMs: seen.mtimeMs, lastGrowth: Date.now(), matched, deletedAt: null, stopAt: this.once ? seen.size : null,
-      lineKey: null, turnBytes: 0, partialPending: false,
+      lineKey: null, turnBytes: 0, partialPending: false, formerPath: null,
     };
     this.files.set(id, t);
     this.byInode.set(inodeKey(t.dev, t.ino), id);

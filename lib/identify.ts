@@ -44,7 +44,8 @@
 //     Below COPY_MIN_BYTES fingerprinted (the original was barely read) a look-alike (a
 //     timestamp, a banner, a new app.log after a restart) could pass, so the copy must also
 //     be named like a rotation of the original (app.log.1, app.log-20250101) and be the only
-//     such candidate.
+//     such candidate; of its current name or of the one it had before its latest rename
+//     (copytruncate, then the truncated original renamed on before logship looked).
 //   - Other copies of it get identities of their own that skip what they hold only on strong
 //     evidence (FINGERPRINT_BYTES equal bytes); short look-alikes are judged as new files:
 //     at worst shipped twice, never skipped.

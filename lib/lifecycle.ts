@@ -244,7 +244,7 @@ export class FileLifecycle {
 
 /** Where t's bytes were: what copies.ts needs to carry its identity on. */
 function wasOf(t: Tracked): Was {
-  return { id: t.id, input: t.input, path: t.source.path, dev: t.dev, ino: t.ino };
+  return { id: t.id, input: t.input, path: t.source.path, formerPath: t.formerPath, dev: t.dev, ino: t.ino };
 }
 
 /** Where an open descriptor's file is now (Linux /proc); null when unknown or deleted. */

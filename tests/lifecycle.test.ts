@@ -142,6 +142,23 @@ describe("3. copytruncate", () => {
     h.expectStreams(["=== service starting ===\n" + lines("a", 0, 5), "=== service starting ===\n" + lines("b", 0, 2)]);
   });
 
+  for (const maxOpen of [64, 1]) {
+    test(`a short file copytruncated, then renamed away before logship looks: its copy is still recognised, nothing twice (max_open_files ${maxOpen})`, async () => {
+      h = new AgentHarness({ agent: { max_open_files: maxOpen } });
+      h.config.inputs[0]!.paths = [h.dir.path("app.log*"), h.dir.path("other.log")];
+      await h.start();
+      h.dir.append("app.log", lines("a", 0, 2)); // 14 bytes: too short to tell a copy by its bytes alone
+      h.dir.append("other.log", lines("o", 0, 1)); // with one descriptor, app.log is closed now and then
+      await h.untilDelivered("a 0001\n", "o 0000\n");
+      copytruncate("app.log", "app.log.1");
+      h.dir.rename("app.log", "app.log.2"); // the truncated original rotates on, before a scan
+      h.dir.append("app.log", lines("b", 0, 3));
+      await h.untilDelivered("b 0002\n");
+      await h.settle(6);
+      h.expectStreams([lines("a", 0, 2), lines("b", 0, 3), lines("o", 0, 1)]);
+    });
+  }
+
   test("copytruncate while logship is stopped: the unread rest is taken from the copy, the new content from 0", async () => {
     h = new AgentHarness();
     await h.start();
