@@ -30,7 +30,7 @@ import { discover, splitGlob, type Candidate } from "./discover.ts";
 import { errorText } from "./errors.ts";
 import { LogEvents, type AgentEvents, type FileAddReason } from "./events.ts";
 import { caughtUp, existsAs, FileIndex, inputOf, type Tracked } from "./files.ts";
-import { compressedFormat, currentFingerprint, inodeKey, openIdentified, sameFile, type Observed } from "./identify.ts";
+import { compressedFormat, currentFingerprint, inodeKey, observations, openIdentified, sameFile, type Observed } from "./identify.ts";
 import { FileLifecycle } from "./lifecycle.ts";
 import { pack } from "./pack.ts";
 import { KafkaPublisher, type Publisher } from "./publish.ts";
@@ -54,12 +54,15 @@ const TURN_BYTES = READ_BYTES;
 /** Free read buffers kept for reuse. */
 const READ_POOL_BYTES = 8 * READ_BYTES;
 /**
- * A scan that finds thousands of new files identifies them all in one go, and Bun collects
- * nothing meanwhile: its garbage (stat results, heads, hashes) piles up. A collection after
- * every this many new files keeps that pile small: 10,000 new files peaked about 15 MB
- * lower, for about 0.1 CPU s.
+ * A scan that finds thousands of new (or, at start, remembered) files identifies them all in
+ * one go, and so does the first pass over them for reading; Bun collects little meanwhile:
+ * the garbage of identifying (stat results, heads, hashes) piles up. A young-generation
+ * collection after every this many files observed keeps that pile small, at no measurable
+ * cost: a restart with 10,000 remembered files peaked at 88 MB instead of 106, a first run
+ * over 10,000 new files at 114 instead of 119 (a full collection took that to 106, but
+ * cost 20% more time).
  */
-const SCAN_GC_FILES = 500;
+const GC_OBSERVATIONS = 500;
 /**
  * After this many poll intervals with nothing read and nothing in flight, the buffers kept
  * for reuse (read buffers, slabs, encoder buffers) are dropped and collected: an idle agent
@@ -93,6 +96,7 @@ export class Agent {
   private saveFailingSince = 0; // ms epoch offsets first failed to save; 0 while they save
   private lastShipped = Date.now(); // ms epoch bytes were last read to ship
   private trimmed = false; // buffers kept for reuse were dropped since the last read
+  private observedAtGc = 0; // observations() at the last collection
   private finishOnce: (() => void) | null = null;
   /** --once: resolves when everything matched at start is acknowledged and saved. */
   readonly finished: Promise<void>;
@@ -221,6 +225,7 @@ export class Agent {
       present.add(inodeKey(st.dev, st.ino));
       if (this.index.byInode.has(inodeKey(st.dev, st.ino)) || this.index.savedRow(st.dev, st.ino)) this.consider(c, st);
       else fresh.push([c, st]);
+      this.collectAfterIdentifying();
     }
     // Closed files no longer matched are let go before new inodes are judged: a copy of one
     // of them may carry it on.
@@ -228,12 +233,18 @@ export class Agent {
     // New inodes last: by then every original is followed and its truncation noticed, so a
     // copy of it is judged against what it holds now.
     this.copies.relist();
-    let n = 0;
     for (const [c, st] of fresh) {
       this.consider(c, st);
-      if (++n % SCAN_GC_FILES === 0) Bun.gc(true);
+      this.collectAfterIdentifying();
     }
     this.copies.relist();
+  }
+
+  /** A collection every GC_OBSERVATIONS files observed (see there). */
+  private collectAfterIdentifying(): void {
+    if (observations() - this.observedAtGc < GC_OBSERVATIONS) return;
+    this.observedAtGc = observations();
+    Bun.gc(false);
   }
 
   private statCandidate(path: string): Stats | null {
@@ -393,6 +404,7 @@ export class Agent {
         for (const id of [...this.index.ready]) {
           if (this.sender.inflightBytes >= cap) break;
           this.readOnce(id);
+          this.collectAfterIdentifying();
         }
       }
     } finally {

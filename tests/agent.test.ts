@@ -87,3 +87,29 @@ test("an idle agent drops its reusable buffers once, and reads on when lines arr
   expect(h.kafka.ackedText()).toBe(expected); // buffers dropped mid-life corrupt nothing
   await h.until(() => h.kafka.trims === 2, "quiet again: trimmed again");
 });
+
+test("identifying thousands of files collects garbage as it goes: a young collection every 500 files observed", async () => {
+  const h = new AgentHarness({ agent: { poll_interval: 100 } }); // the idle trim's full collection is 1 s of quiet away
+  harnesses.push(h);
+  for (let i = 0; i < 1_200; i++) h.dir.append(`f${i}.log`, `file ${i}\n`);
+  const collections: boolean[] = [];
+  const gc = Bun.gc;
+  (Bun as { gc: (full: boolean) => void }).gc = (full: boolean) => {
+    collections.push(full);
+    gc(full);
+  };
+  try {
+    await h.start();
+    await h.until(() => h.kafka.ackedText().split("\n").length > 1_200, "all 1,200 files shipped");
+    const first = collections.length;
+    expect(first).toBeGreaterThanOrEqual(2); // 1,200 new files observed in the scan (and again to read, if closed)
+    expect(collections.every((full) => full === false)).toBe(true); // young collections only: cheap
+    await h.stop();
+    collections.length = 0;
+    await h.start(); // a restart: the same files, remembered, are all observed again
+    await h.settle(4);
+    expect(collections.length).toBeGreaterThanOrEqual(2);
+  } finally {
+    (Bun as { gc: (full: boolean) => void }).gc = gc;
+  }
+});
