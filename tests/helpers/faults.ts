@@ -9,30 +9,15 @@
 
 import { dlopen } from "bun:ffi";
 import { Database } from "bun:sqlite";
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll } from "bun:test";
 import type { ConsumedRecord } from "./consume.ts";
+import { ensureBuilt } from "./agentProcess.ts";
 import { startMockCluster, type MockCluster } from "./mockCluster.ts";
 
-export const ROOT = resolve(import.meta.dir, "../..");
-const SOURCES = [join(ROOT, "main.ts"), join(ROOT, "package.json"), ...readdirSync(join(ROOT, "lib")).map((f) => join(ROOT, "lib", f))];
-
-let built: string | undefined;
-
 /** The binary under test: $LOGSHIP_BIN, or dist/logship rebuilt first when older than its sources. */
-export function logshipBinary(): string {
-  if (built) return built;
-  const fromEnv = process.env.LOGSHIP_BIN;
-  if (fromEnv) return (built = fromEnv);
-  const bin = join(ROOT, "dist/logship");
-  const binTime = existsSync(bin) ? statSync(bin).mtimeMs : 0;
-  if (SOURCES.some((s) => existsSync(s) && statSync(s).mtimeMs > binTime)) {
-    const r = Bun.spawnSync([process.execPath, "run", "build"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
-    if (r.exitCode !== 0) throw new Error(`bun run build failed: ${r.stderr.toString()}`);
-  }
-  return (built = bin);
-}
+export const logshipBinary = ensureBuilt;
 
 // --- the running binary ------------------------------------------------------------------
 
