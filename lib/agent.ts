@@ -269,7 +269,7 @@ export class Agent {
     if (held && sameLook(held, st) && !this.copies.releaseHeld(held)) return;
     let opened: { fd: number; seen: Observed };
     try {
-      opened = openIdentified(c.path);
+      opened = openIdentified(c.path, st); // st: this scan's look at the path, moments ago
     } catch (err) {
       this.events.fileUnreadable(c.path, errorText(err));
       return;

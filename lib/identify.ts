@@ -90,10 +90,11 @@ export function identify(path: string): Observed {
 /**
  * Opens `path` for reading and identifies it through the same descriptor, so the identity
  * belongs to the bytes that will be read even if the path is renamed meanwhile. Only
- * regular files are opened (a FIFO would block, a directory cannot be read as lines).
+ * regular files are opened (a FIFO would block, a directory cannot be read as lines);
+ * `st` is a stat of `path` the caller just took, if it has one (what is opened is checked
+ * again through the descriptor).
  */
-export function openIdentified(path: string): { fd: number; seen: Observed } {
-  const st = statSync(path);
+export function openIdentified(path: string, st: Stats = statSync(path)): { fd: number; seen: Observed } {
   if (!st.isFile()) throw Object.assign(new Error(`not a regular file (${kindOf(st)})`), { code: "ENOTFILE" });
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
