@@ -130,12 +130,16 @@ export class FileIndex {
     return row && row.dev === dev && row.ino === ino && !this.retiring.has(row.id) ? row : undefined;
   }
 
-  /** Whether the file is followed, or remembered (not merely an inode number reused), under an identity of its own. */
+  /**
+   * Whether the file is followed, or remembered (not merely an inode number reused), under an
+   * identity of its own. A remembered row of an empty file proves nothing: its inode number
+   * may have been reused by any file since (a copy of another file, say).
+   */
   hasIdentity(st: Stats, head: Buffer): boolean {
     const t = this.atInode(inodeKey(st.dev, st.ino));
     if (t && t.born === st.birthtimeMs) return true;
     const saved = this.savedRow(st.dev, st.ino);
-    return saved !== undefined && saved.offset <= st.size && headMatches(saved, head);
+    return saved !== undefined && saved.fp_len > 0 && saved.offset <= st.size && headMatches(saved, head);
   }
 
   /** Rows of files no longer followed (no scan matched them) start ageing. */

@@ -159,6 +159,27 @@ describe("3. copytruncate", () => {
     });
   }
 
+  test("copytruncate while stopped, the copy at the inode of a remembered empty file: the copy still carries the original on, nothing twice", async () => {
+    h = new AgentHarness();
+    h.config.inputs[0]!.paths = [h.dir.path("app.log*"), h.dir.path("z.log")];
+    h.dir.append("z.log", ""); // remembered empty: a row with nothing read and no fingerprint
+    await h.start();
+    h.dir.append("app.log", lines("a", 0, 20));
+    await h.untilDelivered("a 0019\n");
+    await h.until(() => h.agent!.status().some((s) => s.path === h.dir.path("z.log")));
+    await h.stop();
+    // What a reused inode number looks like to logship, which keeps no birth times across
+    // restarts: z.log's inode now holds a copy of app.log, under a rotation name of app.log.
+    h.dir.append("z.log", lines("a", 0, 20));
+    h.dir.rename("z.log", "app.log.1");
+    h.dir.truncate("app.log");
+    h.dir.append("app.log", lines("b", 0, 3));
+    await h.start();
+    await h.untilDelivered("b 0002\n");
+    await h.settle(4);
+    h.expectStreams([lines("a", 0, 20), lines("b", 0, 3)]);
+  });
+
   test("copytruncate while logship is stopped: the unread rest is taken from the copy, the new content from 0", async () => {
     h = new AgentHarness();
     await h.start();
