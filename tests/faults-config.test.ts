@@ -8,7 +8,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseConfig } from "../lib/config.ts";
 import { ConfigError, formatProblem } from "../lib/errors.ts";
-import { AgentRun, mkdir, removeWorkspace, workspace } from "./helpers/faults.ts";
+import { AgentProcess } from "./helpers/agentProcess.ts";
+import { mkdir, removeWorkspace, workspace } from "./helpers/faults.ts";
 import { mulberry32 } from "./helpers/prng.ts";
 
 const VARIANTS = 3000;
@@ -169,8 +170,8 @@ test("corrupted configs through the binary: exit 2, every problem located, no st
       tried++;
     }
     writeFileSync(file, text);
-    const run = AgentRun.start(["check", "--config", file]);
-    expect(await run.exited()).toBe(2);
+    const run = AgentProcess.start(["check", "--config", file]);
+    expect(await run.waitForExit()).toBe(2);
     const problems = run.lines.filter((l) => l.startsWith(`${file}:`));
     expect(problems.length).toBeGreaterThan(0);
     for (const l of problems) expect(l).toMatch(PROBLEM);

@@ -6,7 +6,8 @@
 import { beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { consumeAll } from "./helpers/consume.ts";
-import { AgentRun, appendLines, fields, mkdir, savedOffsets, seqLine, shortfall, useCluster, verifyDelivery, writeConfig } from "./helpers/faults.ts";
+import { AgentProcess } from "./helpers/agentProcess.ts";
+import { appendLines, fields, mkdir, savedOffsets, seqLine, shortfall, useCluster, verifyDelivery, writeConfig } from "./helpers/faults.ts";
 import { mulberry32 } from "./helpers/prng.ts";
 
 const mock = useCluster();
@@ -45,7 +46,7 @@ test(
     try {
       for (let i = 0; i < 20; i++) {
         const saved = savedOffsets(join(dir, "state.db"));
-        const run = AgentRun.run(config);
+        const run = AgentProcess.run(config);
         const delay = Math.round(50 + rand() * 1200);
         kills.push(delay);
         await Bun.sleep(delay); // the random moment is the point of this test
@@ -61,8 +62,8 @@ test(
     }
     grow(100); // a last partial burst, so the final run has fresh lines too
 
-    const last = AgentRun.run(config, "--once");
-    expect(await last.exited(30_000)).toBe(0);
+    const last = AgentProcess.run(config, "--once");
+    expect(await last.waitForExit(30_000)).toBe(0);
 
     const records = await consumeAll(mock.cluster.bootstraps, "crash", { timeoutMs: 20_000 });
     const d = verifyDelivery(records);

@@ -8,7 +8,8 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { consumeAll } from "./helpers/consume.ts";
 import { eventually } from "./helpers/eventually.ts";
-import { AgentRun, appendLines, type ConfigOptions, fields, mkdir, savedOffsets, seqLine, shortfall, startLeaderCluster, useCluster, verifyDelivery, workspace, writeConfig } from "./helpers/faults.ts";
+import { AgentProcess } from "./helpers/agentProcess.ts";
+import { appendLines, type ConfigOptions, fields, mkdir, savedOffsets, seqLine, shortfall, startLeaderCluster, useCluster, verifyDelivery, workspace, writeConfig } from "./helpers/faults.ts";
 import { ApiKey, KafkaErr } from "./helpers/mockCluster.ts";
 
 const MiB = 1024 * 1024;
@@ -45,11 +46,11 @@ describe("one broker of three down", () => {
       const three = startLeaderCluster(3);
       const s = setup("leader", "lead", { brokers: three.bootstraps });
       const tags = ["l0", "l1", "l2", "l3", "l4", "l5", "l6", "l7"];
-      let run: AgentRun | undefined;
+      let run: AgentProcess | undefined;
       try {
         three.createTopic("lead", 6, 3);
         s.append(tags, 200);
-        run = AgentRun.run(s.config);
+        run = AgentProcess.run(s.config);
         await s.allAcked();
 
         // Broker 1 is the first bootstrap address, so kafkajs also loses its metadata source.
@@ -65,7 +66,7 @@ describe("one broker of three down", () => {
         console.log(`[faults] broker 1 of 3 down, ${moved.length} partition(s) moved: ${downLog.length} error/warn line(s)`);
         three.brokerUp(1);
         run.signal("SIGTERM");
-        expect(await run.exited()).toBe(0);
+        expect(await run.waitForExit()).toBe(0);
 
         const d = verifyDelivery(await consumeAll(three.bootstraps, "lead"));
         expect(d.errors).toEqual([]);
@@ -87,7 +88,7 @@ describe("injected Produce errors", () => {
       const s = setup("retriable", "retriable");
       const tags = ["r0", "r1", "r2"];
       s.append(tags, 100);
-      const run = AgentRun.run(s.config);
+      const run = AgentProcess.run(s.config);
       try {
         await s.allAcked();
         const cases = [
@@ -100,14 +101,14 @@ describe("injected Produce errors", () => {
           // More errors than kafkajs retries inside one send, so the agent's own retry runs too.
           mock.cluster.pushRequestErrors(ApiKey.Produce, Array(5).fill(code));
           s.append(tags, 300);
-          const failed = await run.waitFor(/ERROR Kafka send failed/, { from });
+          const failed = await run.waitForLine(/ERROR Kafka send failed/, { after: from });
           expect(fields(failed)).toMatchObject({ code: name, retriable: "true" });
-          await run.waitFor(/INFO Kafka sends succeed again/, { from });
+          await run.waitForLine(/INFO Kafka sends succeed again/, { after: from });
           await s.allAcked();
           expect(run.count(/ERROR/, from)).toBe(1);
         }
         run.signal("SIGTERM");
-        expect(await run.exited()).toBe(0);
+        expect(await run.waitForExit()).toBe(0);
       } finally {
         await run.kill();
       }
@@ -126,7 +127,7 @@ describe("injected Produce errors", () => {
       const tags = ["m0", "m1"];
       const lineBytes = seqLine("m0", 0).length; // every generated line has this length
       s.append(tags, 100);
-      const run = AgentRun.run(s.config);
+      const run = AgentProcess.run(s.config);
       try {
         await s.allAcked();
 
@@ -160,7 +161,7 @@ describe("injected Produce errors", () => {
         await s.allAcked();
         expect(run.count(/ERROR/, from)).toBe(0);
         run.signal("SIGTERM");
-        expect(await run.exited()).toBe(0);
+        expect(await run.waitForExit()).toBe(0);
 
         const d = verifyDelivery(await consumeAll(mock.cluster.bootstraps, "toolarge"), skip);
         expect(d.errors).toEqual([]);
@@ -182,14 +183,14 @@ describe("injected Produce errors", () => {
       const s = setup("authz", "authz", { kafka: { retry_backoff: "20ms", retry_backoff_max: "200ms" } });
       const tags = ["z0", "z1"];
       s.append(tags, 100);
-      const run = AgentRun.run(s.config);
+      const run = AgentProcess.run(s.config);
       try {
         await s.allAcked();
         const before = savedOffsets(s.state);
         const from = run.lines.length;
         mock.cluster.pushRequestErrors(ApiKey.Produce, Array(1000).fill(KafkaErr.TOPIC_AUTHORIZATION_FAILED));
         s.append(tags, 300);
-        const failed = fields(await run.waitFor(/ERROR Kafka send failed/, { from }));
+        const failed = fields(await run.waitForLine(/ERROR Kafka send failed/, { after: from }));
         expect(failed).toMatchObject({ code: "TOPIC_AUTHORIZATION_FAILED", retriable: "false" });
         expect(failed.reason).toMatch(/authoriz/i);
         expect(failed.reason).toContain("authz"); // names the topic
@@ -200,10 +201,10 @@ describe("injected Produce errors", () => {
         expect(run.count(/ERROR/, from)).toBe(1);
 
         mock.cluster.clearRequestErrors(ApiKey.Produce);
-        await run.waitFor(/INFO Kafka sends succeed again/, { from });
+        await run.waitForLine(/INFO Kafka sends succeed again/, { after: from });
         await s.allAcked();
         run.signal("SIGTERM");
-        expect(await run.exited()).toBe(0);
+        expect(await run.waitForExit()).toBe(0);
       } finally {
         mock.cluster.clearRequestErrors(ApiKey.Produce);
         await run.kill();
@@ -224,7 +225,7 @@ describe("slow brokers", () => {
       const s = setup("rtt", "rtt", { kafka: { request_timeout: "10s" }, top: { max_inflight_bytes: "1MiB" } });
       const tags = ["w0", "w1", "w2", "w3"];
       s.append(tags, 100);
-      const run = AgentRun.run(s.config);
+      const run = AgentProcess.run(s.config);
       try {
         await s.allAcked();
         const from = run.lines.length;
@@ -233,14 +234,14 @@ describe("slow brokers", () => {
         s.append(tags, 12_000); // ~3 MiB
         await s.allAcked(60_000);
         const took = Date.now() - t0;
-        const peak = run.peakRss();
+        const peak = run.peakRssKiB * 1024;
         console.log(`[faults] RTT 2 s: ${(4 * 12_000 * seqLine("w0", 0).length / MiB).toFixed(1)} MiB acknowledged in ${took} ms, peak RSS ${(peak / MiB).toFixed(1)} MiB`);
         expect(took).toBeGreaterThanOrEqual(4000); // at least two slow round trips
         expect(run.count(/ERROR|WARN/, from)).toBe(0);
         expect(peak).toBeLessThan(120 * MiB);
         mock.cluster.setRtt(1, 0);
         run.signal("SIGTERM");
-        expect(await run.exited()).toBe(0);
+        expect(await run.waitForExit()).toBe(0);
       } finally {
         mock.cluster.setRtt(1, 0);
         await run.kill();

@@ -10,7 +10,8 @@ import { renameSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { consumeAll } from "./helpers/consume.ts";
 import { eventually } from "./helpers/eventually.ts";
-import { AgentRun, appendLines, fields, mkdir, savedOffsetOf, seqLine, shortfall, useCluster, verifyDelivery, writeConfig } from "./helpers/faults.ts";
+import { AgentProcess } from "./helpers/agentProcess.ts";
+import { appendLines, fields, mkdir, savedOffsetOf, seqLine, shortfall, useCluster, verifyDelivery, writeConfig } from "./helpers/faults.ts";
 
 const mock = useCluster();
 
@@ -32,14 +33,14 @@ function setup(name: string, extra: Record<string, string | number> = {}) {
 }
 
 /** Starts the agent, ships a first part of app.log, takes Kafka down and grows app.log by ~3 MiB. */
-async function outageWithBacklog(s: ReturnType<typeof setup>, written: Record<string, number>): Promise<AgentRun> {
+async function outageWithBacklog(s: ReturnType<typeof setup>, written: Record<string, number>): Promise<AgentProcess> {
   written.old = appendLines(s.app, "old", 0, 200);
-  const run = AgentRun.run(s.config);
+  const run = AgentProcess.run(s.config);
   await eventually(() => savedOffsetOf(s.state, s.app) === statSync(s.app).size, { timeoutMs: 15_000, message: "first part acknowledged" });
   mock.cluster.brokerDown(1);
   const from = run.lines.length;
   written.old = appendLines(s.app, "old", written.old, 60_000); // ~3 MiB: more than the cap plus one read
-  await run.waitFor(/ERROR Kafka send failed/, { from, timeoutMs: 20_000 });
+  await run.waitForLine(/ERROR Kafka send failed/, { after: from, timeoutMs: 20_000 });
   return run;
 }
 
@@ -61,9 +62,9 @@ describe("Kafka down while a file is rotated", () => {
           const from = run.lines.length;
           renameSync(s.app, rotatedPath);
           written.new = appendLines(s.app, "new", 0, 5_000);
-          const added = fields(await run.waitFor(/ file added .*app\.log /, { from }));
+          const added = fields(await run.waitForLine(/ file added .*app\.log /, { after: from }));
           expect(added).toMatchObject({ path: s.app, offset: "0", reason: "new" });
-          if (rotated === "app-1.log") await run.waitFor(/ file renamed /, { from });
+          if (rotated === "app-1.log") await run.waitForLine(/ file renamed /, { after: from });
           expect(savedOffsetOf(s.state, rotatedPath)).toBe(acked); // nothing moved while down
 
           mock.cluster.brokerUp(1);
@@ -72,7 +73,7 @@ describe("Kafka down while a file is rotated", () => {
             message: "both files acknowledged to their ends",
           });
           run.signal("SIGTERM");
-          expect(await run.exited()).toBe(0);
+          expect(await run.waitForExit()).toBe(0);
         } finally {
           await run.kill();
           mock.cluster.brokerUp(1);
@@ -100,14 +101,14 @@ describe("Kafka down while a rotated file is deleted", () => {
         const rotated = join(s.logs, "app.log.1");
         renameSync(s.app, rotated);
         unlinkSync(rotated);
-        const removed = fields(await run.waitFor(/ file removed /, { from }));
+        const removed = fields(await run.waitForLine(/ file removed /, { after: from }));
         expect(Number(removed.unread_bytes)).toBeGreaterThan(1024 * 1024);
 
         mock.cluster.brokerUp(1);
-        const finished = fields(await run.waitFor(/ file finished /, { from, timeoutMs: 30_000 }));
+        const finished = fields(await run.waitForLine(/ file finished /, { after: from, timeoutMs: 30_000 }));
         expect(Number(finished.offset)).toBe(written.old! * seqLine("old", 0).length);
         run.signal("SIGTERM");
-        expect(await run.exited()).toBe(0);
+        expect(await run.waitForExit()).toBe(0);
         expect(run.count(/data lost/)).toBe(0);
       } finally {
         await run.kill();
@@ -130,17 +131,17 @@ describe("Kafka down while a rotated file is deleted", () => {
       try {
         const from = run.lines.length;
         unlinkSync(s.app);
-        lost = fields(await run.waitFor(/ERROR data lost /, { from, timeoutMs: 10_000 }));
+        lost = fields(await run.waitForLine(/ERROR data lost /, { after: from, timeoutMs: 10_000 }));
         expect(lost.path).toBe(s.app);
         expect(lost.reason).toMatch(/close_removed/);
         expect(Number(lost.to)).toBe(written.old! * seqLine("old", 0).length);
         expect(Number(lost.bytes)).toBe(Number(lost.to) - Number(lost.from));
 
         mock.cluster.brokerUp(1);
-        await run.waitFor(/ Kafka sends succeed again/, { from, timeoutMs: 20_000 });
+        await run.waitForLine(/ Kafka sends succeed again/, { after: from, timeoutMs: 20_000 });
         await eventually(() => run.lines.some((l) => / INFO stats .*inflight_bytes=0/.test(l) && run.lines.indexOf(l) > from), { timeoutMs: 20_000, message: "queue drained" });
         run.signal("SIGTERM");
-        expect(await run.exited()).toBe(0);
+        expect(await run.waitForExit()).toBe(0);
       } finally {
         await run.kill();
         mock.cluster.brokerUp(1);

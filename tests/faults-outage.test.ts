@@ -13,7 +13,8 @@ import { parseConfig } from "../lib/config.ts";
 import { LogEvents } from "../lib/events.ts";
 import { consumeAll } from "./helpers/consume.ts";
 import { eventually } from "./helpers/eventually.ts";
-import { AgentRun, appendLines, fields, mkdir, savedOffsets, shortfall, useCluster, verifyDelivery, writeConfig } from "./helpers/faults.ts";
+import { AgentProcess } from "./helpers/agentProcess.ts";
+import { appendLines, fields, mkdir, savedOffsets, shortfall, useCluster, verifyDelivery, writeConfig } from "./helpers/faults.ts";
 
 const MiB = 1024 * 1024;
 const RSS_BOUND = 120 * MiB;
@@ -44,7 +45,7 @@ function sizes(paths: string[]): Map<string, number> {
   return new Map(paths.map((p) => [p, statSync(p).size]));
 }
 
-function statsLines(run: AgentRun): Record<string, string>[] {
+function statsLines(run: AgentProcess): Record<string, string>[] {
   return run.matching(/ INFO stats /).map(fields);
 }
 
@@ -74,7 +75,7 @@ describe("all brokers down while the logs grow", () => {
       for (const [i, t] of exactTags.entries()) written[t] = appendLines(exact[i]!, t, 0, 1000);
       for (const p of bulk) fillBulk(p, "warmup", 1);
 
-      const run = AgentRun.run(config);
+      const run = AgentProcess.run(config);
       try {
         const before = sizes([...bulk, ...exact]);
         await eventually(() => [...before].every(([p, size]) => savedOffsets(join(dir, "state.db")).get(p) === size), { timeoutMs: 15_000, message: "first lines acknowledged" });
@@ -87,7 +88,7 @@ describe("all brokers down while the logs grow", () => {
           fillBulk(p, `b${i}`, 25 * MiB);
           bulkBytes += 25 * MiB;
         }
-        await run.waitFor(/ERROR Kafka send failed; reading paused/, { from: downAt, timeoutMs: 20_000 });
+        await run.waitForLine(/ERROR Kafka send failed; reading paused/, { after: downAt, timeoutMs: 20_000 });
 
         // Reading fills the cap, then stops: the in-flight figure stops moving.
         const paused = await eventually(
@@ -106,14 +107,14 @@ describe("all brokers down while the logs grow", () => {
         const statsSeen = statsLines(run).length;
         await eventually(() => statsLines(run).length >= statsSeen + 4, { timeoutMs: 10_000 }); // ≥ 2 s more of outage
         expect(savedOffsets(join(dir, "state.db"))).toEqual(before);
-        const peakWhileDown = run.peakRss();
+        const peakWhileDown = run.peakRssKiB * 1024;
         console.log(`[faults] outage: ${(unread / MiB).toFixed(0)} MiB waiting, in-flight ${paused} bytes, peak RSS while down ${(peakWhileDown / MiB).toFixed(1)} MiB`);
         expect(peakWhileDown).toBeLessThan(RSS_BOUND);
 
         mock.cluster.brokerUp(1);
         const total = sizes([...bulk, ...exact]);
         await eventually(() => [...total].every(([p, size]) => savedOffsets(join(dir, "state.db")).get(p) === size), { timeoutMs: 60_000, message: "backlog acknowledged after recovery" });
-        console.log(`[faults] outage: peak RSS including the catch-up of ${(bulkBytes / MiB).toFixed(0)} MiB: ${(run.peakRss() / MiB).toFixed(1)} MiB`);
+        console.log(`[faults] outage: peak RSS including the catch-up of ${(bulkBytes / MiB).toFixed(0)} MiB: ${(run.peakRssKiB * 1024 / MiB).toFixed(1)} MiB`);
 
         // One line for the outage, one for the recovery: not a line per retry.
         expect(run.count(/ERROR Kafka send failed/, downAt)).toBe(1);
@@ -121,11 +122,11 @@ describe("all brokers down while the logs grow", () => {
         expect(run.count(/ERROR/, downAt)).toBe(1);
 
         run.signal("SIGTERM");
-        expect(await run.exited()).toBe(0);
+        expect(await run.waitForExit()).toBe(0);
         expect(run.lines.at(-1)).toMatch(/INFO logship stopped /);
 
-        const check = AgentRun.start(["check", "--config", config]);
-        expect(await check.exited()).toBe(0);
+        const check = AgentProcess.start(["check", "--config", config]);
+        expect(await check.waitForExit()).toBe(0);
         const unreadColumn = check.stdout.split("\n").filter((l) => l.startsWith(dir)).map((l) => l.split(/\s+/)[4]);
         expect(unreadColumn).toEqual(Array(12).fill("0"));
 
@@ -161,18 +162,18 @@ describe("SIGTERM while Kafka is down", () => {
       const written: Record<string, number> = {};
       for (const [i, t] of tags.entries()) written[t] = appendLines(paths[i]!, t, 0, 2000);
 
-      const run = AgentRun.run(config);
+      const run = AgentProcess.run(config);
       try {
         const acked = sizes(paths);
         await eventually(() => paths.every((p) => savedOffsets(join(dir, "state.db")).get(p) === acked.get(p)), { timeoutMs: 15_000 });
         mock.cluster.brokerDown(1);
         const downAt = run.lines.length;
         for (const [i, t] of tags.entries()) written[t] = appendLines(paths[i]!, t, written[t]!, 3000);
-        await run.waitFor(/ERROR Kafka send failed/, { from: downAt, timeoutMs: 20_000 });
+        await run.waitForLine(/ERROR Kafka send failed/, { after: downAt, timeoutMs: 20_000 });
 
         const t0 = Date.now();
         run.signal("SIGTERM");
-        expect(await run.exited(10_000)).toBe(0);
+        expect(await run.waitForExit(10_000)).toBe(0);
         const tookMs = Date.now() - t0;
         console.log(`[faults] SIGTERM while down: exited in ${tookMs} ms (shutdown_timeout 1000 ms)`);
         expect(tookMs).toBeLessThan(1000 + 2000); // the timeout plus process exit, far below request_timeout
@@ -186,8 +187,8 @@ describe("SIGTERM while Kafka is down", () => {
         mock.cluster.brokerUp(1);
       }
 
-      const again = AgentRun.run(config, "--once");
-      expect(await again.exited(30_000)).toBe(0);
+      const again = AgentProcess.run(config, "--once");
+      expect(await again.waitForExit(30_000)).toBe(0);
       expect(savedOffsets(join(dir, "state.db"))).toEqual(sizes(paths));
       const d = verifyDelivery(await consumeAll(mock.cluster.bootstraps, "sigterm"));
       expect(d.errors).toEqual([]);

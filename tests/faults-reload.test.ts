@@ -8,7 +8,8 @@ import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { consumeAll } from "./helpers/consume.ts";
 import { eventually } from "./helpers/eventually.ts";
-import { AgentRun, appendLines, fields, mkdir, savedOffsets, shortfall, useCluster, verifyDelivery, writeConfig } from "./helpers/faults.ts";
+import { AgentProcess } from "./helpers/agentProcess.ts";
+import { appendLines, fields, mkdir, savedOffsets, shortfall, useCluster, verifyDelivery, writeConfig } from "./helpers/faults.ts";
 
 const mock = useCluster();
 let dir: string;
@@ -41,7 +42,7 @@ test(
     };
 
     configure([dirA]);
-    const run = AgentRun.run(file);
+    const run = AgentProcess.run(file);
     try {
       await catchesUp(a);
       expect(run.count(/ file added .*b\.log/)).toBe(0);
@@ -50,8 +51,8 @@ test(
       let from = run.lines.length;
       configure([dirA, dirB]);
       run.signal("SIGHUP");
-      await run.waitFor(/ config reloaded /, { from });
-      expect(fields(await run.waitFor(/ file added .*b\.log/, { from }))).toMatchObject({ path: b, offset: "0", reason: "new" });
+      await run.waitForLine(/ config reloaded /, { after: from });
+      expect(fields(await run.waitForLine(/ file added .*b\.log/, { after: from }))).toMatchObject({ path: b, offset: "0", reason: "new" });
       await catchesUp(b);
       await catchesUp(a);
 
@@ -59,7 +60,7 @@ test(
       from = run.lines.length;
       configure([dirB]);
       run.signal("SIGHUP");
-      await run.waitFor(/ config reloaded /, { from });
+      await run.waitForLine(/ config reloaded /, { after: from });
       await catchesUp(b); // whatever of A was queued is acknowledged by now
       const stopped = offset(a);
       await catchesUp(b);
@@ -72,7 +73,7 @@ test(
       from = run.lines.length;
       writeFileSync(file, `inputs:\n  - paths: [${JSON.stringify(join(dirB, "*.log"))}]\nkafka:\n  brokers: [oops\n`);
       run.signal("SIGHUP");
-      const rejected = fields(await run.waitFor(/ERROR new config rejected; keeping the old one/, { from }));
+      const rejected = fields(await run.waitForLine(/ERROR new config rejected; keeping the old one/, { after: from }));
       expect(rejected.reason).toMatch(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:\\d+: `));
       await catchesUp(b);
       expect(offset(a)).toBe(stopped);
@@ -82,14 +83,14 @@ test(
       from = run.lines.length;
       configure([dirA, dirB]);
       run.signal("SIGHUP");
-      await run.waitFor(/ config reloaded /, { from });
-      expect(fields(await run.waitFor(/ file added .*a\.log/, { from }))).toMatchObject({ path: a, offset: String(stopped), reason: "resumed" });
+      await run.waitForLine(/ config reloaded /, { after: from });
+      expect(fields(await run.waitForLine(/ file added .*a\.log/, { after: from }))).toMatchObject({ path: a, offset: String(stopped), reason: "resumed" });
 
       clearInterval(writer);
       await catchesUp(a);
       await catchesUp(b);
       run.signal("SIGTERM");
-      expect(await run.exited()).toBe(0);
+      expect(await run.waitForExit()).toBe(0);
     } finally {
       clearInterval(writer);
       await run.kill();

@@ -12,7 +12,8 @@ import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync,
 import { join } from "node:path";
 import { consumeAll, listTopics } from "./helpers/consume.ts";
 import { eventually } from "./helpers/eventually.ts";
-import { AgentRun, appendLines, fields, mkdir, removeWorkspace, savedOffsets, shortfall, verifyDelivery, workspace, writeConfig } from "./helpers/faults.ts";
+import { AgentProcess } from "./helpers/agentProcess.ts";
+import { appendLines, fields, mkdir, removeWorkspace, savedOffsets, shortfall, verifyDelivery, workspace, writeConfig } from "./helpers/faults.ts";
 import { startMockCluster, type MockCluster } from "./helpers/mockCluster.ts";
 
 let cluster: MockCluster;
@@ -38,9 +39,9 @@ function scratch(name: string): string {
 interface SmallDisk {
   how: string;
   dir: string;
-  start(config: string): AgentRun;
-  fill(run: AgentRun): void;
-  free(run: AgentRun): void;
+  start(config: string): AgentProcess;
+  fill(run: AgentProcess): void;
+  free(run: AgentProcess): void;
 }
 
 function smallDisk(dir: string): SmallDisk {
@@ -52,7 +53,7 @@ function smallDisk(dir: string): SmallDisk {
     return {
       how: "256 KiB tmpfs",
       dir: tmpfs,
-      start: (config) => AgentRun.run(config),
+      start: (config) => AgentProcess.run(config),
       fill() {
         const fd = openSync(filler, "w");
         const block = Buffer.alloc(4096, 0x61);
@@ -71,7 +72,7 @@ function smallDisk(dir: string): SmallDisk {
   return {
     how: "file-size limit (ulimit -S -f 64, SIGXFSZ ignored; tmpfs mount not permitted or FAULTS_NO_MOUNT set)",
     dir: tmpfs,
-    start: (config) => AgentRun.start(["run", "--config", config], { wrap: ["bash", "-c", 'trap "" XFSZ; ulimit -S -f 64; exec "$0" "$@"'] }),
+    start: (config) => AgentProcess.start(["run", "--config", config], { wrap: ["bash", "-c", 'trap "" XFSZ; ulimit -S -f 64; exec "$0" "$@"'] }),
     fill() {},
     free(run) {
       const r = Bun.spawnSync(["prlimit", "--pid", String(run.pid), "--fsize=unlimited:"]);
@@ -102,7 +103,7 @@ describe("state database on a full disk", () => {
           written.a = appendLines(path, "a", written.a, 3000);
           await eventually(() => run.count(/ INFO stats /, from) > i, { timeoutMs: 5_000 });
         }
-        const why = fields(await run.waitFor(/ERROR cannot save offsets/, { from, timeoutMs: 10_000 }));
+        const why = fields(await run.waitForLine(/ERROR cannot save offsets/, { after: from, timeoutMs: 10_000 }));
         expect(why.reason).toMatch(/full|disk I\/O error/);
         const stuck = savedOffsets(state).get(path);
         expect(stuck).toBeLessThan(statSync(path).size);
@@ -115,7 +116,7 @@ describe("state database on a full disk", () => {
         disk.free(run);
         await eventually(() => savedOffsets(state).get(path) === statSync(path).size, { timeoutMs: 10_000, message: "offsets catch up once space returns" });
         run.signal("SIGTERM");
-        expect(await run.exited()).toBe(0);
+        expect(await run.waitForExit()).toBe(0);
       } finally {
         await run.kill();
       }
@@ -139,8 +140,8 @@ describe("a corrupt state file", () => {
 
   /** Exit 1, one line naming the file and --reset-state, no stack trace. */
   async function refusesToStart(config: string, state: string): Promise<string> {
-    const run = AgentRun.run(config);
-    expect(await run.exited()).toBe(1);
+    const run = AgentProcess.run(config);
+    expect(await run.waitForExit()).toBe(1);
     const text = run.lines.join("\n");
     expect(text).toContain(state);
     expect(text).toContain("--reset-state");
@@ -165,8 +166,8 @@ describe("a corrupt state file", () => {
     "damaged pages: refuses to start (never re-reads silently); --reset-state then ships everything again",
     async () => {
       const s = setup("badpages");
-      const first = AgentRun.run(s.config, "--once");
-      expect(await first.exited()).toBe(0);
+      const first = AgentProcess.run(s.config, "--once");
+      expect(await first.waitForExit()).toBe(0);
       const shipped = (await consumeAll(cluster.bootstraps, "badpages")).length;
       expect(shipped).toBeGreaterThan(0);
 
@@ -178,8 +179,8 @@ describe("a corrupt state file", () => {
       await refusesToStart(s.config, s.state);
       expect((await consumeAll(cluster.bootstraps, "badpages")).length).toBe(shipped);
 
-      const reset = AgentRun.run(s.config, "--once", "--reset-state");
-      expect(await reset.exited()).toBe(0);
+      const reset = AgentProcess.run(s.config, "--once", "--reset-state");
+      expect(await reset.waitForExit()).toBe(0);
       const d = verifyDelivery(await consumeAll(cluster.bootstraps, "badpages"));
       expect(d.errors).toEqual([]);
       expect(shortfall(d, s.written)).toEqual([]);

@@ -6,8 +6,9 @@
 //
 //   ensureBuilt()                         build dist/logship if stale; returns its path
 //   writeConfig(dir, yaml)                write DIR/logship.yaml; returns its path
-//   const agent = AgentProcess.start(["run", "--config", cfg])
+//   const agent = AgentProcess.start(["run", "--config", cfg])   // or AgentProcess.run(cfg)
 //   await agent.waitForLine(/file added/) // a line already seen counts too (see `after`)
+//   agent.count(/ERROR/, from)            // log lines matching, from line index `from`
 //   agent.signal("SIGTERM"); const code = await agent.waitForExit(10_000)
 //   agent.peakRssKiB                      max of sampled VmHWM and the kernel's rusage
 //   const r = await runLogship(["check", "--config", cfg]) // run to completion: code, stdout, stderr
@@ -43,19 +44,23 @@ function mtimeMs(path: string): number {
   }
 }
 
+let upToDate = false; // checked (and built if need be) once per test process
+
 /**
  * Builds dist/logship with `bun run build` when it is missing or older than main.ts, lib/*.ts
  * or package.json; with $LOGSHIP_BIN set, returns that binary untouched.
  */
 export function ensureBuilt(): string {
-  if (process.env.LOGSHIP_BIN) return LOGSHIP;
+  if (process.env.LOGSHIP_BIN || upToDate) return LOGSHIP;
   const built = mtimeMs(LOGSHIP);
   const newest = Math.max(...sourceFiles().map(mtimeMs));
-  if (built >= newest) return LOGSHIP;
+  upToDate = built >= newest;
+  if (upToDate) return LOGSHIP;
   const r = Bun.spawnSync([process.execPath, "run", "build"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
   if (r.exitCode !== 0) {
     throw new Error(`bun run build failed (exit ${r.exitCode}):\n${r.stdout.toString()}\n${r.stderr.toString()}`);
   }
+  upToDate = true;
   return LOGSHIP;
 }
 
@@ -71,7 +76,8 @@ export function writeConfig(dir: string, yaml: string, name = "logship.yaml"): s
 export interface StartOptions {
   cwd?: string;
   env?: Record<string, string | undefined>; // merged over process.env
-  binary?: string; // default dist/logship
+  binary?: string; // default dist/logship (built first when stale)
+  wrap?: string[]; // a command line in front, e.g. ["bash", "-c", "ulimit -f 64; exec \"$0\" \"$@\""]
   rssSampleMs?: number; // how often VmHWM is read while it runs (default 50)
 }
 
@@ -107,7 +113,7 @@ export class AgentProcess {
 
   /** Starts `logship ARGS...`. */
   static start(args: string[], opts: StartOptions = {}): AgentProcess {
-    const proc = Bun.spawn([opts.binary ?? LOGSHIP, ...args], {
+    const proc = Bun.spawn([...(opts.wrap ?? []), opts.binary ?? ensureBuilt(), ...args], {
       cwd: opts.cwd ?? ROOT,
       env: { ...process.env, ...opts.env },
       stdin: "ignore",
@@ -115,6 +121,30 @@ export class AgentProcess {
       stderr: "pipe",
     });
     return new AgentProcess(proc, args, opts.rssSampleMs ?? 50);
+  }
+
+  /** Starts `logship run --config CONFIG [EXTRA...]`. */
+  static run(config: string, ...extra: string[]): AgentProcess {
+    return AgentProcess.start(["run", "--config", config, ...extra]);
+  }
+
+  /** True until the process has exited. */
+  get running(): boolean {
+    return this.code === null && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** Log lines matching `re`, from line index `from`. */
+  matching(re: RegExp, from = 0): string[] {
+    return this.lines.slice(from).filter((l) => re.test(l));
+  }
+
+  count(re: RegExp, from = 0): number {
+    return this.matching(re, from).length;
+  }
+
+  /** The last `n` lines of the log, for failure messages. */
+  tail(n = 40): string {
+    return this.lines.slice(-n).join("\n");
   }
 
   /** Everything written to stdout; complete once the process has exited. */
@@ -137,6 +167,7 @@ export class AgentProcess {
    * ran, and once it has exited, the kernel's ru_maxrss for it (exact) if higher.
    */
   get peakRssKiB(): number {
+    if (this.code === null) this.sampleRss();
     const rusage = this.code === null ? 0 : Math.round((this.proc.resourceUsage()?.maxRSS ?? 0) / 1024);
     return Math.max(this.sampledHwmKiB, rusage);
   }

@@ -1,5 +1,5 @@
-// Fault-test helpers: run the compiled binary and watch its stderr log, lay out a
-// workspace of log files with sequenced lines, read offsets the way an operator would
+// Fault-test helpers (the binary itself runs through agentProcess.ts' AgentProcess): lay
+// out a workspace of log files with sequenced lines, read offsets the way an operator would
 // (the state database, read-only), and check what arrived in Kafka line by line.
 //
 // Every generated line is `TAG SEQ PAYLOAD\n` with SEQ counting from 0 per tag and PAYLOAD
@@ -9,125 +9,11 @@
 
 import { dlopen } from "bun:ffi";
 import { Database } from "bun:sqlite";
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "bun:test";
 import type { ConsumedRecord } from "./consume.ts";
-import { ensureBuilt } from "./agentProcess.ts";
 import { startMockCluster, type MockCluster } from "./mockCluster.ts";
-
-/** The binary under test: $LOGSHIP_BIN, or dist/logship rebuilt first when older than its sources. */
-export const logshipBinary = ensureBuilt;
-
-// --- the running binary ------------------------------------------------------------------
-
-/** One run of the binary; stderr is kept as lines (the agent's log). */
-export class AgentRun {
-  readonly lines: string[] = [];
-  private readonly proc: ReturnType<typeof Bun.spawn>;
-  private readonly done: Promise<number>;
-  private pending = "";
-  private ended = false;
-  stdout = "";
-
-  private constructor(argv: string[], env?: Record<string, string>) {
-    this.proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
-    const err = this.collect(this.proc.stderr as ReadableStream<Uint8Array>, (s) => this.addStderr(s));
-    const out = this.collect(this.proc.stdout as ReadableStream<Uint8Array>, (s) => (this.stdout += s));
-    this.done = Promise.all([this.proc.exited, err, out]).then(([code]) => {
-      if (this.pending) this.lines.push(this.pending);
-      this.pending = "";
-      this.ended = true;
-      return code;
-    });
-  }
-
-  /** `logship ARGS...`; `wrap` prefixes a command line (e.g. ["bash", "-c", "ulimit -f 64; exec \"$0\" \"$@\""]). */
-  static start(args: string[], opts: { env?: Record<string, string>; wrap?: string[] } = {}): AgentRun {
-    return new AgentRun([...(opts.wrap ?? []), logshipBinary(), ...args], opts.env);
-  }
-
-  /** `logship run --config FILE [extra...]` */
-  static run(config: string, ...extra: string[]): AgentRun {
-    return AgentRun.start(["run", "--config", config, ...extra]);
-  }
-
-  get pid(): number {
-    return this.proc.pid;
-  }
-
-  get running(): boolean {
-    return !this.ended && this.proc.exitCode === null && this.proc.signalCode === null;
-  }
-
-  private async collect(stream: ReadableStream<Uint8Array>, sink: (s: string) => void): Promise<void> {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) sink(decoder.decode(chunk, { stream: true }));
-  }
-
-  private addStderr(s: string): void {
-    const parts = (this.pending + s).split("\n");
-    this.pending = parts.pop() ?? "";
-    this.lines.push(...parts);
-  }
-
-  /** Log lines matching `re`, from line index `from`. */
-  matching(re: RegExp, from = 0): string[] {
-    return this.lines.slice(from).filter((l) => re.test(l));
-  }
-
-  count(re: RegExp, from = 0): number {
-    return this.matching(re, from).length;
-  }
-
-  /** Waits for a stderr line matching `re` (at index ≥ from); fails early if the process exits. */
-  async waitFor(re: RegExp, opts: { timeoutMs?: number; from?: number } = {}): Promise<string> {
-    const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
-    for (;;) {
-      const hit = this.lines.slice(opts.from ?? 0).find((l) => re.test(l));
-      if (hit !== undefined) return hit;
-      if (this.ended) throw new Error(`logship exited (${this.proc.exitCode ?? this.proc.signalCode}) before logging ${re}; log:\n${this.tail()}`);
-      if (Date.now() > deadline) throw new Error(`no log line matching ${re} within ${opts.timeoutMs ?? 10_000} ms; log:\n${this.tail()}`);
-      await Bun.sleep(20);
-    }
-  }
-
-  /** The last lines of the log, for failure messages. */
-  tail(n = 40): string {
-    return this.lines.slice(-n).join("\n");
-  }
-
-  /** Peak resident set size so far (VmHWM), in bytes. Only while the process lives. */
-  peakRss(): number {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.pid}/status`, "utf8"));
-    if (!m) throw new Error(`no VmHWM for pid ${this.pid}`);
-    return Number(m[1]) * 1024;
-  }
-
-  signal(sig: NodeJS.Signals | number): void {
-    this.proc.kill(sig);
-  }
-
-  /** Exit code (128+N for a signal death), or throws if it has not exited within `timeoutMs`. */
-  async exited(timeoutMs = 15_000): Promise<number> {
-    let timer: Timer | undefined;
-    const timeout = new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`logship did not exit within ${timeoutMs} ms; log:\n${this.tail()}`)), timeoutMs)));
-    try {
-      const code = await Promise.race([this.done, timeout]);
-      return this.proc.signalCode ? 128 + (osSignals[this.proc.signalCode] ?? 0) : code;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** SIGKILL and wait; safe when already gone. */
-  async kill(): Promise<void> {
-    if (this.running) this.proc.kill("SIGKILL");
-    await this.done;
-  }
-}
-
-const osSignals: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15, SIGXFSZ: 25 };
 
 /** key=value fields of a LogEvents line (values quoted as JSON when they hold spaces). */
 export function fields(line: string): Record<string, string> {
