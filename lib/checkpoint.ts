@@ -26,11 +26,17 @@ export class Checkpoint {
   private readonly dirty = new Set<string>();
   private readonly removed = new Set<string>();
 
-  /** Takes the rows saved by an earlier run, unchanged. */
+  /**
+   * Takes the rows saved by an earlier run, unchanged. Rows may share an inode number (a file
+   * deleted, its number reused by a copy that carries another identity on): the inode is the
+   * row's that took it last (seen_at), whatever order the rows come in.
+   */
   load(rows: FileState[]): void {
     for (const row of rows) {
       this.files.set(row.id, { row, ranges: [], head: 0 });
-      this.inodes.set(`${row.dev}:${row.ino}`, row.id);
+      const key = `${row.dev}:${row.ino}`;
+      const other = this.byInode(row.dev, row.ino);
+      if (!other || other.seen_at <= row.seen_at) this.inodes.set(key, row.id);
     }
   }
 

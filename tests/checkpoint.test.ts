@@ -212,6 +212,17 @@ describe("rows and inodes", () => {
     store.close();
   });
 
+  test("load(): of rows sharing an inode, the one that took it last (seen_at) owns it, in either order", () => {
+    const gone = row({ dev: 7, ino: 77, seen_at: 1_000 }); // its file deleted, the number reused
+    const moved = row({ dev: 7, ino: 77, seen_at: 2_000 }); // carried on into a copy at that number
+    for (const order of [[gone, moved], [moved, gone]]) {
+      const cp = new Checkpoint();
+      cp.load(order);
+      expect(cp.size).toBe(2);
+      expect(cp.byInode(7, 77)).toBe(moved);
+    }
+  });
+
   test("touch() makes the next flush write a changed row", () => {
     const store = newStore();
     const cp = new Checkpoint();
