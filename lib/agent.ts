@@ -284,6 +284,12 @@ export class Agent {
     }
     this.skipped.delete(key);
     const saved = this.index.savedRow(seen.dev, seen.ino);
+    if (saved && this.checkpoint.waiting(saved.id) > 0) {
+      // Let go (or moved into a copy) while lines it sent still wait for Kafka: its offset is
+      // not final yet. Judged again at the next scan, so it never resumes behind them.
+      closeSync(fd);
+      return;
+    }
     if (saved && sameFile(saved, seen)) return this.follow(c, fd, seen, { saved });
     if (saved) this.life.orphaned(saved, c, seen); // then judged like any new file
     const verdict = this.copies.verdict(fd, seen);

@@ -486,6 +486,27 @@ describe("12. idle files", () => {
   });
 });
 
+describe("12b. let go while its lines wait for Kafka", () => {
+  test("a file let go and found again before its sent lines are acknowledged resumes after them, not at the acknowledged offset", async () => {
+    h = new AgentHarness();
+    const only = (name: string) => ({ ...h.config, inputs: [{ ...h.config.inputs[0]!, paths: [h.dir.path(name)] }] });
+    h.config = only("app.log");
+    await h.start();
+    h.kafka.holdAll(); // Kafka is slow: nothing is acknowledged for now
+    h.dir.append("app.log", lines("a", 0, 50));
+    await h.until(() => h.kafka.pending.length > 0 && h.agent!.status().some((s) => s.size > 0 && s.open));
+    await h.until(() => h.kafka.pending.reduce((n, c) => n + c.chunks.reduce((m, k) => m + k.value.length, 0), 0) === lines("a", 0, 50).length);
+    await h.agent!.reload(only("other.log")); // app.log is read to its end and no input matches it: let go
+    expect(h.agent!.status().some((s) => s.path === h.dir.path("app.log"))).toBe(false);
+    await h.agent!.reload(only("app.log")); // matched again, its 50 lines still unacknowledged
+    h.dir.append("app.log", lines("a", 50, 5));
+    h.kafka.ackAll();
+    await h.untilDelivered("a 0054\n");
+    await h.settle(4);
+    h.expectStreams([lines("a", 0, 55)]);
+  });
+});
+
 describe("13. state cleanup", () => {
   test("a gone file's entry is removed after state.ttl, never while the file still exists", async () => {
     h = new AgentHarness({ state: { ttl: 300 } });
