@@ -141,7 +141,7 @@ export class Copies {
     const rows = this.rowsIn(dirname(c.path));
     let best: FileState | undefined;
     for (const row of rows) {
-      if (this.index.files.has(row.id) || !isNamedCopyOf(row, row.path, seen.head, c.path, row.offset)) continue;
+      if (this.index.files.has(row.id) || !isNamedCopyOf(row, [row.path], seen.head, c.path, row.offset)) continue;
       if (existsAs(row.path, row.dev, row.ino)) continue; // its own file is still there
       if (!best || row.offset > best.offset) best = row;
     }
@@ -245,6 +245,7 @@ export class Copies {
     } catch {
       // the directory is gone: only held copies elsewhere remain
     }
+    const names = was.formerPath ? [was.path, was.formerPath] : [was.path]; // a short copy may be named after either
     const out: Look[] = [];
     const seen = new Set<string>([inodeKey(was.dev, was.ino)]);
     for (const p of paths) {
@@ -262,8 +263,7 @@ export class Copies {
       } catch {
         continue;
       }
-      const named = isNamedCopyOf(known, was.path, head, p, read) || (!!was.formerPath && isNamedCopyOf(known, was.formerPath, head, p, read));
-      if (!named || this.index.hasIdentity(st, head)) continue;
+      if (!isNamedCopyOf(known, names, head, p, read) || this.index.hasIdentity(st, head)) continue;
       seen.add(key);
       out.push({ path: p, st, head });
     }

@@ -195,9 +195,9 @@ export function rotationOf(original: string, candidate: string): boolean {
   return c.length > o.length && c.startsWith(o);
 }
 
-/** Whether a file with `head` at `path` is a copy of `known` (at `knownPath`), `read` bytes of which were read, by the copy rule. */
-export function isNamedCopyOf(known: { fingerprint: string; fp_len: number }, knownPath: string, head: Uint8Array, path: string, read: number): boolean {
-  return isCopyOf(known, head, read) && (known.fp_len >= COPY_MIN_BYTES || rotationOf(knownPath, path));
+/** Whether a file with `head` at `path` is a copy of `known` (known as any of `knownPaths`), `read` bytes of which were read, by the copy rule. */
+export function isNamedCopyOf(known: { fingerprint: string; fp_len: number }, knownPaths: readonly string[], head: Uint8Array, path: string, read: number): boolean {
+  return isCopyOf(known, head, read) && (known.fp_len >= COPY_MIN_BYTES || knownPaths.some((k) => rotationOf(k, path)));
 }
 
 /**
