@@ -135,6 +135,13 @@ export function compressedFormat(seen: Observed): string | null {
   return null;
 }
 
+let observed = 0;
+
+/** How many times a file was observed (stat and head read) so far: the garbage it leaves grows with it. */
+export function observations(): number {
+  return observed;
+}
+
 /** Same as identify(), on a descriptor already open (the file may have been renamed). */
 export function observeFd(fd: number, path: string, st: Stats = fstatSync(fd)): Observed {
   if (!st.isFile()) throw Object.assign(new Error(`not a regular file`), { code: "ENOTFILE" });
@@ -148,13 +155,6 @@ export function observeFd(fd: number, path: string, st: Stats = fstatSync(fd)): 
     got += n;
   }
   return { path, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, birthtimeMs: st.birthtimeMs, head: head.subarray(0, got) };
-}
-
-let observed = 0;
-
-/** How many times a file was observed (stat and head read) so far: the garbage it leaves grows with it. */
-export function observations(): number {
-  return observed;
 }
 
 /** The saved identity facts matched against what is on disk. */

@@ -184,7 +184,7 @@ export class AgentProcess {
     return new Promise((resolve, reject) => {
       const fail = (why: string) => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new Error(`logship ${this.args.join(" ")}: no stderr line matching ${String(match)} ${why}; last lines:\n${this.lines.slice(-15).join("\n")}`));
+        reject(new Error(`logship ${this.args.join(" ")}: no stderr line matching ${String(match)} ${why}; last lines:\n${this.tail(15)}`));
       };
       const timer = setTimeout(() => fail(`within ${timeoutMs} ms`), timeoutMs);
       const waiter = {
@@ -211,7 +211,7 @@ export class AgentProcess {
   async waitForExit(timeoutMs = 30_000): Promise<number> {
     let timer: Timer | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`logship ${this.args.join(" ")} still running after ${timeoutMs} ms; last lines:\n${this.lines.slice(-15).join("\n")}`)), timeoutMs);
+      timer = setTimeout(() => reject(new Error(`logship ${this.args.join(" ")} still running after ${timeoutMs} ms; last lines:\n${this.tail(15)}`)), timeoutMs);
     });
     try {
       return await Promise.race([this.exited, timeout]);
