@@ -9,7 +9,7 @@ import { checkFiles, formatReport } from "./lib/check.ts";
 import { loadConfig, type AgentConfig } from "./lib/config.ts";
 import { ConfigError, errorText, StateError } from "./lib/errors.ts";
 import { handleSignals } from "./lib/shutdown.ts";
-import { resetStore } from "./lib/store.ts";
+import { resetStore } from "./lib/state/store.ts";
 
 const HELP = `logship ${pkg.version}: ships log files to Kafka, at least once.
 

@@ -21,23 +21,23 @@
 
 import { closeSync, readSync, statSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
-import { BufferPool, Slabs } from "./bufferPool.ts";
-import { Checkpoint } from "./checkpoint.ts";
+import { BufferPool, Slabs } from "./memory.ts";
+import { Checkpoint } from "./state/checkpoint.ts";
 import type { AgentConfig } from "./config.ts";
-import { Copies } from "./copies.ts";
-import { Descriptors, READ_BYTES } from "./descriptors.ts";
-import { discover, splitGlob, type Candidate } from "./discover.ts";
+import { Copies } from "./files/copies.ts";
+import { Descriptors, READ_BYTES } from "./files/descriptors.ts";
+import { discover, splitGlob, type Candidate } from "./files/discover.ts";
 import { errorText } from "./errors.ts";
 import { LogEvents, type AgentEvents, type FileAddReason } from "./events.ts";
-import { caughtUp, existsAs, FileIndex, inputOf, type Tracked } from "./files.ts";
-import { compressedFormat, currentFingerprint, inodeKey, observations, openIdentified, sameFile, type Observed } from "./identify.ts";
-import { FileLifecycle } from "./lifecycle.ts";
-import { pack } from "./pack.ts";
-import { KafkaPublisher, type Publisher } from "./publish.ts";
-import type { Span } from "./read.ts";
-import { Sender } from "./sender.ts";
-import { openStore, type FileState, type Store } from "./store.ts";
-import { DirWatcher } from "./watch.ts";
+import { caughtUp, existsAs, FileIndex, inputOf, type Tracked } from "./files/registry.ts";
+import { compressedFormat, currentFingerprint, inodeKey, observations, openIdentified, sameFile, type Observed } from "./files/identify.ts";
+import { FileLifecycle } from "./files/lifecycle.ts";
+import { pack } from "./kafka/pack.ts";
+import { KafkaPublisher, type Publisher } from "./kafka/publish.ts";
+import type { Span } from "./files/read.ts";
+import { Sender } from "./kafka/sender.ts";
+import { openStore, type FileState, type Store } from "./state/store.ts";
+import { DirWatcher } from "./files/watch.ts";
 
 export interface AgentOptions {
   once: boolean; // ship what the files hold now, then finish

@@ -5,9 +5,9 @@
 import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import type { AgentConfig } from "./config.ts";
-import { discover } from "./discover.ts";
-import { compressedFormat, identify, sameFile } from "./identify.ts";
-import type { FileState } from "./store.ts";
+import { discover } from "./files/discover.ts";
+import { compressedFormat, identify, sameFile } from "./files/identify.ts";
+import type { FileState } from "./state/store.ts";
 
 export interface FileReport {
   path: string;

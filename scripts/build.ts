@@ -1,6 +1,6 @@
 // Builds the standalone binary dist/logship (`npm run build`): Bun's --compile with
-// bytecode, plus the plugin that gives kafkajs a faster CRC-32C (lib/crc32c.ts).
-import { kafkajsCrcPlugin } from "../lib/crc32c.ts";
+// bytecode, plus the plugin that gives kafkajs a faster CRC-32C (lib/kafka/patches/crc32c.ts).
+import { kafkajsCrcPlugin } from "../lib/kafka/patches/crc32c.ts";
 
 const outfile = process.argv[2] ?? "dist/logship";
 const result = await Bun.build({

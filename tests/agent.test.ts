@@ -3,7 +3,7 @@
 import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
 import { Agent } from "../lib/agent.ts";
-import { openStore, type Store } from "../lib/store.ts";
+import { openStore, type Store } from "../lib/state/store.ts";
 import { AgentHarness } from "./helpers/agentHarness.ts";
 import { FakePublisher } from "./helpers/fakePublisher.ts";
 

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { BufferPool, lease, Slabs } from "../lib/bufferPool.ts";
+import { BufferPool, lease, Slabs } from "../lib/memory.ts";
 
 test("a given-back buffer is handed out again for the same size", () => {
   const pool = new BufferPool(10_000);

@@ -2,9 +2,9 @@
 // was handed to the sender, whatever order acks arrive in; flush writes changed rows and
 // deletes forgotten ones, and a failed flush loses nothing.
 import { afterAll, describe, expect, test } from "bun:test";
-import { Checkpoint } from "../lib/checkpoint.ts";
-import type { Chunk, Source } from "../lib/pack.ts";
-import { openStore, type FileState } from "../lib/store.ts";
+import { Checkpoint } from "../lib/state/checkpoint.ts";
+import type { Chunk, Source } from "../lib/kafka/pack.ts";
+import { openStore, type FileState } from "../lib/state/store.ts";
 import { makeLogDir } from "./helpers/logDir.ts";
 
 const dir = makeLogDir("checkpoint");

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 // @ts-expect-error kafkajs ships no types for its internals
 import kafkajsCrc32c from "kafkajs/src/protocol/recordBatch/crc32C/crc32C.js";
-import { crc32c, KAFKAJS_CRC_MODULE } from "../lib/crc32c.ts";
+import { crc32c, KAFKAJS_CRC_MODULE } from "../lib/kafka/patches/crc32c.ts";
 
 test("crc32c gives the standard check value", () => {
   expect(crc32c(Buffer.from("123456789"))).toBe(0xe3069283);

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { symlinkSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { DEFAULTS, type InputConfig } from "../lib/config.ts";
-import { discover, Excluder, splitGlob } from "../lib/discover.ts";
+import { discover, Excluder, splitGlob } from "../lib/files/discover.ts";
 import { makeLogDir } from "./helpers/logDir.ts";
 
 const dir = makeLogDir("discover");

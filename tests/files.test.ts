@@ -1,6 +1,6 @@
 // The first-line index (files.ts): how a new file finds the followed files it may be a copy of.
 import { expect, test } from "bun:test";
-import { LineIndex } from "../lib/files.ts";
+import { LineIndex } from "../lib/files/registry.ts";
 
 test("a key maps to every id added under it, and to none once they are removed", () => {
   const index = new LineIndex();

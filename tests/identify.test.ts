@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { closeSync, readSync } from "node:fs";
 import { join } from "node:path";
-import { compressedFormat, currentFingerprint, FINGERPRINT_BYTES, fingerprint, identify, observeFd, openIdentified, sameFile, type KnownIdentity, type Observed } from "../lib/identify.ts";
+import { compressedFormat, currentFingerprint, FINGERPRINT_BYTES, fingerprint, identify, observeFd, openIdentified, sameFile, type KnownIdentity, type Observed } from "../lib/files/identify.ts";
 import { makeLogDir } from "./helpers/logDir.ts";
 
 const dir = makeLogDir("identify");
@@ -139,7 +139,7 @@ describe("openIdentified", () => {
     expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
     // In a child process: an open that blocked would hang this one for good (nobody writes).
     const script = `
-      const { openIdentified, identify } = await import(${JSON.stringify(join(import.meta.dir, "../lib/identify.ts"))});
+      const { openIdentified, identify } = await import(${JSON.stringify(join(import.meta.dir, "../lib/files/identify.ts"))});
       const out = [];
       for (const fn of [openIdentified, identify]) {
         try { fn(${JSON.stringify(fifo)}); out.push("opened"); } catch (e) { out.push(e.code + ": " + e.message); }

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { CompressionCodecs, CompressionTypes } from "kafkajs";
 import { gunzipSync } from "node:zlib";
-import { withEncoderArena } from "../lib/kafkajs-patches.ts";
+import { withEncoderArena } from "../lib/kafka/patches/index.ts";
 // @ts-expect-error kafkajs ships no types for its internals
 import ProduceV3 from "kafkajs/src/protocol/requests/produce/v3/request.js";
 // @ts-expect-error kafkajs ships no types for its internals

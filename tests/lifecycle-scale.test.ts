@@ -5,8 +5,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { appendFileSync, closeSync, mkdirSync, openSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { createHash } from "node:crypto";
-import type { Chunk } from "../lib/pack.ts";
-import type { Publisher } from "../lib/publish.ts";
+import type { Chunk } from "../lib/kafka/pack.ts";
+import type { Publisher } from "../lib/kafka/publish.ts";
 import { AgentHarness, lines } from "./helpers/agentHarness.ts";
 
 let h: AgentHarness;

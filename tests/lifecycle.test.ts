@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { copyFileSync, linkSync, mkdirSync, openSync, symlinkSync } from "node:fs";
 import { gzipSync } from "node:zlib";
-import { Tail } from "../lib/read.ts";
+import { Tail } from "../lib/files/read.ts";
 import { AgentHarness, lines } from "./helpers/agentHarness.ts";
 import { makeLogDir } from "./helpers/logDir.ts";
 

@@ -4,9 +4,9 @@
 import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
-import { BATCH_OVERHEAD, chunkHeaders, compressionSlack, countLines, hardCapacity, pack, recordOverhead, type Chunk, type PackLimits, type Source } from "../lib/pack.ts";
-import { nextBatch } from "../lib/publish.ts";
-import type { Span } from "../lib/read.ts";
+import { BATCH_OVERHEAD, chunkHeaders, compressionSlack, countLines, hardCapacity, pack, recordOverhead, type Chunk, type PackLimits, type Source } from "../lib/kafka/pack.ts";
+import { nextBatch } from "../lib/kafka/publish.ts";
+import type { Span } from "../lib/files/read.ts";
 
 // kafkajs' record and record-batch encoders, exactly as its Produce request (v3+) uses them.
 const kafkajs = createRequire(require.resolve("kafkajs"));

@@ -3,8 +3,8 @@
 // as documented, with bounded buffers and without looping.
 import { afterAll, describe, expect, test } from "bun:test";
 import { closeSync, openSync } from "node:fs";
-import { BufferPool } from "../lib/bufferPool.ts";
-import { Tail, type Span, type TailOptions } from "../lib/read.ts";
+import { BufferPool } from "../lib/memory.ts";
+import { Tail, type Span, type TailOptions } from "../lib/files/read.ts";
 import { makeLogDir } from "./helpers/logDir.ts";
 
 const MiB = 1024 * 1024;

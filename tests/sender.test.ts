@@ -3,13 +3,13 @@
 // are sent alone, cut at line ends or (a single line) dropped, and drain() gives up at its
 // deadline without moving offsets. Also nextBatch: one partition's batch stays under the limit.
 import { describe, expect, test } from "bun:test";
-import { Checkpoint } from "../lib/checkpoint.ts";
+import { Checkpoint } from "../lib/state/checkpoint.ts";
 import { PublishError } from "../lib/errors.ts";
 import type { AgentEvents } from "../lib/events.ts";
-import { BATCH_OVERHEAD, pack, type Chunk, type PackLimits, type Source } from "../lib/pack.ts";
-import { nextBatch } from "../lib/publish.ts";
-import { Sender, splitAtLine, type SenderOptions } from "../lib/sender.ts";
-import type { FileState } from "../lib/store.ts";
+import { BATCH_OVERHEAD, pack, type Chunk, type PackLimits, type Source } from "../lib/kafka/pack.ts";
+import { nextBatch } from "../lib/kafka/publish.ts";
+import { Sender, splitAtLine, type SenderOptions } from "../lib/kafka/sender.ts";
+import type { FileState } from "../lib/state/store.ts";
 import { eventually } from "./helpers/eventually.ts";
 import { FakePublisher, retriableError, tooLargeError } from "./helpers/fakePublisher.ts";
 

@@ -4,7 +4,7 @@ import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { StateError } from "../lib/errors.ts";
-import { openStore, resetStore, type FileState } from "../lib/store.ts";
+import { openStore, resetStore, type FileState } from "../lib/state/store.ts";
 import { makeLogDir } from "./helpers/logDir.ts";
 
 const dir = makeLogDir("store");

@@ -2,7 +2,7 @@ import { afterEach, expect, test } from "bun:test";
 import { appendFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DirWatcher } from "../lib/watch.ts";
+import { DirWatcher } from "../lib/files/watch.ts";
 import { eventually } from "./helpers/eventually.ts";
 
 const dirs: string[] = [];

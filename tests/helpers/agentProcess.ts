@@ -32,7 +32,7 @@ export const LOGSHIP = process.env.LOGSHIP_BIN ? resolve(process.env.LOGSHIP_BIN
 
 /** Sources whose change makes dist/logship stale. */
 function sourceFiles(): string[] {
-  const lib = readdirSync(join(ROOT, "lib")).filter((f) => f.endsWith(".ts")).map((f) => join(ROOT, "lib", f));
+  const lib = readdirSync(join(ROOT, "lib"), { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts")).map((f) => join(ROOT, "lib", f));
   return [...lib, join(ROOT, "main.ts"), join(ROOT, "package.json")];
 }
 
@@ -47,7 +47,7 @@ function mtimeMs(path: string): number {
 let upToDate = false; // checked (and built if need be) once per test process
 
 /**
- * Builds dist/logship with `bun run build` when it is missing or older than main.ts, lib/*.ts
+ * Builds dist/logship with `bun run build` when it is missing or older than main.ts, any .ts under lib/
  * or package.json; with $LOGSHIP_BIN set, returns that binary untouched.
  */
 export function ensureBuilt(): string {

@@ -1,4 +1,4 @@
-// A fake Kafka for tests: implements lib/publish.ts' Publisher in memory and records every
+// A fake Kafka for tests: implements lib/kafka/publish.ts' Publisher in memory and records every
 // send. Each send() becomes a SendCall whose fate a policy decides: acknowledge it at once,
 // reject it with a given error, or hold it until the test acks or rejects it (in any order,
 // which is how out-of-order acknowledgements are made).
@@ -17,8 +17,8 @@
 // PublishError (code "CLOSED").
 
 import { PublishError } from "../../lib/errors.ts";
-import type { Chunk } from "../../lib/pack.ts";
-import type { Publisher } from "../../lib/publish.ts";
+import type { Chunk } from "../../lib/kafka/pack.ts";
+import type { Publisher } from "../../lib/kafka/publish.ts";
 
 /** What happens to one send: acknowledged now, held for the test to settle, or rejected. */
 export type Outcome = "ack" | "hold" | Error;

@@ -11,7 +11,7 @@
 
 import { readdirSync, statSync, type Dirent } from "node:fs";
 import { basename, join, sep } from "node:path";
-import type { InputConfig } from "./config.ts";
+import type { InputConfig } from "../config.ts";
 
 export interface Candidate {
   path: string; // absolute

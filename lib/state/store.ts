@@ -5,7 +5,7 @@
 import { Database, type Statement } from "bun:sqlite";
 import { mkdirSync, existsSync } from "node:fs";
 import { dirname } from "node:path";
-import { StateError } from "./errors.ts";
+import { StateError } from "../errors.ts";
 
 /** What logship remembers about one file. */
 export interface FileState {

@@ -5,9 +5,9 @@
 // agent's in-flight cap. A record Kafka calls too large is cut at line ends and retried;
 // a single line that is still too large is dropped, counted and logged, never retried for ever.
 
-import type { Checkpoint } from "./checkpoint.ts";
-import type { AgentEvents } from "./events.ts";
-import { PublishError } from "./errors.ts";
+import type { Checkpoint } from "../state/checkpoint.ts";
+import type { AgentEvents } from "../events.ts";
+import { PublishError } from "../errors.ts";
 import { countLines, type Chunk } from "./pack.ts";
 import { nextBatch, TOO_LARGE, toPublishError, type Publisher } from "./publish.ts";
 

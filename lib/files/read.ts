@@ -17,11 +17,19 @@
 // The Tail never decides what is acknowledged: its offset is the read position only.
 
 import { closeSync, fstatSync } from "node:fs";
-import { lease, type BufferPool, type Slabs } from "./bufferPool.ts";
-import type { LongLines } from "./config.ts";
+import { lease, type BufferPool, type Slabs } from "../memory.ts";
+import type { LongLines } from "../config.ts";
 import { readAt } from "./identify.ts";
 
 const NL = 0x0a;
+
+/** Where a file's records come from and go to: what every chunk cut from its spans carries. */
+export interface Source {
+  file: string; // stable file identity (the `file` header)
+  path: string;
+  topic: string;
+  host: string;
+}
 
 /** Bytes of one file ready to pack, and the file range they account for. */
 export interface Span {

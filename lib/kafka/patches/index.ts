@@ -44,7 +44,7 @@ import { CompressionCodecs, CompressionTypes } from "kafkajs";
 import Encoder from "kafkajs/src/protocol/encoder.js";
 // @ts-expect-error kafkajs ships no types for its internals
 import RequestQueue from "kafkajs/src/network/requestQueue/index.js";
-import { BufferPool } from "./bufferPool.ts";
+import { BufferPool } from "../../memory.ts";
 
 interface EncoderState {
   buf: Buffer;

@@ -5,8 +5,14 @@
 // never acknowledged holds its file's offset back for ever, so a restart re-sends it
 // (at-least-once). flush() writes changed rows to the store in one transaction.
 
-import type { Chunk } from "./pack.ts";
 import type { FileState, Store } from "./store.ts";
+
+/** A byte range of one file identity handed to Kafka (a chunk, as far as the checkpoint cares). */
+export interface ShippedRange {
+  source: { file: string; path: string };
+  start: number;
+  end: number;
+}
 
 interface Range {
   start: number;
@@ -87,7 +93,7 @@ export class Checkpoint {
   }
 
   /** Records a chunk as sent and waiting, in read order. */
-  track(chunk: Chunk): void {
+  track(chunk: ShippedRange): void {
     const p = this.files.get(chunk.source.file);
     if (!p) throw new Error(`track: file ${chunk.source.file} is not registered`);
     const last = p.ranges[p.ranges.length - 1];
@@ -97,7 +103,7 @@ export class Checkpoint {
   }
 
   /** Kafka acknowledged these chunks: move each file's offset over its acknowledged prefix. */
-  acked(chunks: Iterable<Chunk>): void {
+  acked(chunks: Iterable<ShippedRange>): void {
     for (const c of chunks) {
       const p = this.files.get(c.source.file);
       if (!p) continue; // forgotten meanwhile (e.g. expired): nothing to move
@@ -109,7 +115,7 @@ export class Checkpoint {
   }
 
   /** Replaces a waiting chunk's range by the ranges of the pieces it was cut into. */
-  split(whole: Chunk, pieces: Chunk[]): void {
+  split(whole: ShippedRange, pieces: ShippedRange[]): void {
     const p = this.files.get(whole.source.file);
     if (!p) return;
     const i = p.ranges.findIndex((r, idx) => idx >= p.head && r.start === whole.start && r.end === whole.end && !r.acked);
@@ -156,7 +162,7 @@ export class Checkpoint {
 }
 
 /** The waiting range of exactly this chunk (a stale ack for a chunk since split matches none). */
-function findRange(p: Progress, c: Chunk): Range | undefined {
+function findRange(p: Progress, c: ShippedRange): Range | undefined {
   for (let i = p.head; i < p.ranges.length; i++) {
     const r = p.ranges[i]!;
     if (r.start === c.start && r.end === c.end && !r.acked) return r;

@@ -11,13 +11,13 @@
 // its identity checked before anything is read from it.
 
 import { closeSync } from "node:fs";
-import type { BufferPool, Slabs } from "./bufferPool.ts";
-import type { Checkpoint } from "./checkpoint.ts";
-import type { AgentConfig } from "./config.ts";
-import { errorText } from "./errors.ts";
-import type { AgentEvents } from "./events.ts";
+import type { BufferPool, Slabs } from "../memory.ts";
+import type { Checkpoint } from "../state/checkpoint.ts";
+import type { AgentConfig } from "../config.ts";
+import { errorText } from "../errors.ts";
+import type { AgentEvents } from "../events.ts";
 import { headMatches, openIdentified, type Observed } from "./identify.ts";
-import { caughtUp, inputOf, reopenable, type FileIndex, type Tracked } from "./files.ts";
+import { caughtUp, inputOf, reopenable, type FileIndex, type Tracked } from "./registry.ts";
 import { Tail } from "./read.ts";
 
 /** Bytes asked of the OS per read. */

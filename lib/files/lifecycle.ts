@@ -18,17 +18,17 @@
 //   loss is reported through dataLost with its byte range.
 
 import { fstatSync, readlinkSync, type Stats } from "node:fs";
-import type { Checkpoint } from "./checkpoint.ts";
-import type { AgentConfig, InputConfig } from "./config.ts";
+import type { Checkpoint } from "../state/checkpoint.ts";
+import type { AgentConfig, InputConfig } from "../config.ts";
 import type { Candidate } from "./discover.ts";
 import type { Copies, Was } from "./copies.ts";
 import type { Descriptors } from "./descriptors.ts";
-import { errorText } from "./errors.ts";
-import type { AgentEvents } from "./events.ts";
-import { caughtUp, existsAs, inputOf, type FileIndex, type Tracked } from "./files.ts";
+import { errorText } from "../errors.ts";
+import type { AgentEvents } from "../events.ts";
+import { caughtUp, existsAs, inputOf, type FileIndex, type Tracked } from "./registry.ts";
 import { firstLineKey, headMatches, observeFd, type Observed } from "./identify.ts";
 import type { Span } from "./read.ts";
-import type { FileState } from "./store.ts";
+import type { FileState } from "../state/store.ts";
 
 export class FileLifecycle {
   constructor(

@@ -5,9 +5,9 @@
 // chunks go into one send so that no partition's record batch exceeds max_message_bytes.
 
 import { CompressionTypes, Kafka, logLevel, Partitioners, type Message, type PartitionMetadata, type Producer, type TopicMessages } from "kafkajs";
-import type { KafkaConfig } from "./config.ts";
-import { PublishError } from "./errors.ts";
-import { releaseEncoderBuffers, withEncoderArena } from "./kafkajs-patches.ts";
+import type { KafkaConfig } from "../config.ts";
+import { PublishError } from "../errors.ts";
+import { releaseEncoderBuffers, withEncoderArena } from "./patches/index.ts";
 import { BATCH_OVERHEAD, chunkHeaders, type Chunk } from "./pack.ts";
 
 /** What the agent needs from Kafka; tests substitute a fake. */

@@ -4,20 +4,14 @@
 // a single line too long for one record is cut inside (each piece carries its own offset).
 // Values are views of the read buffer, never copies.
 
-import type { Span } from "./read.ts";
+import type { Source, Span } from "../files/read.ts";
+
+export type { Source };
 
 const NL = 0x0a;
 
 /** Kafka v2 record-batch header: the fixed bytes a batch adds around its records. */
 export const BATCH_OVERHEAD = 61;
-
-/** Where a file's records come from and go to. */
-export interface Source {
-  file: string; // stable file identity (the `file` header)
-  path: string;
-  topic: string;
-  host: string;
-}
 
 /** One Kafka record's worth of one file, with its provenance. */
 export interface Chunk {

@@ -11,12 +11,11 @@
 // it is forgotten once none of its chunks wait for an ack.
 
 import { statSync, type Stats } from "node:fs";
-import type { Checkpoint } from "./checkpoint.ts";
-import type { AgentConfig, InputConfig } from "./config.ts";
+import type { Checkpoint } from "../state/checkpoint.ts";
+import type { AgentConfig, InputConfig } from "../config.ts";
 import { currentFingerprint, firstLineKey, headMatches, inodeKey, type Observed } from "./identify.ts";
-import type { Source } from "./pack.ts";
-import type { Tail } from "./read.ts";
-import type { FileState } from "./store.ts";
+import type { Source, Tail } from "./read.ts";
+import type { FileState } from "../state/store.ts";
 
 /** How often gone files' state is checked against state.ttl. */
 const EXPIRE_EVERY_MS = 3_600_000;

@@ -14,17 +14,17 @@
 
 import { closeSync, fstatSync, readdirSync, statSync, type Stats } from "node:fs";
 import { dirname, join } from "node:path";
-import type { Checkpoint } from "./checkpoint.ts";
-import type { AgentConfig } from "./config.ts";
+import type { Checkpoint } from "../state/checkpoint.ts";
+import type { AgentConfig } from "../config.ts";
 import type { Candidate } from "./discover.ts";
 import type { Descriptors } from "./descriptors.ts";
-import type { AgentEvents } from "./events.ts";
-import { existsAs, type FileIndex, type Tracked } from "./files.ts";
+import type { AgentEvents } from "../events.ts";
+import { existsAs, type FileIndex, type Tracked } from "./registry.ts";
 import {
   commonPrefix, COPY_MIN_BYTES, fingerprint, FINGERPRINT_BYTES, firstLineKey, headMatches, inodeKey, isNamedCopyOf, lineStart,
   openIdentified, readHead, type Observed,
 } from "./identify.ts";
-import type { FileState } from "./store.ts";
+import type { FileState } from "../state/store.ts";
 
 /**
  * A new file whose bytes are, so far, all a followed file's (a copy, by the copy rule): it is
