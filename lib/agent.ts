@@ -36,7 +36,7 @@ import { pack } from "./kafka/pack.ts";
 import { KafkaPublisher, type Publisher } from "./kafka/publish.ts";
 import type { Span } from "./files/read.ts";
 import { Sender } from "./kafka/sender.ts";
-import { openStore, type FileState, type Store } from "./state/store.ts";
+import { openStore, type SavedFile, type Store } from "./state/store.ts";
 import { DirWatcher } from "./files/watch.ts";
 
 export interface AgentOptions {
@@ -345,13 +345,13 @@ export class Agent {
   }
 
   /** Starts following a file not followed now: resume its saved offset if it is a known file. */
-  private follow(c: Candidate, fd: number, seen: Observed, how: { saved?: FileState; from?: number }): void {
+  private follow(c: Candidate, fd: number, seen: Observed, how: { saved?: SavedFile; from?: number }): void {
     const input = this.config.inputs[c.input]!;
     let row = how.saved;
     let reason: FileAddReason;
     if (row) {
       // sameFile() held: the head still starts with the fingerprinted bytes, so lengthening is safe.
-      Object.assign(row, currentFingerprint(seen), { path: c.path, gone_since: null, seen_at: Date.now() });
+      Object.assign(row, currentFingerprint(seen), { path: c.path, goneSince: null, seenAt: Date.now() });
       this.checkpoint.touch(row.id);
       reason = "resumed";
     } else {

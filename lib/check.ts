@@ -2,12 +2,11 @@
 // Lists each matched file with its saved offset and the bytes not yet shipped, reading the
 // state database read-only, so it is safe to run beside a running agent.
 
-import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import type { AgentConfig } from "./config.ts";
 import { discover } from "./files/discover.ts";
 import { compressedFormat, identify, sameFile } from "./files/identify.ts";
-import type { FileState } from "./state/store.ts";
+import { readSaved, type SavedFile } from "./state/store.ts";
 
 export interface FileReport {
   path: string;
@@ -39,15 +38,10 @@ export async function checkFiles(config: AgentConfig): Promise<{ files: FileRepo
   return { files: [...files, ...problems], stateNote: note };
 }
 
-function readRows(path: string): { rows: FileState[]; note: string } {
+function readRows(path: string): { rows: SavedFile[]; note: string } {
   if (!existsSync(path)) return { rows: [], note: `no state file yet at ${path}` };
   try {
-    const db = new Database(path, { readonly: true });
-    try {
-      return { rows: db.query("SELECT * FROM files").all() as FileState[], note: `state: ${path}` };
-    } finally {
-      db.close();
-    }
+    return { rows: readSaved(path), note: `state: ${path}` };
   } catch (err) {
     return { rows: [], note: `state file ${path} cannot be read: ${(err as Error).message}` };
   }

@@ -4,27 +4,27 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { Checkpoint } from "../lib/state/checkpoint.ts";
 import type { Chunk, Source } from "../lib/kafka/pack.ts";
-import { openStore, type FileState } from "../lib/state/store.ts";
+import { openStore, type SavedFile } from "../lib/state/store.ts";
 import { makeLogDir } from "./helpers/logDir.ts";
 
 const dir = makeLogDir("checkpoint");
 afterAll(() => dir.cleanup());
 
 let rowSeq = 0;
-function row(over: Partial<FileState> = {}): FileState {
+function row(over: Partial<SavedFile> = {}): SavedFile {
   const n = rowSeq++;
-  return { id: `file-${n}`, dev: 1, ino: 1000 + n, fingerprint: "ab".repeat(16), fp_len: 1024, path: `/logs/${n}.log`, offset: 0, seen_at: 1_700_000_000_000, gone_since: null, ...over };
+  return { id: `file-${n}`, dev: 1, ino: 1000 + n, fingerprint: "ab".repeat(16), fpLen: 1024, path: `/logs/${n}.log`, offset: 0, seenAt: 1_700_000_000_000, goneSince: null, ...over };
 }
 
 const sources = new Map<string, Source>();
-function chunk(r: FileState, start: number, end: number, value = Buffer.alloc(end - start, 0x61)): Chunk {
+function chunk(r: SavedFile, start: number, end: number, value = Buffer.alloc(end - start, 0x61)): Chunk {
   let source = sources.get(r.id);
   if (!source) sources.set(r.id, (source = { file: r.id, path: r.path, topic: "t", host: "h" }));
   return { source, value, start, end, lines: 1, size: value.length + 100 };
 }
 
 /** Consecutive chunks of `sizes` bytes from `from`. */
-function chunks(r: FileState, sizes: number[], from = r.offset): Chunk[] {
+function chunks(r: SavedFile, sizes: number[], from = r.offset): Chunk[] {
   let at = from;
   return sizes.map((n) => chunk(r, at, (at += n)));
 }
@@ -212,9 +212,9 @@ describe("rows and inodes", () => {
     store.close();
   });
 
-  test("load(): of rows sharing an inode, the one that took it last (seen_at) owns it, in either order", () => {
-    const gone = row({ dev: 7, ino: 77, seen_at: 1_000 }); // its file deleted, the number reused
-    const moved = row({ dev: 7, ino: 77, seen_at: 2_000 }); // carried on into a copy at that number
+  test("load(): of rows sharing an inode, the one that took it last (seenAt) owns it, in either order", () => {
+    const gone = row({ dev: 7, ino: 77, seenAt: 1_000 }); // its file deleted, the number reused
+    const moved = row({ dev: 7, ino: 77, seenAt: 2_000 }); // carried on into a copy at that number
     for (const order of [[gone, moved], [moved, gone]]) {
       const cp = new Checkpoint();
       cp.load(order);

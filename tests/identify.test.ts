@@ -55,21 +55,21 @@ describe("sameFile", () => {
     dir.write("e.log", "tiny\n");
     const small = identify(dir.path("e.log"));
     const known = remember(small, 5);
-    expect(known.fp_len).toBe(5);
+    expect(known.fpLen).toBe(5);
     dir.append("e.log", "z".repeat(3 * FINGERPRINT_BYTES));
     const big = identify(dir.path("e.log"));
     expect(big.head.length).toBe(FINGERPRINT_BYTES);
     expect(sameFile(known, big)).toBe(true);
     // Lengthened as it grew, the fingerprint still matches later.
     const longer = remember(big, 5);
-    expect(longer.fp_len).toBe(FINGERPRINT_BYTES);
+    expect(longer.fpLen).toBe(FINGERPRINT_BYTES);
     dir.append("e.log", "more\n");
     expect(sameFile(longer, identify(dir.path("e.log")))).toBe(true);
   });
 
   test("a file now shorter than its fingerprint is not the same", () => {
     dir.write("f.log", "k".repeat(2_000));
-    const known = remember(identify(dir.path("f.log")), 0); // fp_len 1024, offset 0
+    const known = remember(identify(dir.path("f.log")), 0); // fpLen 1024, offset 0
     dir.truncate("f.log", 500);
     expect(sameFile(known, identify(dir.path("f.log")))).toBe(false);
   });

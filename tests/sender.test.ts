@@ -9,7 +9,7 @@ import type { AgentEvents } from "../lib/events.ts";
 import { BATCH_OVERHEAD, pack, type Chunk, type PackLimits, type Source } from "../lib/kafka/pack.ts";
 import { nextBatch } from "../lib/kafka/publish.ts";
 import { Sender, splitAtLine, type SenderOptions } from "../lib/kafka/sender.ts";
-import type { FileState } from "../lib/state/store.ts";
+import type { SavedFile } from "../lib/state/store.ts";
 import { eventually } from "./helpers/eventually.ts";
 import { FakePublisher, retriableError, tooLargeError } from "./helpers/fakePublisher.ts";
 
@@ -30,7 +30,7 @@ let fileSeq = 0;
 /** A registered file with its lines, and a way to pack them as the agent would. */
 function file(cp: Checkpoint, lines: string[]) {
   const n = fileSeq++;
-  const row: FileState = { id: `id-${n}`, dev: 1, ino: n, fingerprint: "f", fp_len: 1, path: `/logs/file-${n}.log`, offset: 0, seen_at: 0, gone_since: null };
+  const row: SavedFile = { id: `id-${n}`, dev: 1, ino: n, fingerprint: "f", fpLen: 1, path: `/logs/file-${n}.log`, offset: 0, seenAt: 0, goneSince: null };
   cp.register(row);
   const source: Source = { file: row.id, path: row.path, topic: "logs", host: "h" };
   const bytes = Buffer.from(lines.join(""));

@@ -4,7 +4,7 @@ import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { StateError } from "../lib/errors.ts";
-import { openStore, resetStore, type FileState } from "../lib/state/store.ts";
+import { openStore, resetStore, type SavedFile } from "../lib/state/store.ts";
 import { makeLogDir } from "./helpers/logDir.ts";
 
 const dir = makeLogDir("store");
@@ -13,8 +13,8 @@ afterAll(() => dir.cleanup());
 let seq = 0;
 const freshPath = () => dir.path(`s${seq++}/state.db`);
 
-function row(id: string, over: Partial<FileState> = {}): FileState {
-  return { id, dev: 2049, ino: 5_000_000_000, fingerprint: "0123456789abcdef0123456789abcdef", fp_len: 1024, path: `/var/log/${id}.log`, offset: 2 ** 40, seen_at: 1_700_000_000_123, gone_since: null, ...over };
+function row(id: string, over: Partial<SavedFile> = {}): SavedFile {
+  return { id, dev: 2049, ino: 5_000_000_000, fingerprint: "0123456789abcdef0123456789abcdef", fpLen: 1024, path: `/var/log/${id}.log`, offset: 2 ** 40, seenAt: 1_700_000_000_123, goneSince: null, ...over };
 }
 
 function stateErrorOf(fn: () => unknown): StateError {
@@ -73,17 +73,17 @@ describe("schema and pragmas", () => {
 describe("rows", () => {
   test("save() upserts every given row, values round-trip exactly", () => {
     const store = openStore(freshPath());
-    store.save([row("a"), row("b", { gone_since: 1_700_000_100_000, offset: 0 })]);
+    store.save([row("a"), row("b", { goneSince: 1_700_000_100_000, offset: 0 })]);
     store.save([row("a", { offset: 99, path: "/var/log/a.log.1" })]);
     const all = store.all().sort((x, y) => x.id.localeCompare(y.id));
-    expect(all).toEqual([row("a", { offset: 99, path: "/var/log/a.log.1" }), row("b", { gone_since: 1_700_000_100_000, offset: 0 })]);
+    expect(all).toEqual([row("a", { offset: 99, path: "/var/log/a.log.1" }), row("b", { goneSince: 1_700_000_100_000, offset: 0 })]);
     store.close();
   });
 
   test("save() is all or none", () => {
     const store = openStore(freshPath());
     store.save([row("a", { offset: 1 })]);
-    const bad = { ...row("b"), path: null } as unknown as FileState; // violates NOT NULL
+    const bad = { ...row("b"), path: null } as unknown as SavedFile; // violates NOT NULL
     expect(() => store.save([row("a", { offset: 2 }), bad])).toThrow();
     expect(store.all()).toEqual([row("a", { offset: 1 })]);
     store.close();
@@ -97,23 +97,12 @@ describe("rows", () => {
     store.close();
   });
 
-  test("expire(cutoff) deletes only files gone since before the cutoff, and says which", () => {
-    const store = openStore(freshPath());
-    store.save([row("present"), row("old", { gone_since: 1_000 }), row("recent", { gone_since: 5_000 }), row("edge", { gone_since: 2_000 })]);
-    expect(store.expire(2_000).sort()).toEqual(["old"]);
-    expect(store.all().map((r) => r.id).sort()).toEqual(["edge", "present", "recent"]);
-    expect(store.expire(10_000).sort()).toEqual(["edge", "recent"]);
-    expect(store.all().map((r) => r.id)).toEqual(["present"]);
-    store.close();
-  });
-
   test("close() releases the connection: the WAL is folded back into the file and removed", () => {
     const path = freshPath();
     const name = path.slice(dir.root.length + 1);
     const store = openStore(path);
     store.save([row("a")]);
     store.remove(["zzz"]);
-    store.expire(0);
     expect(dir.exists(`${name}-wal`)).toBe(true);
     store.close();
     expect(dir.exists(`${name}-wal`)).toBe(false);

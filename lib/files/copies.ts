@@ -24,7 +24,7 @@ import {
   commonPrefix, COPY_MIN_BYTES, fingerprint, FINGERPRINT_BYTES, firstLineKey, headMatches, inodeKey, isNamedCopyOf, lineStart,
   openIdentified, readHead, type Observed,
 } from "./identify.ts";
-import type { FileState } from "../state/store.ts";
+import type { SavedFile } from "../state/store.ts";
 
 /**
  * A new file whose bytes are, so far, all a followed file's (a copy, by the copy rule): it is
@@ -67,7 +67,7 @@ export interface Was {
 
 export class Copies {
   readonly held = new Map<string, HeldCopy>(); // inodeKey → a copy held back
-  private rowsByDir: Map<string, FileState[]> | null = null; // during a scan: remembered rows by directory
+  private rowsByDir: Map<string, SavedFile[]> | null = null; // during a scan: remembered rows by directory
   private hints: readonly string[] = []; // during a scan: the matched paths, where copies may be too
 
   constructor(
@@ -139,7 +139,7 @@ export class Copies {
    */
   copyOfGone(c: Candidate, fd: number, seen: Observed): boolean {
     const rows = this.rowsIn(dirname(c.path));
-    let best: FileState | undefined;
+    let best: SavedFile | undefined;
     for (const row of rows) {
       if (this.index.files.has(row.id) || !isNamedCopyOf(row, [row.path], seen.head, c.path, row.offset)) continue;
       if (existsAs(row.path, row.dev, row.ino)) continue; // its own file is still there
@@ -158,7 +158,7 @@ export class Copies {
   }
 
   /** Remembered rows by directory, built once per scan when first needed. */
-  private rowsIn(dir: string): FileState[] {
+  private rowsIn(dir: string): SavedFile[] {
     if (!this.rowsByDir) {
       this.rowsByDir = new Map();
       for (const row of this.checkpoint.rows()) {
@@ -220,11 +220,11 @@ export class Copies {
     const row = this.checkpoint.row(was.id);
     if (!row) return false;
     let copies = this.findCopies(was, row, read);
-    if (row.fp_len < COPY_MIN_BYTES && copies.length > 1) copies = []; // rotation-named look-alikes: cannot tell which
+    if (row.fpLen < COPY_MIN_BYTES && copies.length > 1) copies = []; // rotation-named look-alikes: cannot tell which
     copies.sort((a, b) => b.st.size - a.st.size || b.st.ctimeMs - a.st.ctimeMs);
     const best = copies.find((c) => c.st.size >= read);
     // The others hold what was read, or what `best` holds: past that, they are files of their own.
-    if (row.fp_len >= FINGERPRINT_BYTES) for (const c of copies) if (c !== best) this.registerCopy(c);
+    if (row.fpLen >= FINGERPRINT_BYTES) for (const c of copies) if (c !== best) this.registerCopy(c);
     for (const [key, h] of this.held) if (h.of === was.id) this.held.delete(key);
     if (best && this.continueIn(was, row, best, read)) {
       const end = Math.max(best.st.size, read);
@@ -236,7 +236,7 @@ export class Copies {
   }
 
   /** Possible copies of an identity: copies held back as its, look-alikes in its directory, and (during a scan) among the matched paths. */
-  private findCopies(was: Was, known: { fingerprint: string; fp_len: number }, read: number): Look[] {
+  private findCopies(was: Was, known: { fingerprint: string; fpLen: number }, read: number): Look[] {
     const paths = new Set<string>(this.hints);
     for (const h of this.held.values()) if (h.of === was.id) paths.add(h.path);
     const dir = dirname(was.path);
@@ -256,7 +256,7 @@ export class Copies {
         continue;
       }
       const key = inodeKey(st.dev, st.ino);
-      if (!st.isFile() || st.size === 0 || st.size < known.fp_len || seen.has(key)) continue;
+      if (!st.isFile() || st.size === 0 || st.size < known.fpLen || seen.has(key)) continue;
       let head: Buffer;
       try {
         head = readHead(p);
@@ -271,7 +271,7 @@ export class Copies {
   }
 
   /** Moves an identity into a copy of its bytes, to be read on from `read` (like a rename). */
-  private continueIn(was: { id: string; input: number; path: string }, row: FileState, copy: Look, read: number): boolean {
+  private continueIn(was: { id: string; input: number; path: string }, row: SavedFile, copy: Look, read: number): boolean {
     let opened: { fd: number; seen: Observed };
     try {
       opened = openIdentified(copy.path);
@@ -284,7 +284,7 @@ export class Copies {
       return false;
     }
     const key = inodeKey(seen.dev, seen.ino);
-    Object.assign(row, { dev: seen.dev, ino: seen.ino, path: copy.path, gone_since: null, seen_at: Date.now() });
+    Object.assign(row, { dev: seen.dev, ino: seen.ino, path: copy.path, goneSince: null, seenAt: Date.now() });
     this.index.lengthen(row, seen);
     this.checkpoint.touch(row.id);
     this.index.moved.set(key, row.id);
@@ -300,9 +300,9 @@ export class Copies {
     const key = inodeKey(c.st.dev, c.st.ino);
     this.held.delete(key);
     if (this.index.hasIdentity(c.st, c.head)) return;
-    const row: FileState = {
-      id: this.index.newId(c.st.dev, c.st.ino), dev: c.st.dev, ino: c.st.ino, fingerprint: fingerprint(c.head), fp_len: c.head.length,
-      path: c.path, offset: c.st.size, seen_at: Date.now(), gone_since: null,
+    const row: SavedFile = {
+      id: this.index.newId(c.st.dev, c.st.ino), dev: c.st.dev, ino: c.st.ino, fingerprint: fingerprint(c.head), fpLen: c.head.length,
+      path: c.path, offset: c.st.size, seenAt: Date.now(), goneSince: null,
     };
     this.checkpoint.register(row);
   }

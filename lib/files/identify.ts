@@ -6,7 +6,7 @@
 // with the hash). A saved entry with the same device + inode is the same file only if
 //   - its saved offset is not beyond the current size (otherwise the file was truncated or
 //     replaced), and
-//   - the first fp_len bytes of the file still hash to the saved fingerprint (otherwise the
+//   - the first fpLen bytes of the file still hash to the saved fingerprint (otherwise the
 //     inode was reused by a new file, or the file was truncated and rewritten past the
 //     saved offset).
 // Failing either, the file is new and is read from byte 0. A short file keeps shipping: its
@@ -38,8 +38,8 @@
 //     under the original `file` id and offsets, so copytruncate loses nothing. The copy is
 //     looked for among the held copies and in the original's directory (and, for a file
 //     that vanished while logship was stopped, among the new files of its directory). It
-//     must be at least as long as what was read, and its first fp_len bytes must hash to the
-//     original's fingerprint with fp_len covering everything read or a full
+//     must be at least as long as what was read, and its first fpLen bytes must hash to the
+//     original's fingerprint with fpLen covering everything read or a full
 //     FINGERPRINT_BYTES: the bytes the copy does not ship are then exactly those shipped.
 //     Below COPY_MIN_BYTES fingerprinted (the original was barely read) a look-alike (a
 //     timestamp, a banner, a new app.log after a restart) could pass, so the copy must also
@@ -162,7 +162,7 @@ export interface KnownIdentity {
   dev: number;
   ino: number;
   fingerprint: string;
-  fp_len: number;
+  fpLen: number;
   offset: number;
 }
 
@@ -174,17 +174,17 @@ export function sameFile(known: KnownIdentity, seen: Observed): boolean {
 }
 
 /** True when `head` (a file's first bytes) starts with the bytes the fingerprint was taken of. */
-export function headMatches(known: { fingerprint: string; fp_len: number }, head: Uint8Array): boolean {
-  if (head.length < known.fp_len) return false;
-  return fingerprint(head.subarray(0, known.fp_len)) === known.fingerprint;
+export function headMatches(known: { fingerprint: string; fpLen: number }, head: Uint8Array): boolean {
+  if (head.length < known.fpLen) return false;
+  return fingerprint(head.subarray(0, known.fpLen)) === known.fingerprint;
 }
 
 /**
  * True when a file with this `head` is a copy of `known`, of which `read` bytes were read (the
  * copy rule): the fingerprint must cover everything read, or a full FINGERPRINT_BYTES.
  */
-export function isCopyOf(known: { fingerprint: string; fp_len: number }, head: Uint8Array, read: number): boolean {
-  if (known.fp_len === 0 || known.fp_len < Math.min(FINGERPRINT_BYTES, read)) return false;
+export function isCopyOf(known: { fingerprint: string; fpLen: number }, head: Uint8Array, read: number): boolean {
+  if (known.fpLen === 0 || known.fpLen < Math.min(FINGERPRINT_BYTES, read)) return false;
   return headMatches(known, head);
 }
 
@@ -196,8 +196,8 @@ export function rotationOf(original: string, candidate: string): boolean {
 }
 
 /** Whether a file with `head` at `path` is a copy of `known` (known as any of `knownPaths`), `read` bytes of which were read, by the copy rule. */
-export function isNamedCopyOf(known: { fingerprint: string; fp_len: number }, knownPaths: readonly string[], head: Uint8Array, path: string, read: number): boolean {
-  return isCopyOf(known, head, read) && (known.fp_len >= COPY_MIN_BYTES || knownPaths.some((k) => rotationOf(k, path)));
+export function isNamedCopyOf(known: { fingerprint: string; fpLen: number }, knownPaths: readonly string[], head: Uint8Array, path: string, read: number): boolean {
+  return isCopyOf(known, head, read) && (known.fpLen >= COPY_MIN_BYTES || knownPaths.some((k) => rotationOf(k, path)));
 }
 
 /**
@@ -262,6 +262,6 @@ export function readAt(fd: number, buf: Buffer, want: number, position: number):
 }
 
 /** The fingerprint to store now: lengthened while the file is shorter than FINGERPRINT_BYTES. */
-export function currentFingerprint(seen: Observed): { fingerprint: string; fp_len: number } {
-  return { fingerprint: fingerprint(seen.head), fp_len: seen.head.length };
+export function currentFingerprint(seen: Observed): { fingerprint: string; fpLen: number } {
+  return { fingerprint: fingerprint(seen.head), fpLen: seen.head.length };
 }

@@ -28,7 +28,7 @@ import type { AgentEvents } from "../events.ts";
 import { caughtUp, existsAs, inputOf, type FileIndex, type Tracked } from "./registry.ts";
 import { firstLineKey, headMatches, observeFd, type Observed } from "./identify.ts";
 import type { Span } from "./read.ts";
-import type { FileState } from "../state/store.ts";
+import type { SavedFile } from "../state/store.ts";
 
 export class FileLifecycle {
   constructor(
@@ -166,7 +166,7 @@ export class FileLifecycle {
    * stopped, or the inode reused): its unread rest may live on in a copy; the inode's bytes
    * are a new file.
    */
-  orphaned(saved: FileState, c: Candidate, seen: Observed): void {
+  orphaned(saved: SavedFile, c: Candidate, seen: Observed): void {
     if (saved.path === c.path) this.events.fileTruncated(c.path, saved.id, saved.offset, seen.size);
     const was = { id: saved.id, input: c.input, path: saved.path, dev: saved.dev, ino: saved.ino };
     if (!this.copies.carryOn(was, saved.offset, saved.offset, "")) this.index.forgetRow(saved.id);

@@ -15,7 +15,7 @@ import type { Checkpoint } from "../state/checkpoint.ts";
 import type { AgentConfig, InputConfig } from "../config.ts";
 import { currentFingerprint, firstLineKey, headMatches, inodeKey, type Observed } from "./identify.ts";
 import type { Source, Tail } from "./read.ts";
-import type { FileState } from "../state/store.ts";
+import type { SavedFile } from "../state/store.ts";
 
 /** How often gone files' state is checked against state.ttl. */
 const EXPIRE_EVERY_MS = 3_600_000;
@@ -93,8 +93,8 @@ export class FileIndex {
     if (lineKey !== null) this.byLine.add(lineKey, t.id);
   }
 
-  newRow(seen: Observed, path: string, offset: number): FileState {
-    return { id: this.newId(seen.dev, seen.ino), dev: seen.dev, ino: seen.ino, ...currentFingerprint(seen), path, offset, seen_at: Date.now(), gone_since: null };
+  newRow(seen: Observed, path: string, offset: number): SavedFile {
+    return { id: this.newId(seen.dev, seen.ino), dev: seen.dev, ino: seen.ino, ...currentFingerprint(seen), path, offset, seenAt: Date.now(), goneSince: null };
   }
 
   /** A stable, never reused identity: device, inode, and when logship first saw these bytes. */
@@ -122,7 +122,7 @@ export class FileIndex {
   }
 
   /** The saved row of the file now at dev + ino, including rows that moved into a copy. */
-  savedRow(dev: number, ino: number): FileState | undefined {
+  savedRow(dev: number, ino: number): SavedFile | undefined {
     const key = inodeKey(dev, ino);
     const movedId = this.moved.get(key);
     const row = movedId === undefined ? this.checkpoint.byInode(dev, ino) : this.checkpoint.row(movedId);
@@ -138,15 +138,15 @@ export class FileIndex {
     const t = this.atInode(inodeKey(st.dev, st.ino));
     if (t && t.born === st.birthtimeMs) return true;
     const saved = this.savedRow(st.dev, st.ino);
-    return saved !== undefined && saved.fp_len > 0 && saved.offset <= st.size && headMatches(saved, head);
+    return saved !== undefined && saved.fpLen > 0 && saved.offset <= st.size && headMatches(saved, head);
   }
 
   /** Rows of files no longer followed (no scan matched them) start ageing. */
   markGone(): void {
     const now = Date.now();
     for (const row of this.checkpoint.rows()) {
-      if (this.files.has(row.id) || row.gone_since !== null) continue;
-      row.gone_since = now;
+      if (this.files.has(row.id) || row.goneSince !== null) continue;
+      row.goneSince = now;
       this.checkpoint.touch(row.id);
     }
   }
@@ -158,9 +158,9 @@ export class FileIndex {
     if (now - this.lastExpiry < Math.min(EXPIRE_EVERY_MS, ttl)) return;
     this.lastExpiry = now;
     for (const row of [...this.checkpoint.rows()]) {
-      if (row.gone_since === null || now - row.gone_since < ttl || this.files.has(row.id)) continue;
+      if (row.goneSince === null || now - row.goneSince < ttl || this.files.has(row.id)) continue;
       if (existsAs(row.path, row.dev, row.ino)) {
-        row.gone_since = now;
+        row.goneSince = now;
         this.checkpoint.touch(row.id);
       } else if (this.checkpoint.waiting(row.id) === 0) {
         this.forgetRow(row.id);
@@ -169,8 +169,8 @@ export class FileIndex {
   }
 
   /** Lengthens a short fingerprint to what the file holds now; `seen.head` must already match it. */
-  lengthen(row: FileState, seen: Observed): void {
-    if (seen.head.length <= row.fp_len) return;
+  lengthen(row: SavedFile, seen: Observed): void {
+    if (seen.head.length <= row.fpLen) return;
     Object.assign(row, currentFingerprint(seen));
     this.checkpoint.touch(row.id);
   }

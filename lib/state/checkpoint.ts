@@ -5,7 +5,7 @@
 // never acknowledged holds its file's offset back for ever, so a restart re-sends it
 // (at-least-once). flush() writes changed rows to the store in one transaction.
 
-import type { FileState, Store } from "./store.ts";
+import type { SavedFile, Store } from "./store.ts";
 
 /** A byte range of one file identity handed to Kafka (a chunk, as far as the checkpoint cares). */
 export interface ShippedRange {
@@ -21,7 +21,7 @@ interface Range {
 }
 
 interface Progress {
-  row: FileState;
+  row: SavedFile;
   ranges: Range[]; // in read order; ranges[head..] are still waiting
   head: number;
 }
@@ -35,19 +35,19 @@ export class Checkpoint {
   /**
    * Takes the rows saved by an earlier run, unchanged. Rows may share an inode number (a file
    * deleted, its number reused by a copy that carries another identity on): the inode is the
-   * row's that took it last (seen_at), whatever order the rows come in.
+   * row's that took it last (seenAt), whatever order the rows come in.
    */
-  load(rows: FileState[]): void {
+  load(rows: SavedFile[]): void {
     for (const row of rows) {
       this.files.set(row.id, { row, ranges: [], head: 0 });
       const key = `${row.dev}:${row.ino}`;
       const other = this.byInode(row.dev, row.ino);
-      if (!other || other.seen_at <= row.seen_at) this.inodes.set(key, row.id);
+      if (!other || other.seenAt <= row.seenAt) this.inodes.set(key, row.id);
     }
   }
 
   /** Starts tracking a new file identity whose durable state is `row`. */
-  register(row: FileState): void {
+  register(row: SavedFile): void {
     this.files.set(row.id, { row, ranges: [], head: 0 });
     this.inodes.set(`${row.dev}:${row.ino}`, row.id);
     this.removed.delete(row.id);
@@ -59,7 +59,7 @@ export class Checkpoint {
   }
 
   /** The newest row saved for a device + inode, if any. */
-  byInode(dev: number, ino: number): FileState | undefined {
+  byInode(dev: number, ino: number): SavedFile | undefined {
     const id = this.inodes.get(`${dev}:${ino}`);
     return id === undefined ? undefined : this.files.get(id)?.row;
   }
@@ -68,11 +68,11 @@ export class Checkpoint {
     return this.files.size;
   }
 
-  row(id: string): FileState | undefined {
+  row(id: string): SavedFile | undefined {
     return this.files.get(id)?.row;
   }
 
-  rows(): IterableIterator<FileState> {
+  rows(): IterableIterator<SavedFile> {
     return Array.from(this.files.values(), (p) => p.row)[Symbol.iterator]();
   }
 
@@ -87,7 +87,7 @@ export class Checkpoint {
     return p ? p.ranges.length - p.head : 0;
   }
 
-  /** Marks a row changed (path, fingerprint, gone_since) so the next flush writes it. */
+  /** Marks a row changed (path, fingerprint, goneSince) so the next flush writes it. */
   touch(id: string): void {
     if (this.files.has(id)) this.dirty.add(id);
   }
@@ -137,7 +137,7 @@ export class Checkpoint {
   /** Writes every changed row in one transaction. Throws the store's error (e.g. disk full); the rows stay dirty. */
   flush(store: Store): number {
     if (this.dirty.size === 0 && this.removed.size === 0) return 0;
-    const rows = [...this.dirty].map((id) => this.files.get(id)?.row).filter((r): r is FileState => r !== undefined);
+    const rows = [...this.dirty].map((id) => this.files.get(id)?.row).filter((r): r is SavedFile => r !== undefined);
     const removed = [...this.removed];
     store.save(rows);
     if (removed.length > 0) store.remove(removed);

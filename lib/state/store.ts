@@ -1,6 +1,7 @@
 // The offsets database (bun:sqlite): schema, migrations, and every SQL statement logship
 // runs. One row per file identity; a row is written only by the checkpoint step, after
 // Kafka acknowledged the bytes it covers. The schema version lives in PRAGMA user_version.
+// Columns are mapped to the domain type SavedFile here and nowhere else.
 
 import { Database, type Statement } from "bun:sqlite";
 import { mkdirSync, existsSync } from "node:fs";
@@ -8,16 +9,35 @@ import { dirname } from "node:path";
 import { StateError } from "../errors.ts";
 
 /** What logship remembers about one file. */
-export interface FileState {
+export interface SavedFile {
   id: string; // stable identity, also the `file` header
   dev: number;
   ino: number;
-  fingerprint: string; // hex hash of the first fp_len bytes
-  fp_len: number;
+  fingerprint: string; // hex hash of the first fpLen bytes
+  fpLen: number;
   path: string; // last path the file was seen at
   offset: number; // end of the last complete line Kafka acknowledged
-  seen_at: number; // ms epoch, last time the file was found on disk
-  gone_since: number | null; // ms epoch it was first missed; null while it exists
+  seenAt: number; // ms epoch, last time the file was found on disk
+  goneSince: number | null; // ms epoch it was first missed; null while it exists
+}
+
+/** A row as SQLite returns it. */
+interface Row {
+  id: string;
+  dev: number;
+  ino: number;
+  fingerprint: string;
+  fp_len: number;
+  path: string;
+  offset: number;
+  seen_at: number;
+  gone_since: number | null;
+}
+
+const SELECT_ALL = `SELECT id, dev, ino, fingerprint, fp_len, path, offset, seen_at, gone_since FROM files`;
+
+function toSaved(r: Row): SavedFile {
+  return { id: r.id, dev: r.dev, ino: r.ino, fingerprint: r.fingerprint, fpLen: r.fp_len, path: r.path, offset: r.offset, seenAt: r.seen_at, goneSince: r.gone_since };
 }
 
 // Each entry moves the schema from version i to i+1. Never edit one that has shipped.
@@ -39,7 +59,6 @@ const MIGRATIONS: string[] = [
 export class Store {
   private readonly upsert: Statement;
   private readonly deleteOne: Statement;
-  private readonly expireGone: Statement;
   private closed = false;
 
   constructor(private readonly db: Database, readonly path: string) {
@@ -50,20 +69,19 @@ export class Store {
          path = $path, offset = $offset, seen_at = $seen_at, gone_since = $gone_since`,
     );
     this.deleteOne = db.prepare(`DELETE FROM files WHERE id = ?`);
-    this.expireGone = db.prepare(`DELETE FROM files WHERE gone_since IS NOT NULL AND gone_since < ? RETURNING id`);
   }
 
-  all(): FileState[] {
-    return this.db.query(`SELECT id, dev, ino, fingerprint, fp_len, path, offset, seen_at, gone_since FROM files`).all() as FileState[];
+  all(): SavedFile[] {
+    return (this.db.query(SELECT_ALL).all() as Row[]).map(toSaved);
   }
 
   /** Writes every given row in one transaction: all of them are durable, or none. */
-  save(rows: Iterable<FileState>): void {
-    const tx = this.db.transaction((list: FileState[]) => {
+  save(rows: Iterable<SavedFile>): void {
+    const tx = this.db.transaction((list: SavedFile[]) => {
       for (const r of list) {
         this.upsert.run({
-          $id: r.id, $dev: r.dev, $ino: r.ino, $fingerprint: r.fingerprint, $fp_len: r.fp_len,
-          $path: r.path, $offset: r.offset, $seen_at: r.seen_at, $gone_since: r.gone_since,
+          $id: r.id, $dev: r.dev, $ino: r.ino, $fingerprint: r.fingerprint, $fp_len: r.fpLen,
+          $path: r.path, $offset: r.offset, $seen_at: r.seenAt, $gone_since: r.goneSince,
         });
       }
     });
@@ -77,17 +95,12 @@ export class Store {
     tx([...ids]);
   }
 
-  /** Deletes rows of files gone since before `cutoff` (ms epoch); returns their ids. */
-  expire(cutoff: number): string[] {
-    return (this.expireGone.all(cutoff) as { id: string }[]).map((r) => r.id);
-  }
-
   close(): void {
     if (this.closed) return;
     this.closed = true;
     // An unfinalized statement keeps SQLite's connection open as a zombie: the file stays
     // open and the WAL is never checkpointed back into it.
-    for (const st of [this.upsert, this.deleteOne, this.expireGone]) st.finalize();
+    for (const st of [this.upsert, this.deleteOne]) st.finalize();
     this.db.close();
   }
 }
@@ -139,6 +152,19 @@ function migrate(db: Database): void {
       db.exec(MIGRATIONS[v]!);
       db.exec(`PRAGMA user_version = ${v + 1}`);
     })();
+  }
+}
+
+/**
+ * The rows of a state file, read without writing anything (for `logship check`, which may run
+ * beside a running agent). Throws when the file cannot be read.
+ */
+export function readSaved(path: string): SavedFile[] {
+  const db = new Database(path, { readonly: true });
+  try {
+    return (db.query(SELECT_ALL).all() as Row[]).map(toSaved);
+  } finally {
+    db.close();
   }
 }
 

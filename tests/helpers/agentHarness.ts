@@ -19,7 +19,7 @@ import { DEFAULTS, type AgentConfig, type InputConfig } from "../../lib/config.t
 import { LogEvents, type AgentEvents } from "../../lib/events.ts";
 import type { Chunk } from "../../lib/kafka/pack.ts";
 import type { Publisher } from "../../lib/kafka/publish.ts";
-import { openStore, type FileState } from "../../lib/state/store.ts";
+import { openStore, type SavedFile } from "../../lib/state/store.ts";
 import { eventually } from "./eventually.ts";
 import { FakePublisher } from "./fakePublisher.ts";
 import { makeLogDir, type LogDir } from "./logDir.ts";
@@ -230,7 +230,7 @@ export class AgentHarness {
   }
 
   /** The rows saved in the state file (opened separately; WAL lets both read). */
-  savedRows(): FileState[] {
+  savedRows(): SavedFile[] {
     const store = openStore(this.statePath);
     try {
       return store.all();
