@@ -82,7 +82,7 @@ async function run(args: string[]): Promise<number> {
     const stopOnSignal = handleSignals(agent, { timeoutMs: () => config.shutdown_timeout, reload: async () => {}, exit: (code) => process.exit(code), log: say });
     await agent.finished;
     stopOnSignal();
-    await agent.stop(Date.now() + config.shutdown_timeout);
+    await agent.stop(config.shutdown_timeout);
     return 0;
   }
   handleSignals(agent, {

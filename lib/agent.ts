@@ -21,6 +21,7 @@
 
 import { closeSync, readSync, statSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
+import { systemClock, type Cancel, type Clock } from "./clock.ts";
 import { BufferPool, Slabs } from "./memory.ts";
 import { Checkpoint } from "./state/checkpoint.ts";
 import type { AgentConfig } from "./config.ts";
@@ -47,6 +48,10 @@ export interface AgentDeps {
   publisher?: Publisher;
   events?: AgentEvents;
   store?: Store;
+  /** Time (tests pass a manual clock). */
+  clock?: Clock;
+  /** inotify hints (default on); in-process tests on a manual clock turn them off, so only the clock drives the agent. */
+  watch?: boolean;
 }
 
 /** Bytes a file may read in one turn while other files wait for a descriptor. */
@@ -85,16 +90,16 @@ export class Agent {
   private readonly life: FileLifecycle;
   private readonly skipped = new Map<string, { size: number; mtimeMs: number }>(); // inodeKeys of compressed files, warned once
   private present = new Set<string>(); // inodeKeys the latest scan listed
-  private readonly timers: Timer[] = [];
+  private readonly timers: Cancel[] = [];
   /** inotify on the directories of followed files and of the globs: look (or scan) now, not at the next tick. */
-  private readonly watcher = new DirWatcher({ changed: () => this.poll(), renamed: () => void this.scan().catch(() => {}) });
+  private readonly watcher: DirWatcher | null;
   private firstScan = true;
   private scanning: Promise<void> | null = null;
   private pumping = false;
   private stopping = false;
   private stopped: Promise<void> | null = null;
-  private saveFailingSince = 0; // ms epoch offsets first failed to save; 0 while they save
-  private lastShipped = Date.now(); // ms epoch bytes were last read to ship
+  private saveFailingSince: number | null = null; // clock.now() offsets first failed to save; null while they save
+  private lastShipped: number; // clock.now() bytes were last read to ship
   private trimmed = false; // buffers kept for reuse were dropped since the last read
   private observedAtGc = 0; // observations() at the last collection
   private finishOnce: (() => void) | null = null;
@@ -107,17 +112,21 @@ export class Agent {
     private publisher: Publisher,
     private readonly store: Store,
     events: AgentEvents,
+    private readonly clock: Clock,
+    watch: boolean,
   ) {
     this.events = events;
+    this.lastShipped = clock.now();
+    this.watcher = watch && !opts.once ? new DirWatcher({ changed: () => this.poll(), renamed: () => void this.scan().catch(() => {}) }, 20, clock) : null;
     const currentConfig = () => this.config;
-    this.index = new FileIndex(this.checkpoint, currentConfig, opts.once);
+    this.index = new FileIndex(this.checkpoint, currentConfig, opts.once, clock);
     this.fds = new Descriptors(this.index, this.checkpoint, events, this.buffers, currentConfig, {
       replacedUnder: (t) => this.life.replacedUnder(t),
       letGo: (t) => this.life.letGo(t),
     });
-    this.copies = new Copies(this.index, this.checkpoint, events, this.fds, currentConfig, (t, now) => this.life.look(t, now));
+    this.copies = new Copies(this.index, this.checkpoint, events, this.fds, currentConfig, (t, now) => this.life.look(t, now), clock);
     this.life = new FileLifecycle(this.index, this.checkpoint, events, this.fds, this.copies, currentConfig, opts.once, (t, span) => this.ship(t, span));
-    this.sender = new Sender(publisher, this.checkpoint, events, this.senderOptions(config));
+    this.sender = new Sender(publisher, this.checkpoint, events, this.senderOptions(config), clock);
     this.sender.onAcked = () => this.onAcked();
     this.finished = new Promise((r) => (this.finishOnce = r));
   }
@@ -127,7 +136,7 @@ export class Agent {
     const events = deps.events ?? new LogEvents();
     const store = deps.store ?? openStore(config.state.path);
     const publisher = deps.publisher ?? new KafkaPublisher(config.kafka);
-    const agent = new Agent(config, opts, publisher, store, events);
+    const agent = new Agent(config, opts, publisher, store, events, deps.clock ?? systemClock, deps.watch ?? true);
     agent.checkpoint.load(store.all());
     events.started({ inputs: config.inputs.length, brokers: config.kafka.brokers, state: config.state.path, once: opts.once });
     agent.sender.start();
@@ -137,16 +146,16 @@ export class Agent {
     return agent;
   }
 
-  /** Stops reading, drains what was read until `deadline` (ms epoch), saves offsets and releases everything. */
-  stop(deadline: number): Promise<void> {
-    this.stopped ??= this.shutdown(deadline);
+  /** Stops reading, drains what was read for up to `timeoutMs`, saves offsets and releases everything. */
+  stop(timeoutMs: number): Promise<void> {
+    this.stopped ??= this.shutdown(this.clock.now() + timeoutMs);
     return this.stopped;
   }
 
   /** Exits without draining (second signal): saves what is acknowledged, nothing more. */
   stopNow(): void {
     this.stopping = true;
-    this.watcher.close();
+    this.watcher?.close();
     this.sender.abort();
     this.saveOffsets();
   }
@@ -168,6 +177,11 @@ export class Agent {
     // Files no input matches any more stop being read once nothing of them is unread; their offsets stay saved.
     for (const t of [...this.index.files.values()]) if (!t.matched && t.deletedAt === null && caughtUp(t)) this.life.release(t);
     this.events.configReloaded(next.file);
+  }
+
+  /** Resolves once a scan under way, if any, has finished (tests on a manual clock wait for it). */
+  async settled(): Promise<void> {
+    await this.scanning?.catch(() => {});
   }
 
   /** The followed files and their acknowledged offsets (for tests and diagnostics). */
@@ -198,7 +212,7 @@ export class Agent {
 
   /** Watches the directories of the followed files and the fixed part of every glob. */
   private watchDirs(): void {
-    if (this.opts.once || this.stopping) return;
+    if (!this.watcher || this.stopping) return;
     const dirs = new Set<string>();
     for (const t of this.index.files.values()) dirs.add(dirname(t.source.path));
     for (const input of this.config.inputs) {
@@ -214,7 +228,7 @@ export class Agent {
   private scanCandidates(candidates: Candidate[]): void {
     // Look at the open files first: a truncation that happened before the listing is handled
     // (and a short first line indexed) before any new file is judged as a possible copy.
-    const now = Date.now();
+    const now = this.clock.now();
     for (const t of [...this.index.files.values()]) if (t.tail) this.life.look(t, now);
     for (const t of this.index.files.values()) t.matched = false;
     const present = (this.present = new Set<string>());
@@ -341,7 +355,7 @@ export class Agent {
     if (t.source.topic !== topic) t.source = { ...t.source, topic };
     if (t.tail || t.deletedAt !== null) return;
     const changed = st.size !== t.size || st.mtimeMs !== t.mtimeMs;
-    if (changed || t.size > t.resumeAt || this.life.partialDue(t, Date.now())) this.fds.want(t);
+    if (changed || t.size > t.resumeAt || this.life.partialDue(t, this.clock.now())) this.fds.want(t);
   }
 
   /** Starts following a file not followed now: resume its saved offset if it is a known file. */
@@ -351,7 +365,7 @@ export class Agent {
     let reason: FileAddReason;
     if (row) {
       // sameFile() held: the head still starts with the fingerprinted bytes, so lengthening is safe.
-      Object.assign(row, currentFingerprint(seen), { path: c.path, goneSince: null, seenAt: Date.now() });
+      Object.assign(row, currentFingerprint(seen), { path: c.path, goneSince: null, seenAt: this.clock.wall() });
       this.checkpoint.touch(row.id);
       reason = "resumed";
     } else {
@@ -375,7 +389,7 @@ export class Agent {
 
   private poll(): void {
     if (this.stopping) return;
-    const now = Date.now();
+    const now = this.clock.now();
     for (const t of [...this.index.files.values()]) {
       if (!t.tail || !this.life.look(t, now)) continue;
       this.life.flushIdlePartial(t, now);
@@ -400,7 +414,7 @@ export class Agent {
   // --- pump: read while there is room --------------------------------------------------
 
   private pump(): void {
-    if (this.pumping || this.stopping || this.saveFailingSince !== 0) return;
+    if (this.pumping || this.stopping || this.saveFailingSince !== null) return;
     this.pumping = true;
     try {
       const cap = this.config.max_inflight_bytes;
@@ -429,7 +443,7 @@ export class Agent {
       if (t?.tail && this.opts.once) this.doneOnce(t);
       return false;
     }
-    const now = Date.now();
+    const now = this.clock.now();
     if (!this.life.look(t, now)) return true; // replaced: the new identity is ready instead
     let span: Span | null;
     try {
@@ -464,7 +478,7 @@ export class Agent {
     if (span.longLine) this.events.lineTooLong(t.source.path, span.longLine.offset, span.end - span.start, span.longLine.action);
     const k = this.config.kafka;
     const chunks = pack(span, t.source, { maxMessageBytes: k.max_message_bytes, targetMessageBytes: k.target_message_bytes });
-    this.lastShipped = Date.now();
+    this.lastShipped = this.clock.now();
     this.trimmed = false;
     if (span.hold) {
       const release = span.hold(chunks.length);
@@ -492,19 +506,19 @@ export class Agent {
 
   private startTimers(): void {
     const c = this.config;
-    const every = (ms: number, fn: () => void) => this.timers.push(setInterval(fn, ms));
+    const every = (ms: number, fn: () => void) => this.timers.push(this.clock.every(ms, fn));
     every(c.scan_interval, () => void this.scan().catch((err) => this.events.fileUnreadable("(scan)", errorText(err))));
     every(c.poll_interval, () => this.poll());
     // flush_interval 0: offsets are saved after every acknowledged send (onAcked); the timer
     // then only retries a save that failed, since reading, and so acks, pause meanwhile.
     every(c.state.flush_interval || 1_000, () => {
-      if (c.state.flush_interval > 0 || this.saveFailingSince !== 0) this.saveOffsets();
+      if (c.state.flush_interval > 0 || this.saveFailingSince !== null) this.saveOffsets();
     });
     if (c.stats_interval > 0) every(c.stats_interval, () => this.events.summary({ filesTracked: this.index.files.size, filesOpen: this.fds.open, inflightBytes: this.sender.inflightBytes }));
   }
 
   private stopTimers(): void {
-    for (const t of this.timers.splice(0)) clearInterval(t);
+    for (const cancel of this.timers.splice(0)) cancel();
   }
 
   /**
@@ -515,13 +529,13 @@ export class Agent {
     try {
       this.checkpoint.flush(this.store);
     } catch (err) {
-      this.saveFailingSince ||= Date.now();
+      this.saveFailingSince ??= this.clock.now();
       this.events.stateError(errorText(err));
       return false;
     }
-    if (this.saveFailingSince !== 0) {
-      this.events.stateRecovered(Date.now() - this.saveFailingSince);
-      this.saveFailingSince = 0;
+    if (this.saveFailingSince !== null) {
+      this.events.stateRecovered(this.clock.now() - this.saveFailingSince);
+      this.saveFailingSince = null;
       this.pump();
     }
     return true;
@@ -530,16 +544,18 @@ export class Agent {
   private async shutdown(deadline: number): Promise<void> {
     this.stopping = true;
     this.stopTimers();
-    this.watcher.close();
+    this.watcher?.close();
     await this.scanning?.catch(() => {});
     await this.sender.drain(deadline);
     // A last look at the open files: truncations are handled (a copy carries its original on)
     // and short fingerprints lengthened, so what is saved identifies each file as well as it can.
-    const now = Date.now();
+    const now = this.clock.now();
     for (const t of [...this.index.files.values()]) if (t.tail) this.life.look(t, now);
     this.saveOffsets();
     for (const t of this.index.files.values()) this.fds.close(t);
-    await Promise.race([this.publisher.close(), new Promise((r) => setTimeout(r, Math.max(100, deadline - Date.now())))]);
+    let cancel: Cancel = () => {};
+    await Promise.race([this.publisher.close(), new Promise((r) => (cancel = this.clock.after(Math.max(100, deadline - this.clock.now()), () => r(undefined))))]);
+    cancel();
     this.store.close();
     this.events.stopped({ unacknowledgedBytes: this.sender.inflightBytes });
   }

@@ -5,7 +5,7 @@
 // and a SIGHUP while draining is ignored, so a reload cannot restart what is being stopped.
 
 export interface Stoppable {
-  stop(deadline: number): Promise<void>;
+  stop(timeoutMs: number): Promise<void>;
   stopNow(): void;
 }
 
@@ -28,14 +28,13 @@ export function handleSignals(agent: Stoppable, opts: SignalOptions): () => void
     }
     draining = true;
     const timeout = opts.timeoutMs();
-    const deadline = Date.now() + timeout;
     opts.log(`${signal}: draining in-flight data (up to ${timeout} ms); send ${signal} again to exit at once`);
     // The backstop: whatever hangs, the process leaves shortly after the deadline.
     const backstop = setTimeout(() => {
       agent.stopNow();
       opts.exit(0);
     }, timeout + 1_000);
-    agent.stop(deadline).then(
+    agent.stop(timeout).then(
       () => {
         clearTimeout(backstop);
         opts.exit(0);

@@ -8,9 +8,7 @@ import { AgentHarness } from "./helpers/agentHarness.ts";
 import { FakePublisher } from "./helpers/fakePublisher.ts";
 
 const harnesses: AgentHarness[] = [];
-const agents: Agent[] = [];
 afterEach(async () => {
-  for (const a of agents.splice(0)) await a.stop(Date.now() + 2_000);
   for (const h of harnesses.splice(0)) await h.close();
 });
 
@@ -40,7 +38,7 @@ test("with a long flush_interval the acknowledged offset waits for the timer (th
   h.dir.append("app.log", "one\ntwo\n");
   await h.start();
   await h.untilDelivered("two\n");
-  await Bun.sleep(100); // time in which flush_interval 0 saved it
+  await h.advance(100); // time in which flush_interval 0 saved it
   expect(savedOffset(h.statePath, h.dir.path("app.log"))).not.toBe(8);
   await h.stop(); // a graceful stop saves it
   expect(savedOffset(h.statePath, h.dir.path("app.log"))).toBe(8);
@@ -58,13 +56,12 @@ test("while offsets cannot be saved, reading pauses; it resumes when saving work
   };
   const kafka = new FakePublisher();
   h.dir.append("app.log", "before\n");
-  const agent = await Agent.start(h.config, { once: false }, { publisher: kafka, events: h.recorded.events, store });
-  agents.push(agent);
+  h.agent = await Agent.start(h.config, { once: false }, { publisher: kafka, events: h.recorded.events, store, clock: h.clock, watch: false });
   await h.until(() => kafka.ackedText().includes("before\n"));
   diskFull = true;
   await h.until(() => h.recorded.count("stateError") > 0, "the failed save is reported");
   h.dir.append("app.log", "during\n");
-  await Bun.sleep(200); // many poll and scan intervals: time to read, were reading not paused
+  await h.advance(200); // many poll and scan intervals: time to read, were reading not paused
   expect(kafka.ackedText()).not.toContain("during\n");
   diskFull = false;
   await h.until(() => kafka.ackedText().includes("during\n"), "reading resumed after the save worked");
@@ -79,7 +76,7 @@ test("an idle agent drops its reusable buffers once, and reads on when lines arr
   await h.start();
   await h.untilDelivered(line(1_999));
   await h.until(() => h.kafka.trims === 1, "the publisher was asked to trim after 10 quiet polls");
-  await Bun.sleep(300); // 15 more quiet polls: no second trim while nothing happened
+  await h.advance(300); // 15 more quiet polls: no second trim while nothing happened
   expect(h.kafka.trims).toBe(1);
   h.dir.append("app.log", Array.from({ length: 2_000 }, (_, i) => line(2_000 + i)).join(""));
   await h.untilDelivered(line(3_999));

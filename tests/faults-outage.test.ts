@@ -257,7 +257,7 @@ describe("backoff and outage logging (in process, every retry observable)", () =
         expect(log.filter((l) => / Kafka sends succeed again/.test(l))).toHaveLength(1);
       } finally {
         mock.cluster.brokerUp(1);
-        await agent?.stop(Date.now() + 2_000);
+        await agent?.stop(2_000);
       }
       const d = verifyDelivery(await consumeAll(mock.cluster.bootstraps, "backoff"));
       expect(d.errors).toEqual([]);

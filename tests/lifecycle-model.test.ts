@@ -11,6 +11,8 @@
 // open, a rotated or copied file outside the globs that logship was not following, and
 // lines still unread in such a file when logship stops.
 //
+// The agent runs on the harness' manual clock: time passes only in `wait` ops and where the
+// program waits for delivery, so a seed replays the same interleaving of the agent's steps.
 // The seed is printed; LOGSHIP_MODEL_SEED=<seed> replays a run, LOGSHIP_MODEL_PROGRAMS=<n>
 // sets how many programs run (default 240). A failure prints the program and the findings.
 
@@ -118,7 +120,7 @@ async function run(program: Program): Promise<string[]> {
   const gens: Gen[] = [];
   let seq = 0;
   let rotations = 0;
-  let lagTimer: Timer | null = null;
+  let lagTimer: (() => void) | null = null; // cancels the clock's ack batches
 
   const delivered = (): Set<number> => {
     const out = new Set<number>();
@@ -149,11 +151,11 @@ async function run(program: Program): Promise<string[]> {
     if (v.lagAcks) {
       const fake = h.kafka;
       fake.holdAll();
-      lagTimer = setInterval(() => fake.release(), 7);
+      lagTimer = h.clock.every(7, () => fake.release());
     }
   };
   const stop = async () => {
-    if (lagTimer) clearInterval(lagTimer);
+    lagTimer?.();
     lagTimer = null;
     if (h.agent) h.kafka.ackAll();
     await h.stop();
@@ -186,7 +188,8 @@ async function run(program: Program): Promise<string[]> {
     for (const o of program.ops) {
       if (process.env.LOGSHIP_MODEL_LOG) h.events.lines.push(`${new Date().toISOString()} MODEL ${JSON.stringify(o)}`);
       if (o.op === "wait") {
-        if (o.ms > 0) await Bun.sleep(o.ms);
+        await h.advance(o.ms);
+        await h.tick(0);
         continue;
       }
       if (o.op === "stop") {
@@ -211,7 +214,7 @@ async function run(program: Program): Promise<string[]> {
           wr.gen!.seqs.push(seq++);
           const cut = 5 + (seq % 9);
           writeSync(wr.fd!, line.slice(0, cut));
-          if (running()) await Bun.sleep(30); // idle long enough for partial_line_timeout, when set
+          if (running()) await h.advance(30); // idle long enough for partial_line_timeout, when set
           writeSync(wr.fd!, line.slice(cut));
           break;
         }
@@ -280,11 +283,11 @@ async function run(program: Program): Promise<string[]> {
     } catch {
       // reported below with the missing lines
     }
-    await Bun.sleep(60); // a few more looks: anything sent twice would show now
+    await h.advance(60); // a few more looks: anything sent twice would show now
     await stop();
   } finally {
     for (const wr of writers) if (wr.fd !== null) closeSync(wr.fd);
-    if (lagTimer) clearInterval(lagTimer);
+    (lagTimer as (() => void) | null)?.(); // set inside start()
     await h.close();
   }
 
@@ -294,7 +297,7 @@ async function run(program: Program): Promise<string[]> {
   try {
     streams = h.streams();
   } catch (err) {
-    return [(err as Error).message];
+    return [(err as Error).message, ...(process.env.LOGSHIP_MODEL_LOG ? ["log:\n    " + h.events.lines.join("\n    ")] : [])];
   }
   const seen = new Map<number, string>();
   for (const s of streams) {

@@ -398,7 +398,7 @@ describe("10. idle partial line", () => {
     await h.start();
     h.dir.append("app.log", "one\ntw");
     await h.untilDelivered("one\n");
-    await Bun.sleep(300); // time passes: nothing may be sent meanwhile
+    await h.advance(300); // time passes: nothing may be sent meanwhile
     expect(h.text()).toBe("one\n");
     h.dir.append("app.log", "o\n");
     await h.untilDelivered("two\n");
@@ -523,7 +523,7 @@ describe("13. state cleanup", () => {
     await h.start();
     await h.until(() => h.savedRows().length === 1, "the gone file's entry expires", 3_000);
     expect(h.savedRows()[0]!.path).toBe(h.dir.path("kept.log"));
-    await Bun.sleep(600); // two ttls more: the existing file's entry stays
+    await h.advance(600); // two ttls more: the existing file's entry stays
     expect(h.savedRows().map((r) => r.path)).toEqual([h.dir.path("kept.log")]);
     await h.stop();
     // Back in the globs, it resumes from its offset rather than starting again.

@@ -14,6 +14,7 @@
 
 import { closeSync, fstatSync, readdirSync, statSync, type Stats } from "node:fs";
 import { dirname, join } from "node:path";
+import type { Clock } from "../clock.ts";
 import type { Checkpoint } from "../state/checkpoint.ts";
 import type { AgentConfig } from "../config.ts";
 import type { Candidate } from "./discover.ts";
@@ -36,7 +37,7 @@ export interface HeldCopy {
   size: number; // size and mtime when last judged
   mtimeMs: number;
   prefix: number; // bytes verified equal to the original's
-  since: number; // ms epoch first held
+  since: number; // clock.now() first held
 }
 
 /** A file on disk looked at as a possible copy. */
@@ -78,6 +79,7 @@ export class Copies {
     private readonly config: () => AgentConfig,
     /** Looks at an open file; false when it no longer holds its bytes (then handled as replaced). */
     private readonly look: (t: Tracked, now: number) => boolean,
+    private readonly clock: Clock,
   ) {}
 
   /**
@@ -115,7 +117,7 @@ export class Copies {
       const t = this.index.files.get(id);
       if (!t) continue;
       // An original truncated since its last look: notice it now, so this copy may carry it on.
-      if (t.tail ? !this.look(t, Date.now()) : this.fds.replacedWhileClosed(t)) {
+      if (t.tail ? !this.look(t, this.clock.now()) : this.fds.replacedWhileClosed(t)) {
         if (this.index.byInode.has(self)) return { kind: "taken" };
         continue;
       }
@@ -123,7 +125,7 @@ export class Copies {
       if (prefix !== null && (!best || prefix > best.prefix)) best = { t, prefix };
     }
     if (!best) return NOT_A_COPY;
-    const now = Date.now();
+    const now = this.clock.now();
     const copy: HeldCopy = { of: best.t.id, path: seen.path, size: seen.size, mtimeMs: seen.mtimeMs, prefix: best.prefix, since: earlier?.since ?? now };
     if (best.prefix >= seen.size && !this.releaseHeld(copy)) return { kind: "held", copy };
     // Grown bytes of its own: after a sure copy, those are all it ships; else all of it ships.
@@ -176,7 +178,7 @@ export class Copies {
    * copyGrace(): a new file that merely starts like another must not wait for ever.
    */
   releaseHeld(h: HeldCopy): boolean {
-    return h.prefix < FINGERPRINT_BYTES && Date.now() - h.since >= this.copyGrace();
+    return h.prefix < FINGERPRINT_BYTES && this.clock.now() - h.since >= this.copyGrace();
   }
 
   /** How long a short copy is held back: enough scans for copytruncate's truncation to follow. */
@@ -284,7 +286,7 @@ export class Copies {
       return false;
     }
     const key = inodeKey(seen.dev, seen.ino);
-    Object.assign(row, { dev: seen.dev, ino: seen.ino, path: copy.path, goneSince: null, seenAt: Date.now() });
+    Object.assign(row, { dev: seen.dev, ino: seen.ino, path: copy.path, goneSince: null, seenAt: this.clock.wall() });
     this.index.lengthen(row, seen);
     this.checkpoint.touch(row.id);
     this.index.moved.set(key, row.id);
@@ -302,7 +304,7 @@ export class Copies {
     if (this.index.hasIdentity(c.st, c.head)) return;
     const row: SavedFile = {
       id: this.index.newId(c.st.dev, c.st.ino), dev: c.st.dev, ino: c.st.ino, fingerprint: fingerprint(c.head), fpLen: c.head.length,
-      path: c.path, offset: c.st.size, seenAt: Date.now(), goneSince: null,
+      path: c.path, offset: c.st.size, seenAt: this.clock.wall(), goneSince: null,
     };
     this.checkpoint.register(row);
   }

@@ -11,6 +11,7 @@
 // it is forgotten once none of its chunks wait for an ack.
 
 import { statSync, type Stats } from "node:fs";
+import type { Clock } from "../clock.ts";
 import type { Checkpoint } from "../state/checkpoint.ts";
 import type { AgentConfig, InputConfig } from "../config.ts";
 import { currentFingerprint, firstLineKey, headMatches, inodeKey, type Observed } from "./identify.ts";
@@ -32,9 +33,9 @@ export interface Tracked {
   resumeAt: number; // read position kept while the tail is closed
   size: number; // size at the last look
   mtimeMs: number; // mtime at the last look
-  lastGrowth: number; // ms epoch new bytes last appeared
+  lastGrowth: number; // clock.now() new bytes last appeared
   matched: boolean; // found by the latest scan
-  deletedAt: number | null; // ms epoch its last link was removed
+  deletedAt: number | null; // clock.now() its last link was removed was noticed
   stopAt: number | null; // --once: read up to this size, then the file is done
   lineKey: number | null; // firstLineKey of its bytes: how a copy of it finds it
   turnBytes: number; // bytes read since it got its descriptor
@@ -50,12 +51,13 @@ export class FileIndex {
   readonly ready = new Set<string>(); // tracked ids that may have bytes to read
   private readonly retiring = new Set<string>(); // ids to forget once their chunks are acked
   private idSeq = 0;
-  private lastExpiry = 0;
+  private lastExpiry: number | null = null; // clock.now() of the last expiry pass
 
   constructor(
     private readonly checkpoint: Checkpoint,
     private readonly config: () => AgentConfig,
     private readonly once: boolean,
+    private readonly clock: Clock,
   ) {}
 
   /** The followed file at an inode key, if any. */
@@ -68,7 +70,7 @@ export class FileIndex {
     const topic = (config.inputs[input] ?? config.inputs[0]!).topic;
     const t: Tracked = {
       id, input, source: { file: id, path, topic, host: config.host }, dev: seen.dev, ino: seen.ino, born: seen.birthtimeMs, tail: null, resumeAt,
-      size: seen.size, mtimeMs: seen.mtimeMs, lastGrowth: Date.now(), matched, deletedAt: null, stopAt: this.once ? seen.size : null,
+      size: seen.size, mtimeMs: seen.mtimeMs, lastGrowth: this.clock.now(), matched, deletedAt: null, stopAt: this.once ? seen.size : null,
       lineKey: null, turnBytes: 0, partialPending: false, formerPath: null,
     };
     this.files.set(id, t);
@@ -94,12 +96,25 @@ export class FileIndex {
   }
 
   newRow(seen: Observed, path: string, offset: number): SavedFile {
-    return { id: this.newId(seen.dev, seen.ino), dev: seen.dev, ino: seen.ino, ...currentFingerprint(seen), path, offset, seenAt: Date.now(), goneSince: null };
+    return { id: this.newId(seen.dev, seen.ino), dev: seen.dev, ino: seen.ino, ...currentFingerprint(seen), path, offset, seenAt: this.clock.wall(), goneSince: null };
   }
 
-  /** A stable, never reused identity: device, inode, and when logship first saw these bytes. */
+  /**
+   * A stable, never reused identity: device, inode, when logship first saw these bytes, and
+   * 20 random bits. Time alone does not make it unique: an inode number freed while logship
+   * was stopped and reused by a new file in the same millisecond of the wall clock (a clock
+   * stepped back by NTP, say) would get the id of the deleted file, and a consumer that
+   * drops duplicates by (host, file, offset) would drop the new file's lines. The counter
+   * and the check against remembered ids rule it out within a process, the random bits
+   * across processes.
+   */
   newId(dev: number, ino: number): string {
-    return `${dev}:${ino}:${Date.now().toString(36)}${(this.idSeq++ % 1296).toString(36).padStart(2, "0")}`;
+    const at = `${dev}:${ino}:${Math.floor(this.clock.wall()).toString(36)}`;
+    for (;;) {
+      const rand = crypto.getRandomValues(new Uint32Array(1))[0]! % 1_679_616; // 36^4
+      const id = at + (this.idSeq++ % 1296).toString(36).padStart(2, "0") + rand.toString(36).padStart(4, "0");
+      if (this.checkpoint.row(id) === undefined && !this.files.has(id)) return id;
+    }
   }
 
   retire(id: string): void {
@@ -143,7 +158,7 @@ export class FileIndex {
 
   /** Rows of files no longer followed (no scan matched them) start ageing. */
   markGone(): void {
-    const now = Date.now();
+    const now = this.clock.wall();
     for (const row of this.checkpoint.rows()) {
       if (this.files.has(row.id) || row.goneSince !== null) continue;
       row.goneSince = now;
@@ -153,10 +168,11 @@ export class FileIndex {
 
   /** Deletes state of files gone longer than state.ttl, unless the file is still on disk. */
   expireState(): void {
-    const now = Date.now();
+    const now = this.clock.wall(); // goneSince is saved: state.ttl spans restarts
     const ttl = this.config().state.ttl;
-    if (now - this.lastExpiry < Math.min(EXPIRE_EVERY_MS, ttl)) return;
-    this.lastExpiry = now;
+    const at = this.clock.now();
+    if (this.lastExpiry !== null && at - this.lastExpiry < Math.min(EXPIRE_EVERY_MS, ttl)) return;
+    this.lastExpiry = at;
     for (const row of [...this.checkpoint.rows()]) {
       if (row.goneSince === null || now - row.goneSince < ttl || this.files.has(row.id)) continue;
       if (existsAs(row.path, row.dev, row.ino)) {

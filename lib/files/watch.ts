@@ -6,6 +6,7 @@
 // directories that cannot be watched).
 
 import { watch, type FSWatcher } from "node:fs";
+import { systemClock, type Cancel, type Clock } from "../clock.ts";
 
 export interface WatchHandlers {
   changed(): void; // some file in a watched directory was written
@@ -14,13 +15,14 @@ export interface WatchHandlers {
 
 export class DirWatcher {
   private readonly watchers = new Map<string, FSWatcher>();
-  private changeTimer: Timer | null = null;
-  private renameTimer: Timer | null = null;
+  private changeTimer: Cancel | null = null;
+  private renameTimer: Cancel | null = null;
   private closed = false;
 
   constructor(
     private readonly handlers: WatchHandlers,
     private readonly settleMs = 20,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** Watches exactly these directories from now on. */
@@ -44,6 +46,7 @@ export class DirWatcher {
     }
   }
 
+  /** Directories watched now. */
   get size(): number {
     return this.watchers.size;
   }
@@ -52,8 +55,8 @@ export class DirWatcher {
     this.closed = true;
     for (const w of this.watchers.values()) w.close();
     this.watchers.clear();
-    if (this.changeTimer) clearTimeout(this.changeTimer);
-    if (this.renameTimer) clearTimeout(this.renameTimer);
+    this.changeTimer?.();
+    this.renameTimer?.();
   }
 
   private drop(dir: string): void {
@@ -64,14 +67,14 @@ export class DirWatcher {
   private onEvent(event: string): void {
     if (this.closed) return;
     if (event === "rename") {
-      this.renameTimer ??= setTimeout(() => {
+      this.renameTimer ??= this.clock.after(this.settleMs * 5, () => {
         this.renameTimer = null;
         if (!this.closed) this.handlers.renamed();
-      }, this.settleMs * 5);
+      });
     }
-    this.changeTimer ??= setTimeout(() => {
+    this.changeTimer ??= this.clock.after(this.settleMs, () => {
       this.changeTimer = null;
       if (!this.closed) this.handlers.changed();
-    }, this.settleMs);
+    });
   }
 }

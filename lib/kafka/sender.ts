@@ -5,6 +5,7 @@
 // agent's in-flight cap. A record Kafka calls too large is cut at line ends and retried;
 // a single line that is still too large is dropped, counted and logged, never retried for ever.
 
+import { systemClock, type Cancel, type Clock } from "../clock.ts";
 import type { Checkpoint } from "../state/checkpoint.ts";
 import type { AgentEvents } from "../events.ts";
 import { PublishError } from "../errors.ts";
@@ -21,12 +22,12 @@ export interface SenderOptions {
 export class Sender {
   private queue: Chunk[] = [];
   private wake: (() => void) | null = null;
-  private sleeping: { timer: Timer; resolve: () => void } | null = null;
+  private sleeping: { cancel: Cancel; resolve: () => void } | null = null;
   private running: Promise<void> | null = null;
   private stopping = false;
   private aborted = false;
   private attempt = 0;
-  private failingSince = 0;
+  private failingSince: number | null = null; // clock.now() when sends began to fail; null while they succeed
   private singleNext = false; // after "too large", send the first record alone
   /** Bytes of chunk values queued or in flight. */
   inflightBytes = 0;
@@ -38,6 +39,7 @@ export class Sender {
     private readonly checkpoint: Checkpoint,
     private readonly events: AgentEvents,
     private opts: SenderOptions,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   configure(opts: SenderOptions): void {
@@ -50,7 +52,7 @@ export class Sender {
 
   /** True while sends are failing (reading is then pointless beyond the cap). */
   get failing(): boolean {
-    return this.failingSince !== 0;
+    return this.failingSince !== null;
   }
 
   /** Queues chunks in read order; their offsets now wait for these acks. */
@@ -74,16 +76,15 @@ export class Sender {
     return old;
   }
 
-  /** Sends what is queued, then stops. Resolves true if everything was acknowledged before `deadline` (ms epoch). */
+  /** Sends what is queued, then stops. Resolves true if everything was acknowledged before `deadline` (the clock's now()). */
   async drain(deadline: number): Promise<boolean> {
     this.stopping = true;
     this.wakeUp();
     const loop = this.running ?? Promise.resolve();
-    const left = deadline - Date.now();
-    let timer: Timer | undefined;
-    const timedOut = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), Math.max(0, left))));
+    let cancel: Cancel = () => {};
+    const timedOut = new Promise<"timeout">((r) => (cancel = this.clock.after(deadline - this.clock.now(), () => r("timeout"))));
     const outcome = await Promise.race([loop.then(() => "done" as const), timedOut]);
-    clearTimeout(timer);
+    cancel();
     if (outcome === "timeout") this.abort();
     return this.queue.length === 0;
   }
@@ -131,8 +132,8 @@ export class Sender {
       lines += c.lines;
     }
     this.events.chunksAcked(records.length, lines, bytes);
-    if (this.failingSince !== 0) this.events.sendRecovered(Date.now() - this.failingSince);
-    this.failingSince = 0;
+    if (this.failingSince !== null) this.events.sendRecovered(this.clock.now() - this.failingSince);
+    this.failingSince = null;
     this.attempt = 0;
     this.onAcked();
   }
@@ -140,7 +141,7 @@ export class Sender {
   private async failed(records: Chunk[], err: PublishError): Promise<void> {
     if (TOO_LARGE.has(err.code)) return this.tooLarge(records, err);
     this.attempt++;
-    if (this.failingSince === 0) this.failingSince = Date.now();
+    this.failingSince ??= this.clock.now();
     const base = Math.min(this.opts.retryBackoffMaxMs, this.opts.retryBackoffMs * 2 ** Math.min(this.attempt - 1, 30));
     const delay = Math.round(base / 2 + Math.random() * (base / 2)); // jitter, so agents do not retry in step
     this.events.sendFailed(err.message, err.code, err.retriable, this.attempt, delay);
@@ -170,11 +171,11 @@ export class Sender {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const cancel = this.clock.after(ms, () => {
         this.sleeping = null;
         resolve();
-      }, ms);
-      this.sleeping = { timer, resolve };
+      });
+      this.sleeping = { cancel, resolve };
     });
   }
 
@@ -183,7 +184,7 @@ export class Sender {
     this.wake = null;
     w?.();
     if (this.sleeping && this.aborted) {
-      clearTimeout(this.sleeping.timer);
+      this.sleeping.cancel();
       const s = this.sleeping;
       this.sleeping = null;
       s.resolve();

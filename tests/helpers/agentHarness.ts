@@ -9,7 +9,12 @@
 //   h.expectStreams(["one\n"]);   // per file identity: delivered bytes, contiguous, each once
 //   await h.close();
 //
-// Intervals are short (scan 40 ms, poll 15 ms), so tests wait milliseconds, not seconds.
+// The agent runs on a ManualClock (tests/helpers/manualClock.ts) with inotify off: only the
+// harness moves its time. until() and settle() advance it a poll interval at a time and let
+// the event loop run in between (the file system is real), so "wait 5 s" costs what the
+// agent's work costs, not 5 s, and timeouts (close_removed, partial_line_timeout, backoff)
+// fire exactly when the clock says. advance(ms) lets time pass on purpose.
+// Intervals are short (scan 40 ms, poll 15 ms), so a test's virtual seconds are few ticks.
 // The config is built by spreading DEFAULTS rather than parsed, so tests may use values the
 // YAML validation would refuse (a state.ttl of 300 ms, say).
 
@@ -20,9 +25,9 @@ import { LogEvents, type AgentEvents } from "../../lib/events.ts";
 import type { Chunk } from "../../lib/kafka/pack.ts";
 import type { Publisher } from "../../lib/kafka/publish.ts";
 import { openStore, type SavedFile } from "../../lib/state/store.ts";
-import { eventually } from "./eventually.ts";
 import { FakePublisher } from "./fakePublisher.ts";
 import { makeLogDir, type LogDir } from "./logDir.ts";
+import { ManualClock } from "./manualClock.ts";
 
 export type EventName = keyof AgentEvents;
 
@@ -98,6 +103,8 @@ export class AgentHarness {
   /** One fake per run (a closed fake refuses sends); their acked chunks, in ack order, across runs. */
   readonly fakes: FakePublisher[] = [];
   agent: Agent | null = null;
+  /** The agent's time: moved only by until(), settle(), advance() and stop(). */
+  readonly clock = new ManualClock();
   private readonly makePublisher: (() => Publisher) | undefined;
 
   constructor(opts: HarnessOptions = {}) {
@@ -145,7 +152,7 @@ export class AgentHarness {
       this.fakes.push(fake);
       publisher = fake;
     }
-    this.agent = await Agent.start(this.config, { once: false, ...opts }, { publisher, events: this.recorded.events });
+    this.agent = await this.whileTimePasses(Agent.start(this.config, { once: false, ...opts }, { publisher, events: this.recorded.events, clock: this.clock, watch: false }));
     return this.agent;
   }
 
@@ -153,7 +160,31 @@ export class AgentHarness {
   async stop(): Promise<void> {
     const a = this.agent;
     this.agent = null;
-    if (a) await a.stop(Date.now() + 5_000);
+    if (a) await this.whileTimePasses(a.stop(5_000));
+  }
+
+  /** Awaits `work` while the clock moves on a poll interval per turn of the event loop. */
+  private async whileTimePasses<T>(work: Promise<T>): Promise<T> {
+    let done = false;
+    const out = work.finally(() => (done = true));
+    while (!done) {
+      await turn();
+      if (!done) this.clock.advance(this.config.poll_interval);
+    }
+    return out;
+  }
+
+  /** One poll interval of the agent's time, then the event loop runs what it started (a scan, acks). */
+  async tick(ms = this.config.poll_interval): Promise<void> {
+    this.clock.advance(ms);
+    await this.agent?.settled();
+    await turn();
+  }
+
+  /** Lets `ms` of the agent's time pass, a poll interval at a time. */
+  async advance(ms: number): Promise<void> {
+    const step = this.config.poll_interval;
+    for (let left = ms; left > 0; left -= step) await this.tick(Math.min(step, left));
   }
 
   async restart(): Promise<Agent> {
@@ -211,9 +242,27 @@ export class AgentHarness {
     expect(streams.map((s) => s.bytes.toString("utf8")).sort()).toEqual([...texts].sort());
   }
 
-  /** Waits until `fn` is truthy (5 s by default). */
-  until<T>(fn: () => T, message?: string, timeoutMs = 5_000): Promise<T> {
-    return eventually(fn, { timeoutMs, intervalMs: 10, message });
+  /**
+   * Advances the clock until `fn` is truthy (a throw counts as "not yet"): at most `timeoutMs`
+   * of the agent's time (5 s), and at most 30 s of real time, whichever comes first.
+   */
+  async until<T>(fn: () => T, message?: string, timeoutMs = 5_000): Promise<T> {
+    const end = this.clock.now() + timeoutMs;
+    const realEnd = Date.now() + 30_000;
+    let last: unknown;
+    for (;;) {
+      try {
+        const v = fn();
+        if (v) return v;
+        last = v;
+      } catch (err) {
+        last = err;
+      }
+      if (this.clock.now() >= end || Date.now() >= realEnd) break;
+      await this.tick();
+    }
+    const why = last instanceof Error ? `last error: ${last.message}` : `last value: ${String(last)}`;
+    throw new Error(`until: ${message ?? "condition not met"} (after ${timeoutMs} ms of agent time; ${why})`, { cause: last });
   }
 
   /** Waits until the acknowledged text of all paths contains every given piece. */
@@ -226,7 +275,7 @@ export class AgentHarness {
 
   /** Lets the agent look at the files a few more times (to show nothing more arrives). */
   async settle(ticks = 4): Promise<void> {
-    await Bun.sleep(ticks * Math.max(this.config.scan_interval, this.config.poll_interval) + 20);
+    await this.advance(ticks * Math.max(this.config.scan_interval, this.config.poll_interval) + 20);
   }
 
   /** The rows saved in the state file (opened separately; WAL lets both read). */
@@ -243,6 +292,11 @@ export class AgentHarness {
   openDescriptors(): string[] {
     return openFdsUnder(this.dir.root);
   }
+}
+
+/** One turn of the event loop: promises settle and I/O callbacks run. */
+function turn(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
 }
 
 /** Paths of this process' open descriptors under `root` ("(deleted)" suffix kept). */
