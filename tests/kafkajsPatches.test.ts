@@ -1,13 +1,15 @@
 import { expect, test } from "bun:test";
 import { CompressionCodecs, CompressionTypes } from "kafkajs";
 import { gunzipSync } from "node:zlib";
-import { withEncoderArena } from "../lib/kafka/patches/index.ts";
+import { checkKafkajsVersion, installKafkajsPatches, PATCHED_KAFKAJS_VERSION, withEncoderArena } from "../lib/kafka/patches/index.ts";
 // @ts-expect-error kafkajs ships no types for its internals
 import ProduceV3 from "kafkajs/src/protocol/requests/produce/v3/request.js";
 // @ts-expect-error kafkajs ships no types for its internals
 import createRequest from "kafkajs/src/protocol/request.js";
-// @ts-expect-error kafkajs ships no types for its internals
 import Encoder from "kafkajs/src/protocol/encoder.js";
+
+installKafkajsPatches();
+installKafkajsPatches(); // a second call does nothing
 
 // Deterministic produce requests around the rope threshold (1 KiB): values referenced and
 // copied, several records and partitions per batch, headers, keys. Stands alone, so the same
@@ -50,7 +52,7 @@ async function encodeHere(sizes: number[][], compression = 0): Promise<Buffer> {
 
 /** The same request encoded by kafkajs as shipped, in a process that never loads the patches. */
 function encodeByKafkajs(sizes: number[][], compression = 0): Buffer {
-  // logship compresses gzip with libdeflate (kafkajs-patches.ts); kafkajs gets the same codec,
+  // logship compresses gzip with libdeflate (lib/kafka/patches/gzip.ts); kafkajs gets the same codec,
   // so what is compared is the encoding around the compressed bytes.
   const script = `
     const { CompressionCodecs, CompressionTypes } = require("kafkajs");
@@ -147,5 +149,22 @@ test("varints and varlongs are written as Kafka's zigzag LEB128, at the 32-bit e
     const bytes = [...new Encoder().writeVarLong(v).buffer];
     expect(bytes).toEqual(reference(BigInt(v)));
     if (v >= -(2 ** 31) && v < 2 ** 31) expect([...new Encoder().writeVarInt(v).buffer]).toEqual(reference(BigInt(v)));
+  }
+});
+
+test("the patches accept the pinned kafkajs version and refuse any other, naming both and where to look", () => {
+  expect(PATCHED_KAFKAJS_VERSION).toBe("2.2.4");
+  expect(() => checkKafkajsVersion("2.2.4")).not.toThrow();
+  expect(() => checkKafkajsVersion(require("kafkajs/package.json").version)).not.toThrow(); // what node_modules holds
+  for (const other of ["2.2.5", "3.0.0", "2.2.4-beta.1"]) {
+    let message = "";
+    try {
+      checkKafkajsVersion(other);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain("kafkajs 2.2.4");
+    expect(message).toContain(`kafkajs ${other}`);
+    expect(message).toContain("lib/kafka/patches/");
   }
 });

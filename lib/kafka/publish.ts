@@ -7,7 +7,7 @@
 import { CompressionTypes, Kafka, logLevel, Partitioners, type Message, type PartitionMetadata, type Producer, type TopicMessages } from "kafkajs";
 import type { KafkaConfig } from "../config.ts";
 import { PublishError } from "../errors.ts";
-import { releaseEncoderBuffers, withEncoderArena } from "./patches/index.ts";
+import { installKafkajsPatches, releaseEncoderBuffers, withEncoderArena } from "./patches/index.ts";
 import { BATCH_OVERHEAD, chunkHeaders, type Chunk } from "./pack.ts";
 
 /** What the agent needs from Kafka; tests substitute a fake. */
@@ -44,6 +44,7 @@ export class KafkaPublisher implements Publisher {
   private recordsSinceGcHint = 0;
 
   constructor(private readonly config: KafkaConfig) {
+    installKafkajsPatches(); // before kafkajs encodes anything; once per process
     this.kafka = new Kafka({
       clientId: config.client_id,
       brokers: config.brokers,

@@ -1,0 +1,52 @@
+// The shapes of the kafkajs 2.2.4 internals logship's patches reach into, declared once.
+// kafkajs ships types for its public API only; these modules are CommonJS classes under
+// kafkajs/src/. Each declaration lists just the fields and methods the patches (and their
+// tests) read, replace or call, as kafkajs 2.2.4 defines them. Invariant: a field appears
+// here only if kafkajs itself has it; what logship adds to an object (the rope's parts, say)
+// is declared beside the patch that adds it. installKafkajsPatches() refuses any other
+// kafkajs version, so a change of version brings the reader back here.
+
+declare module "kafkajs/src/protocol/encoder.js" {
+  /** kafkajs' wire encoder: a growable buffer written from the front (src/protocol/encoder.js). */
+  class Encoder {
+    /** Sizes a new encoder's first buffer: constructor allocates nextPowerOfTwo(initialSize) zeroed bytes. */
+    static nextPowerOfTwo(value: number): number;
+    constructor(initialSize?: number);
+    /** The bytes written so far are buf[0, offset). */
+    buf: Buffer;
+    offset: number;
+    /** The bytes written, as one buffer. */
+    readonly buffer: Buffer;
+    size(): number;
+    ensureAvailable(length: number): void;
+    writeBufferInternal(buffer: Buffer): void;
+    writeInt8(value: number): this;
+    writeInt16(value: number): this;
+    writeInt32(value: number): this;
+    writeBuffer(value: Buffer | string): this;
+    /** A length-prefixed value: a Buffer, null (length -1), or anything else as its String(). */
+    writeBytes(value: unknown): this;
+    writeEncoder(value: unknown): this;
+    writeEncoderArray(value: unknown): this;
+    writeVarInt(value: number): this;
+    writeUVarInt(value: number): this;
+    /** A number or a Long (kafkajs' 64-bit integers). */
+    writeVarLong(value: unknown): this;
+  }
+  export default Encoder;
+}
+
+declare module "kafkajs/src/network/requestQueue/index.js" {
+  /** kafkajs' per-connection queue of requests waiting to be written (src/network/requestQueue/index.js). */
+  class RequestQueue {
+    /** Date.now() until which the broker asked for no requests; -1 when never throttled. */
+    throttledUntil: number;
+    /** The timer armed by scheduleCheckPendingRequests, or null. */
+    throttleCheckTimeoutId: ReturnType<typeof setTimeout> | null;
+    /** Requests not yet written to the socket. */
+    pending: unknown[];
+    checkPendingRequests(): void;
+    scheduleCheckPendingRequests(): void;
+  }
+  export default RequestQueue;
+}
