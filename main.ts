@@ -1,15 +1,17 @@
 // logship's command line: parses arguments, loads the config, starts the agent and maps
 // outcomes to exit codes (0 success, 1 runtime failure, 2 invalid config or usage).
-// Everything else lives in lib/.
+// Everything else lives in lib/. Log lines are LogEvents' (lib/events.ts); what is printed
+// here is the command line's own output, each line's outside text escaped (lib/text.ts).
 
 import { parseArgs } from "node:util";
 import pkg from "./package.json" with { type: "json" };
 import { Agent } from "./lib/agent.ts";
 import { checkFiles, formatReport } from "./lib/check.ts";
 import { loadConfig, type AgentConfig } from "./lib/config.ts";
-import { ConfigError, errorText, StateError } from "./lib/errors.ts";
+import { ConfigError, errorText, formatProblem, StateError } from "./lib/errors.ts";
 import { handleSignals } from "./lib/shutdown.ts";
 import { resetStore } from "./lib/state/store.ts";
+import { escapeText } from "./lib/text.ts";
 
 const HELP = `logship ${pkg.version}: ships log files to Kafka, at least once.
 
@@ -79,7 +81,7 @@ async function run(args: string[]): Promise<number> {
   if (values["reset-state"]) await resetStore(config.state.path);
   const agent = await Agent.start(config, { once: values.once === true });
   if (values.once) {
-    const stopOnSignal = handleSignals(agent, { timeoutMs: () => config.shutdown_timeout, reload: async () => {}, exit: (code) => process.exit(code), log: say });
+    const stopOnSignal = handleSignals(agent, { timeoutMs: () => config.shutdown_timeout, reload: async () => {}, exit: (code) => process.exit(code), events: agent.events });
     await agent.finished;
     stopOnSignal();
     await agent.stop(config.shutdown_timeout);
@@ -88,7 +90,7 @@ async function run(args: string[]): Promise<number> {
   handleSignals(agent, {
     timeoutMs: () => config.shutdown_timeout,
     exit: (code) => process.exit(code),
-    log: say,
+    events: agent.events,
     reload: async () => {
       let next: AgentConfig;
       try {
@@ -110,34 +112,32 @@ async function check(args: string[]): Promise<number> {
   if (values.help) return print(CHECK_HELP, 0);
   const config = configFrom(values);
   const { files, stateNote } = await checkFiles(config);
-  console.log(`config ${config.file} is valid: ${config.inputs.length} input(s), brokers ${config.kafka.brokers.join(",")}`);
-  console.log(stateNote);
-  console.log(files.length === 0 ? "no files match the configured paths" : formatReport(files));
+  console.log(escapeText(`config ${config.file} is valid: ${config.inputs.length} input(s), brokers ${config.kafka.brokers.join(",")}`));
+  console.log(escapeText(stateNote));
+  console.log(files.length === 0 ? "no files match the configured paths" : formatReport(files)); // escapes its cells
   return 0;
 }
 
+/** Prints the command line's own text (help, version: no outside text in it). */
 function print(text: string, code: number, toStderr = false): number {
   (toStderr ? console.error : console.log)(text);
   return code;
-}
-
-function say(line: string): void {
-  process.stderr.write(`${new Date().toISOString()} INFO ${line}\n`);
 }
 
 main(Bun.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\nlogship: invalid config (${err.problems.length} problem${err.problems.length === 1 ? "" : "s"}); nothing was started\n`);
+      const problems = err.problems.map((p) => escapeText(formatProblem(p))).join("\n");
+      process.stderr.write(`${problems}\nlogship: invalid config (${err.problems.length} problem${err.problems.length === 1 ? "" : "s"}); nothing was started\n`);
       process.exit(2);
     }
     if (err instanceof UsageError) {
-      process.stderr.write(`logship: ${err.message}\n`);
+      process.stderr.write(`logship: ${escapeText(err.message)}\n`);
       process.exit(2);
     }
     const kind = err instanceof StateError ? "state" : "error";
-    process.stderr.write(`logship: ${kind}: ${errorText(err)}\n`);
+    process.stderr.write(`logship: ${kind}: ${escapeText(errorText(err))}\n`);
     process.exit(1);
   },
 );

@@ -7,6 +7,7 @@ import type { AgentConfig } from "./config.ts";
 import { discover } from "./files/discover.ts";
 import { compressedFormat, identify, sameFile } from "./files/identify.ts";
 import { readSaved, type SavedFile } from "./state/store.ts";
+import { escapeText } from "./text.ts";
 
 export interface FileReport {
   path: string;
@@ -47,10 +48,10 @@ function readRows(path: string): { rows: SavedFile[]; note: string } {
   }
 }
 
-/** Plain-text table of the report. */
+/** Plain-text table of the report; every cell escaped (lib/text.ts), so a row is one line. */
 export function formatReport(files: FileReport[]): string {
   const head = ["PATH", "TOPIC", "SIZE", "OFFSET", "UNREAD", "NOTE"];
-  const rows = files.map((f) => [f.path, f.topic, show(f.size), show(f.offset), show(f.unread), f.note]);
+  const rows = files.map((f) => [f.path, f.topic, show(f.size), show(f.offset), show(f.unread), f.note].map(escapeText));
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
   return [line(head), ...rows.map(line)].join("\n");

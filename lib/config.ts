@@ -260,7 +260,7 @@ class Validator {
         const plain = /^[A-Za-z0-9_-]+$/.test(key);
         const field = plain ? (at ? `${at}.${key}` : key) : at || "(root)";
         const near = known.find((k) => editDistance(k, key) <= 2);
-        this.fail(pair.key as Node, field, `unknown key${plain ? "" : ` ${JSON.stringify(key)}`}${near ? ` (did you mean "${near}"?)` : ""}; known keys: ${known.join(", ")}`);
+        this.fail(pair.key as Node, field, `unknown key${plain ? "" : ` ${quoted(key)}`}${near ? ` (did you mean "${near}"?)` : ""}; known keys: ${known.join(", ")}`);
         continue;
       }
       out.set(key, { node: (pair.value as Node | null) ?? null, pair });
@@ -379,9 +379,18 @@ class Validator {
   fail(n: Node | null, field: string, message: string, got?: unknown): undefined {
     const offset = n?.range?.[0];
     const line = offset === undefined ? 0 : this.lines.linePos(offset).line;
-    this.problems.push({ file: this.file, line, field, message: got === undefined ? message : `${message} (got ${JSON.stringify(got)})` });
+    this.problems.push({ file: this.file, line, field, message: got === undefined ? message : `${message} (got ${quoted(got)})` });
     return undefined;
   }
+}
+
+/**
+ * A value as a problem shows it: a string in plain double quotes, anything else as JSON.
+ * Not JSON-escaped: the printer escapes the whole line (lib/text.ts), and escaping twice
+ * would show a backslash as four. (So a '"' inside shows as it is; the text is for people.)
+ */
+function quoted(v: unknown): string {
+  return typeof v === "string" ? `"${v}"` : JSON.stringify(v);
 }
 
 function env(e: Record<string, string | undefined>, name: string): string | undefined {

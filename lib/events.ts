@@ -1,6 +1,15 @@
 // Everything observable that the agent does, as one typed interface with a method per event.
 // Production wires it to counters and one-line stderr logs (LogEvents); tests pass a recorder.
-// Nothing else in logship writes to stderr, so this file is the agent's whole log vocabulary.
+// LogEvents is the only writer of log lines (TIMESTAMP LEVEL message key=value...), signal
+// handling's included, so this file is the agent's whole log vocabulary. What main.ts prints
+// itself is the command line's output, not log lines: usage, help and --version; check's
+// report (stdout); and the one reason a command ends with when it cannot run (a usage error
+// or an invalid config: exit 2, the config's problems as FILE:LINE: field: problem lines;
+// a runtime failure such as an unusable state file: exit 1, one "logship: ..." line).
+// Every line logship prints, log line or not, passes its outside text (paths, reasons, config
+// values) through escapeText (lib/text.ts), so no control character reaches the terminal raw.
+
+import { escapeText } from "./text.ts";
 
 export type FileAddReason = "new" | "resumed" | "start_at_end";
 
@@ -25,6 +34,16 @@ export interface AgentEvents {
   stateRecovered(downMs: number): void;
   configReloaded(file: string): void;
   configRejected(file: string, reason: string): void;
+  /** The reload a SIGHUP asked for threw (a config that loads but cannot be applied). */
+  reloadFailed(reason: string): void;
+  /** SIGHUP while draining: no reload. */
+  reloadIgnored(signal: string): void;
+  /** First SIGTERM/SIGINT: draining for up to `timeoutMs`. */
+  stopRequested(signal: string, timeoutMs: number): void;
+  /** A second SIGTERM/SIGINT: exiting without draining. */
+  stopForced(signal: string): void;
+  /** Draining after a signal threw; the process exits 1. */
+  shutdownFailed(reason: string): void;
   summary(info: { filesTracked: number; filesOpen: number; inflightBytes: number }): void;
 }
 
@@ -61,8 +80,9 @@ export class LogEvents implements AgentEvents {
     private readonly reminderMs = 60_000,
   ) {}
 
+  /** The one log-line formatter: message and values escaped (see lib/text.ts), values quoted when needed. */
   private log(level: Level, msg: string, fields: Record<string, unknown> = {}): void {
-    let line = `${new Date().toISOString()} ${level} ${msg}`;
+    let line = `${new Date().toISOString()} ${level} ${escapeText(msg)}`;
     for (const [k, v] of Object.entries(fields)) line += ` ${k}=${quote(v)}`;
     this.write(line);
   }
@@ -167,6 +187,22 @@ export class LogEvents implements AgentEvents {
   configRejected(file: string, reason: string): void {
     this.log("ERROR", "new config rejected; keeping the old one", { file, reason });
   }
+  // The signal lines keep the words (and the INFO level) they had when main.ts printed them.
+  reloadFailed(reason: string): void {
+    this.log("INFO", `reload failed: ${reason}`);
+  }
+  reloadIgnored(signal: string): void {
+    this.log("INFO", `${signal} ignored: shutting down`);
+  }
+  stopRequested(signal: string, timeoutMs: number): void {
+    this.log("INFO", `${signal}: draining in-flight data (up to ${timeoutMs} ms); send ${signal} again to exit at once`);
+  }
+  stopForced(signal: string): void {
+    this.log("INFO", `${signal} again: exiting now without draining; unacknowledged lines will be sent again on the next start`);
+  }
+  shutdownFailed(reason: string): void {
+    this.log("INFO", `shutdown failed: ${reason}`);
+  }
   summary(info: { filesTracked: number; filesOpen: number; inflightBytes: number }): void {
     const c = this.counters;
     this.log("INFO", "stats", { lines: c.lines, bytes: c.bytes, records: c.records, files_tracked: info.filesTracked, files_open: info.filesOpen, inflight_bytes: info.inflightBytes, ...this.losses() });
@@ -190,7 +226,12 @@ export class LogEvents implements AgentEvents {
   }
 }
 
+/**
+ * A value of a log line: escaped, and in double quotes (a quote inside as \") when it is
+ * empty or holds white space, '"' or '='. Apart from \xHH escapes of control characters,
+ * a quoted value reads as a JSON string, as it did before the escaping.
+ */
 function quote(v: unknown): string {
-  const s = String(v);
-  return /[\s"=]/.test(s) || s === "" ? JSON.stringify(s) : s;
+  const s = escapeText(String(v));
+  return /[\s"=]/.test(s) || s === "" ? `"${s.replace(/"/g, '\\"')}"` : s;
 }

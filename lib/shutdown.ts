@@ -3,6 +3,10 @@
 // unacknowledged is marked done). SIGHUP asks for a config reload: reloads run one at a
 // time, a failed one is logged (never an unhandled rejection, which would end the process),
 // and a SIGHUP while draining is ignored, so a reload cannot restart what is being stopped.
+// What happens is told through the agent's events (LogEvents prints it), never printed here.
+
+import { errorText } from "./errors.ts";
+import type { AgentEvents } from "./events.ts";
 
 export interface Stoppable {
   stop(timeoutMs: number): Promise<void>;
@@ -13,7 +17,7 @@ export interface SignalOptions {
   timeoutMs: () => number; // read at signal time, so a reload can change it
   reload: () => Promise<void>;
   exit: (code: number) => void;
-  log: (line: string) => void;
+  events: Pick<AgentEvents, "reloadFailed" | "reloadIgnored" | "stopRequested" | "stopForced" | "shutdownFailed">;
 }
 
 /** Installs the handlers; returns a function that removes them. */
@@ -21,14 +25,14 @@ export function handleSignals(agent: Stoppable, opts: SignalOptions): () => void
   let draining = false;
   const onStop = (signal: NodeJS.Signals) => {
     if (draining) {
-      opts.log(`${signal} again: exiting now without draining; unacknowledged lines will be sent again on the next start`);
+      opts.events.stopForced(signal);
       agent.stopNow();
       opts.exit(1);
       return;
     }
     draining = true;
     const timeout = opts.timeoutMs();
-    opts.log(`${signal}: draining in-flight data (up to ${timeout} ms); send ${signal} again to exit at once`);
+    opts.events.stopRequested(signal, timeout);
     // The backstop: whatever hangs, the process leaves shortly after the deadline.
     const backstop = setTimeout(() => {
       agent.stopNow();
@@ -41,17 +45,17 @@ export function handleSignals(agent: Stoppable, opts: SignalOptions): () => void
       },
       (err: unknown) => {
         clearTimeout(backstop);
-        opts.log(`shutdown failed: ${err instanceof Error ? err.message : String(err)}`);
+        opts.events.shutdownFailed(errorText(err));
         opts.exit(1);
       },
     );
   };
   let reloads: Promise<void> = Promise.resolve();
   const onHup = () => {
-    if (draining) return opts.log("SIGHUP ignored: shutting down");
+    if (draining) return opts.events.reloadIgnored("SIGHUP");
     reloads = reloads
       .then(() => (draining ? undefined : opts.reload()))
-      .catch((err: unknown) => opts.log(`reload failed: ${err instanceof Error ? err.message : String(err)}`));
+      .catch((err: unknown) => opts.events.reloadFailed(errorText(err)));
   };
   process.on("SIGTERM", onStop);
   process.on("SIGINT", onStop);

@@ -12,15 +12,16 @@ import { Database } from "bun:sqlite";
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "bun:test";
+import { unescapeText } from "../../lib/text.ts";
 import type { ConsumedRecord } from "./consume.ts";
 import { startMockCluster, type MockCluster } from "./mockCluster.ts";
 
-/** key=value fields of a LogEvents line (values quoted as JSON when they hold spaces). */
+/** key=value fields of a LogEvents line, unescaped (values are quoted when they hold spaces). */
 export function fields(line: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const m of line.matchAll(/(\w+)=("(?:[^"\\]|\\.)*"|\S*)/g)) {
     const v = m[2]!;
-    out[m[1]!] = v.startsWith('"') ? (JSON.parse(v) as string) : v;
+    out[m[1]!] = unescapeText(v.startsWith('"') ? v.slice(1, -1) : v);
   }
   return out;
 }
