@@ -1,96 +1,21 @@
 // Configuration: reads the YAML file, expands ${ENV} references, applies defaults and
-// validates every field. It touches neither log files nor Kafka. Every problem found is
-// reported together, each located as FILE:LINE: field.path: what is wrong (got VALUE), so
-// an operator fixes a file in one pass; unknown keys are errors (a typo must not silently
-// become a default). The defaults live here and only here; conf.example.yaml mirrors them.
+// validates every field against the spec tables of options.ts. It touches neither log files
+// nor Kafka. Every problem found is reported together, each located as FILE:LINE:
+// field.path: what is wrong (got VALUE), so an operator fixes a file in one pass; unknown
+// keys are errors (a typo must not silently become a default). A value that came, wholly or
+// partly, from ${ENV} is shown as written in the file, never expanded: the environment may
+// hold secrets, and these messages reach terminals and log collectors. The options and
+// their defaults live in options.ts only; conf.example.yaml mirrors them.
 
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from "yaml";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
+import { DEFAULTS, INPUT, KAFKA, SECTIONS, STATE, TOP, type AgentConfig, type InputConfig, type KafkaConfig, type KindRule, type Spec, type StateConfig } from "./options.ts";
 
-export type StartAt = "beginning" | "end";
-export type LongLines = "split" | "truncate" | "drop";
-export type Acks = "all" | "leader" | "none";
-export type Compression = "none" | "gzip";
-
-/** One `inputs[]` entry. Durations are milliseconds, sizes bytes. */
-export interface InputConfig {
-  paths: string[]; // absolute globs
-  exclude: string[]; // globs matched against the absolute path (and the base name)
-  start_at: StartAt; // where a file never seen before and present at startup begins
-  topic: string; // resolved: the input's own topic or kafka.topic
-  max_line_bytes: number; // a longer line is handled as long_lines says
-  long_lines: LongLines;
-  partial_line_timeout: number; // ms a last line without "\n" waits before it ships; 0 = for ever
-  close_inactive: number; // ms without growth after which the file's descriptor is closed
-  close_removed: number; // ms a deleted file may stay open to be drained
-}
-
-export interface KafkaConfig {
-  brokers: string[];
-  topic: string | undefined;
-  client_id: string;
-  acks: Acks;
-  compression: Compression;
-  max_message_bytes: number; // no produced record batch exceeds this, overhead included
-  target_message_bytes: number; // records aim for this size (smaller is faster in kafkajs)
-  request_timeout: number; // ms
-  retry_backoff: number; // ms, first wait after a failed send
-  retry_backoff_max: number; // ms, the cap of the exponential backoff
-}
-
-export interface StateConfig {
-  path: string; // bun:sqlite file
-  ttl: number; // ms a gone file's offset is kept
-  flush_interval: number; // ms between writes of acknowledged offsets
-}
-
-export interface AgentConfig {
-  file: string; // the config file this came from (absolute)
-  host: string; // the `host` header
-  inputs: InputConfig[];
-  kafka: KafkaConfig;
-  state: StateConfig;
-  scan_interval: number; // ms between glob expansions
-  poll_interval: number; // ms between checks of open files for growth (a fallback to file watches)
-  shutdown_timeout: number; // ms
-  max_open_files: number;
-  max_inflight_bytes: number; // bytes read but not yet acknowledged; reading pauses above it
-  stats_interval: number; // ms between summary lines on stderr; 0 = never
-}
-
-const MiB = 1024 * 1024;
-
-export const DEFAULTS = {
-  input: {
-    exclude: [] as string[],
-    start_at: "beginning" as StartAt,
-    max_line_bytes: MiB,
-    long_lines: "split" as LongLines,
-    partial_line_timeout: 5_000,
-    close_inactive: 5 * 60_000,
-    close_removed: 5 * 60_000,
-  },
-  kafka: {
-    client_id: "logship",
-    acks: "all" as Acks,
-    compression: "none" as Compression,
-    max_message_bytes: 1_000_000,
-    target_message_bytes: 256 * 1024,
-    request_timeout: 30_000,
-    retry_backoff: 100,
-    retry_backoff_max: 30_000,
-  },
-  state: { path: "./logship-state.db", ttl: 7 * 86_400_000, flush_interval: 1_000 },
-  scan_interval: 10_000,
-  poll_interval: 1_000,
-  shutdown_timeout: 30_000,
-  max_open_files: 1024,
-  max_inflight_bytes: 2 * MiB,
-  stats_interval: 60_000,
-};
+export { DEFAULTS } from "./options.ts";
+export type { Acks, AgentConfig, Compression, InputConfig, KafkaConfig, LongLines, StartAt, StateConfig } from "./options.ts";
 
 /** Reads and validates a config file; throws ConfigError listing every problem. */
 export function loadConfig(path: string, env: Record<string, string | undefined> = process.env): AgentConfig {
@@ -134,6 +59,7 @@ class Validator {
   readonly problems: ConfigProblem[] = [];
   private readonly baseDir: string;
   private kafkaTopicGiven = false;
+  private readonly fromEnv = new Map<string, string>(); // field → its value as written, for values that came from ${ENV}
   constructor(
     private readonly file: string,
     private readonly lines: LineCounter,
@@ -143,30 +69,19 @@ class Validator {
   }
 
   agent(root: YAMLMap): AgentConfig | undefined {
-    const f = this.fields(root, "", ["inputs", "kafka", "state", "host", "scan_interval", "poll_interval", "shutdown_timeout", "max_open_files", "max_inflight_bytes", "stats_interval"]);
+    const f = this.fields(root, "", [...SECTIONS, ...Object.keys(TOP)]);
     const kafka = this.kafka(f, root);
     const defaultTopic = kafka?.topic;
     // A missing or broken kafka section (or kafka.topic) already has its own problem.
     const topicReported = kafka === undefined || (kafka.topic === undefined && this.kafkaTopicGiven);
     const inputs = this.inputs(f, root, defaultTopic, !topicReported);
     const state = this.state(f);
-    const host = this.optional(f, "host", "host", (n, p) => this.str(n, p)) ?? env(this.env, "HOSTNAME") ?? hostname();
-    const d = DEFAULTS;
-    const config: AgentConfig = {
-      file: this.file,
-      host,
-      inputs: inputs ?? [],
-      kafka: kafka ?? ({} as KafkaConfig),
-      state,
-      scan_interval: this.optional(f, "scan_interval", "scan_interval", (n, p) => this.duration(n, p, 100)) ?? d.scan_interval,
-      poll_interval: this.optional(f, "poll_interval", "poll_interval", (n, p) => this.duration(n, p, 10)) ?? d.poll_interval,
-      shutdown_timeout: this.optional(f, "shutdown_timeout", "shutdown_timeout", (n, p) => this.duration(n, p, 0)) ?? d.shutdown_timeout,
-      max_open_files: this.optional(f, "max_open_files", "max_open_files", (n, p) => this.int(n, p, 1)) ?? d.max_open_files,
-      max_inflight_bytes: this.optional(f, "max_inflight_bytes", "max_inflight_bytes", (n, p) => this.size(n, p, 64 * 1024)) ?? d.max_inflight_bytes,
-      stats_interval: this.optional(f, "stats_interval", "stats_interval", (n, p) => this.duration(n, p, 0)) ?? d.stats_interval,
-    };
+    const got = this.options(f, "", TOP, root);
+    const top = withDefaults({ ...got, host: got.host ?? env(this.env, "HOSTNAME") ?? hostname() }, TOP);
+    const config = { file: this.file, host: top.host, inputs: inputs ?? [], kafka: kafka ?? ({} as KafkaConfig), state, ...top } as AgentConfig;
     if (kafka && config.max_inflight_bytes < kafka.max_message_bytes) {
-      this.fail(f.get("max_inflight_bytes")?.node ?? null, "max_inflight_bytes", `must be at least kafka.max_message_bytes (${kafka.max_message_bytes})`, config.max_inflight_bytes);
+      const max = this.asWritten("kafka.max_message_bytes", String(kafka.max_message_bytes));
+      this.fail(f.get("max_inflight_bytes")?.node ?? null, "max_inflight_bytes", `must be at least kafka.max_message_bytes (${max})`, config.max_inflight_bytes);
     }
     return kafka && inputs ? config : undefined;
   }
@@ -175,33 +90,26 @@ class Validator {
     const entry = f.get("kafka");
     if (!entry) return void this.fail(root, "kafka", "missing: add a `kafka:` section with at least `brokers`");
     if (!isMap(entry.node)) return void this.fail(entry.node ?? keyOf(entry), "kafka", "must be a mapping with at least `brokers`", shownOrNull(entry.node));
-    const k = this.fields(entry.node, "kafka", ["brokers", "topic", "client_id", "acks", "compression", "max_message_bytes", "target_message_bytes", "request_timeout", "retry_backoff", "retry_backoff_max"]);
-    const d = DEFAULTS.kafka;
+    const k = this.fields(entry.node, "kafka", Object.keys(KAFKA));
     this.kafkaTopicGiven = k.has("topic");
-    const brokers = this.required(k, "brokers", "kafka.brokers", keyOf(entry), (n, p) => this.strList(n, p, true));
-    brokers?.forEach((b, i) => {
+    const got = this.options(k, "kafka", KAFKA, keyOf(entry));
+    got.brokers?.forEach((b, i) => {
       if (!/^[^\s:]+:\d{1,5}$/.test(b) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(b)) {
         this.fail(this.item(k.get("brokers")?.node, i), `kafka.brokers[${i}]`, "must be HOST:PORT", b);
       }
     });
-    const max = this.optional(k, "max_message_bytes", "kafka.max_message_bytes", (n, p) => this.size(n, p, 1024)) ?? d.max_message_bytes;
-    const target = this.optional(k, "target_message_bytes", "kafka.target_message_bytes", (n, p) => this.size(n, p, 1024)) ?? Math.min(d.target_message_bytes, max);
-    const backoff = this.optional(k, "retry_backoff", "kafka.retry_backoff", (n, p) => this.duration(n, p, 1)) ?? d.retry_backoff;
-    const backoffMax = this.optional(k, "retry_backoff_max", "kafka.retry_backoff_max", (n, p) => this.duration(n, p, 1)) ?? d.retry_backoff_max;
-    if (target > max) this.fail(k.get("target_message_bytes")?.node ?? null, "kafka.target_message_bytes", `must not exceed kafka.max_message_bytes (${max})`, target);
-    if (backoffMax < backoff) this.fail(k.get("retry_backoff_max")?.node ?? null, "kafka.retry_backoff_max", `must be at least kafka.retry_backoff (${backoff} ms)`, backoffMax);
-    return {
-      brokers: brokers ?? [],
-      topic: this.optional(k, "topic", "kafka.topic", (n, p) => this.topicName(n, p)),
-      client_id: this.optional(k, "client_id", "kafka.client_id", (n, p) => this.str(n, p)) ?? d.client_id,
-      acks: this.optional(k, "acks", "kafka.acks", (n, p) => this.oneOf(n, p, ["all", "leader", "none"] as const)) ?? d.acks,
-      compression: this.optional(k, "compression", "kafka.compression", (n, p) => this.oneOf(n, p, ["none", "gzip"] as const)) ?? d.compression,
-      max_message_bytes: max,
-      target_message_bytes: target,
-      request_timeout: this.optional(k, "request_timeout", "kafka.request_timeout", (n, p) => this.duration(n, p, 100)) ?? d.request_timeout,
-      retry_backoff: backoff,
-      retry_backoff_max: backoffMax,
-    };
+    const d = DEFAULTS.kafka;
+    const max = got.max_message_bytes ?? d.max_message_bytes;
+    const target = got.target_message_bytes ?? Math.min(d.target_message_bytes, max);
+    const backoff = got.retry_backoff ?? d.retry_backoff;
+    const backoffMax = got.retry_backoff_max ?? d.retry_backoff_max;
+    if (target > max) {
+      this.fail(k.get("target_message_bytes")?.node ?? null, "kafka.target_message_bytes", `must not exceed kafka.max_message_bytes (${this.asWritten("kafka.max_message_bytes", String(max))})`, target);
+    }
+    if (backoffMax < backoff) {
+      this.fail(k.get("retry_backoff_max")?.node ?? null, "kafka.retry_backoff_max", `must be at least kafka.retry_backoff (${this.asWritten("kafka.retry_backoff", `${backoff} ms`)})`, backoffMax);
+    }
+    return { ...withDefaults(got, KAFKA), brokers: got.brokers ?? [], target_message_bytes: target } as KafkaConfig;
   }
 
   private inputs(f: Fields, root: YAMLMap, defaultTopic: string | undefined, reportMissingTopic: boolean): InputConfig[] | undefined {
@@ -212,22 +120,11 @@ class Validator {
     entry.node.items.forEach((item, i) => {
       const at = `inputs[${i}]`;
       if (!isMap(item)) return void this.fail(item as Node, at, "must be a mapping with `paths`", shownOrNull(item as Node));
-      const g = this.fields(item, at, ["paths", "exclude", "start_at", "topic", "max_line_bytes", "long_lines", "partial_line_timeout", "close_inactive", "close_removed"]);
-      const d = DEFAULTS.input;
-      const paths = this.required(g, "paths", `${at}.paths`, item, (n, p) => this.strList(n, p, true));
-      const topic = this.optional(g, "topic", `${at}.topic`, (n, p) => this.topicName(n, p)) ?? defaultTopic;
+      const g = this.fields(item, at, Object.keys(INPUT));
+      const got = this.options(g, at, INPUT, item);
+      const topic = got.topic ?? defaultTopic;
       if (topic === undefined && reportMissingTopic && !g.has("topic")) this.fail(item, `${at}.topic`, "missing: set `topic` here or `kafka.topic` for all inputs");
-      out.push({
-        paths: (paths ?? []).map((p) => this.absolute(p)),
-        exclude: this.optional(g, "exclude", `${at}.exclude`, (n, p) => this.strList(n, p, false)) ?? d.exclude,
-        start_at: this.optional(g, "start_at", `${at}.start_at`, (n, p) => this.oneOf(n, p, ["beginning", "end"] as const)) ?? d.start_at,
-        topic: topic ?? "",
-        max_line_bytes: this.optional(g, "max_line_bytes", `${at}.max_line_bytes`, (n, p) => this.size(n, p, 16)) ?? d.max_line_bytes,
-        long_lines: this.optional(g, "long_lines", `${at}.long_lines`, (n, p) => this.oneOf(n, p, ["split", "truncate", "drop"] as const)) ?? d.long_lines,
-        partial_line_timeout: this.optional(g, "partial_line_timeout", `${at}.partial_line_timeout`, (n, p) => this.duration(n, p, 0)) ?? d.partial_line_timeout,
-        close_inactive: this.optional(g, "close_inactive", `${at}.close_inactive`, (n, p) => this.duration(n, p, 0)) ?? d.close_inactive,
-        close_removed: this.optional(g, "close_removed", `${at}.close_removed`, (n, p) => this.duration(n, p, 0)) ?? d.close_removed,
-      });
+      out.push({ ...withDefaults(got, INPUT), paths: (got.paths ?? []).map((p) => this.absolute(p)), topic: topic ?? "" } as InputConfig);
     });
     return out;
   }
@@ -240,12 +137,52 @@ class Validator {
       this.fail(entry.node ?? keyOf(entry), "state", "must be a mapping (e.g. `path: ./logship-state.db`)", shownOrNull(entry.node));
       return { ...d, path: this.absolute(d.path) };
     }
-    const s = this.fields(entry.node, "state", ["path", "ttl", "flush_interval"]);
-    return {
-      path: this.absolute(this.optional(s, "path", "state.path", (n, p) => this.str(n, p)) ?? d.path),
-      ttl: this.optional(s, "ttl", "state.ttl", (n, p) => this.duration(n, p, 60_000)) ?? d.ttl,
-      flush_interval: this.optional(s, "flush_interval", "state.flush_interval", (n, p) => this.duration(n, p, 0)) ?? d.flush_interval,
-    };
+    const got = withDefaults(this.options(this.fields(entry.node, "state", Object.keys(STATE)), "state", STATE, keyOf(entry)), STATE) as StateConfig;
+    return { ...got, path: this.absolute(got.path) };
+  }
+
+  /**
+   * Converts the keys of one section by its spec table, in the table's order: a key that is
+   * absent or invalid is undefined (an invalid or missing required one has its problem).
+   * Values that came from ${ENV} are noted by field, as written, for asWritten().
+   */
+  private options<T>(f: Fields, at: string, spec: Spec<T>, parent: Node | null): Partial<T> {
+    const out: Partial<T> = {};
+    for (const key of Object.keys(spec) as (keyof T & string)[]) {
+      const row = spec[key];
+      const field = at ? `${at}.${key}` : key;
+      const convert = (n: Node, p: string) => this.convert(row.kind, n, p) as T[typeof key] | undefined;
+      const value = row.required ? this.required(f, key, field, parent, convert) : this.optional(f, key, field, convert);
+      if (value === undefined) continue;
+      out[key] = value;
+      const written = writtenWithEnv(f.get(key)?.node ?? null);
+      if (written !== undefined) this.fromEnv.set(field, written);
+    }
+    return out;
+  }
+
+  private convert(k: KindRule, n: Node, field: string): unknown {
+    switch (k.kind) {
+      case "duration":
+        return this.duration(n, field, k.min);
+      case "size":
+        return this.size(n, field, k.min);
+      case "int":
+        return this.int(n, field, k.min);
+      case "enum":
+        return this.oneOf(n, field, k.values);
+      case "string":
+        return this.str(n, field);
+      case "topic":
+        return this.topicName(n, field);
+      case "list":
+        return this.strList(n, field, k.nonEmpty);
+    }
+  }
+
+  /** Another field's value, for a message: its text as written when it came from ${ENV}. */
+  private asWritten(field: string, value: string): string {
+    return this.fromEnv.get(field) ?? value;
   }
 
   // --- structure ---------------------------------------------------------------------
@@ -297,7 +234,7 @@ class Validator {
 
   private expandEnv(raw: string, n: Node, field: string): string | undefined {
     let ok = true;
-    const out = raw.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, fallback: string | undefined) => {
+    const out = raw.replace(new RegExp(ENV_REF.source, "g"), (_m, name: string, fallback: string | undefined) => {
       const value = env(this.env, name) ?? fallback;
       if (value === undefined) {
         ok = false;
@@ -379,7 +316,9 @@ class Validator {
   fail(n: Node | null, field: string, message: string, got?: unknown): undefined {
     const offset = n?.range?.[0];
     const line = offset === undefined ? 0 : this.lines.linePos(offset).line;
-    this.problems.push({ file: this.file, line, field, message: got === undefined ? message : `${message} (got ${quoted(got)})` });
+    // Never echo the environment (it may hold secrets): a value from ${ENV} is shown as written.
+    const shown = got === undefined ? undefined : (writtenWithEnv(n) ?? got);
+    this.problems.push({ file: this.file, line, field, message: shown === undefined ? message : `${message} (got ${quoted(shown)})` });
     return undefined;
   }
 }
@@ -391,6 +330,21 @@ class Validator {
  */
 function quoted(v: unknown): string {
   return typeof v === "string" ? `"${v}"` : JSON.stringify(v);
+}
+
+/** ${NAME} or ${NAME:-default}. */
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/;
+
+/** A string value's text before expansion, when it refers to the environment; else undefined. */
+function writtenWithEnv(n: Node | null): string | undefined {
+  return isScalar(n) && typeof n.value === "string" && ENV_REF.test(n.value) ? n.value : undefined;
+}
+
+/** Every key of `spec`, in its order: the converted value, else the default (rows without one: undefined, for the caller to fill). */
+function withDefaults<T>(got: Partial<T>, spec: Spec<T>): Partial<T> {
+  const out: Partial<T> = {};
+  for (const key of Object.keys(spec) as (keyof T)[]) out[key] = got[key] ?? spec[key].default;
+  return out;
 }
 
 function env(e: Record<string, string | undefined>, name: string): string | undefined {

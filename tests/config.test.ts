@@ -1,6 +1,6 @@
 // config.ts: every kind of problem is reported as FILE:LINE: field.path: what (got VALUE),
-// all at once, with the line of the offending key or value; defaults come from DEFAULTS and
-// conf.example.yaml mirrors them.
+// all at once, with the line of the offending key or value; defaults come from DEFAULTS (the
+// spec tables of options.ts) and conf.example.yaml mirrors the tables, key for key.
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { DEFAULTS, loadConfig, parseConfig, parseDuration, parseSize, type AgentConfig } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
+import { INPUT, KAFKA, SECTIONS, STATE, TOP, type Row } from "../lib/options.ts";
 import { makeLogDir } from "./helpers/logDir.ts";
 
 const FILE = "/etc/logship/logship.yaml";
@@ -294,6 +295,31 @@ describe("problems, each located FILE:LINE: field: what (got VALUE)", () => {
     expect(parse(MINIMAL.replace("topic: logs", "topic: ${TOPIC:-fallback}"), { TOPIC: "set" }).kafka.topic).toBe("set");
   });
 
+  test("a value from the environment is shown as the ${VAR} reference written in the file, never expanded", () => {
+    // issue 11, 3a: a secret passed through the environment must not end up in logs or terminals.
+    const SECRET = "s3cr3t token!";
+    const env = { ...ENV, TOKEN: SECRET, BIG: "2MB", SLOW: "10s" };
+    const shows = (text: string, want: string) => {
+      const line = problem(text, env);
+      expect(line).toBe(want);
+      expect(line).not.toContain("s3cr3t");
+    };
+    shows(MINIMAL.replace("topic: logs", "topic: ${TOKEN}"), `${FILE}:5: kafka.topic: must be a Kafka topic name: letters, digits, '.', '_', '-' (got "\${TOKEN}")`);
+    shows(MINIMAL.replace("topic: logs", "topic: logs-${TOKEN}"), `${FILE}:5: kafka.topic: must be a Kafka topic name: letters, digits, '.', '_', '-' (got "logs-\${TOKEN}")`);
+    shows(MINIMAL + "  acks: ${TOKEN}\n", `${FILE}:6: kafka.acks: must be one of all | leader | none (got "\${TOKEN}")`);
+    shows(MINIMAL + "  max_message_bytes: ${TOKEN}\n", `${FILE}:6: kafka.max_message_bytes: must be a size in bytes, e.g. 1000000, 512KiB, 1MiB, 1MB (got "\${TOKEN}")`);
+    shows(MINIMAL + "scan_interval: ${TOKEN:-5s}\n", `${FILE}:6: scan_interval: must be a duration with a unit, e.g. 500ms, 10s, 5m, 1h, 7d (got "\${TOKEN:-5s}")`);
+    shows(MINIMAL + "max_open_files: ${TOKEN}\n", `${FILE}:6: max_open_files: must be a whole number (got "\${TOKEN}")`);
+    shows(MINIMAL.replace(`brokers: ["127.0.0.1:9092"]`, `brokers: ["127.0.0.1:9092", "\${TOKEN}"]`), `${FILE}:4: kafka.brokers[1]: must be HOST:PORT (got "\${TOKEN}")`);
+    shows(MINIMAL.replace(`paths: ["/var/log/app/*.log"]`, `paths: [" \${NOPE:-} "]`), `${FILE}:2: inputs[0].paths[0]: must not be empty (got " \${NOPE:-} ")`);
+    // The cross-field rules too, for the value checked and for the one it is checked against.
+    shows(MINIMAL + "  target_message_bytes: ${BIG}\n", `${FILE}:6: kafka.target_message_bytes: must not exceed kafka.max_message_bytes (1000000) (got "\${BIG}")`);
+    shows(MINIMAL + "  max_message_bytes: ${BIG}\nmax_inflight_bytes: 1MiB\n", `${FILE}:7: max_inflight_bytes: must be at least kafka.max_message_bytes (\${BIG}) (got 1048576)`);
+    shows(MINIMAL + "  retry_backoff: ${SLOW}\n  retry_backoff_max: 1s\n", `${FILE}:7: kafka.retry_backoff_max: must be at least kafka.retry_backoff (\${SLOW}) (got 1000)`);
+    // Values written in the file are still shown as they are.
+    expect(problem(MINIMAL + "  acks: maybe\n", env)).toBe(`${FILE}:6: kafka.acks: must be one of all | leader | none (got "maybe")`);
+  });
+
   test("a YAML syntax error names its line", () => {
     // yaml notices an unclosed "[" where the next key starts.
     expect(problem(`inputs:\n  - paths: [/a]\nkafka:\n  brokers: ["127.0.0.1:9092"\n  topic: t\n`)).toBe(
@@ -398,6 +424,35 @@ describe("conf.example.yaml", () => {
     const topLevel = Object.keys(doc).filter((k) => !["inputs", "kafka", "state"].includes(k));
     compare("", topLevel, c as unknown as Record<string, unknown>, DEFAULTS as unknown as Record<string, unknown>);
     expect(checked.length).toBeGreaterThan(20);
+  });
+
+  test("holds every option of the spec tables, each with its default, and no key they lack", () => {
+    const text = readFileSync(example, "utf8");
+    // An option without a default may be shown commented out, as in "# topic: app".
+    const documented = parseYaml(text.replace(/^(\s*)# ([a-z_]+: )/gm, "$1$2")) as Record<string, any>;
+    const set = parseYaml(text) as Record<string, any>;
+    const c = parseConfig(text, example, { HOSTNAME: "example-host" }) as unknown as Record<string, any>;
+    const sections: [string, Record<string, Row<unknown>>, string[], Record<string, any>, Record<string, any>, Record<string, any>][] = [
+      ["", TOP, [...SECTIONS], documented, set, c],
+      ["inputs[0]", INPUT, [], documented.inputs[0], set.inputs[0], c.inputs[0]],
+      ["kafka", KAFKA, [], documented.kafka, set.kafka, c.kafka],
+      ["state", STATE, [], documented.state, set.state, c.state],
+    ];
+    let withDefault = 0;
+    for (const [at, spec, sectionKeys, docKeys, setKeys, parsed] of sections) {
+      const known = [...sectionKeys, ...Object.keys(spec)];
+      const inExample = Object.keys(docKeys);
+      // Named by section, so a failure says which key to add to which file.
+      expect({ at, missingFromExample: known.filter((k) => !inExample.includes(k)), notInSpec: inExample.filter((k) => !known.includes(k)) }).toEqual({ at, missingFromExample: [], notInSpec: [] });
+      for (const [key, row] of Object.entries(spec)) {
+        expect({ at, key, oneLineDoc: /^[^\n]+$/.test(row.doc) }).toEqual({ at, key, oneLineDoc: true });
+        if (row.default === undefined) continue;
+        withDefault++;
+        const want = at === "state" && key === "path" ? resolve(join(example, ".."), row.default as string) : row.default;
+        expect({ at, key, set: key in setKeys, value: parsed[key] }).toEqual({ at, key, set: true, value: want });
+      }
+    }
+    expect(withDefault).toBe(Object.keys(DEFAULTS.input).length + Object.keys(DEFAULTS.kafka).length + Object.keys(DEFAULTS.state).length + 6);
   });
 
   test("documents every key that has a default (set, or shown commented out)", () => {

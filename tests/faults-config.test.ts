@@ -180,3 +180,18 @@ test("corrupted configs through the binary: exit 2, every problem located, no st
   }
   expect(tried).toBe(8);
 }, 30_000);
+
+test("through the binary, a value from the environment is shown as its ${VAR} reference, never expanded", async () => {
+  // issue 11, 3a: a secret in the environment must not reach the terminal or a log collector.
+  const SECRET = "s3cr3t token!";
+  const file = join(dir, "secret.yaml");
+  writeFileSync(file, baseConfig(dir).replace("  topic: logs\n", "  topic: logs-${LOGSHIP_TEST_TOKEN}\n").replace("  acks: all\n", "  acks: ${LOGSHIP_TEST_TOKEN}\n"));
+  const run = AgentProcess.start(["check", "--config", file], { env: { LOGSHIP_TEST_TOKEN: SECRET, HOSTNAME: "fuzzhost" } });
+  expect(await run.waitForExit()).toBe(2);
+  expect(run.lines).toEqual([
+    `${file}:17: kafka.topic: must be a Kafka topic name: letters, digits, '.', '_', '-' (got "logs-\${LOGSHIP_TEST_TOKEN}")`,
+    `${file}:19: kafka.acks: must be one of all | leader | none (got "\${LOGSHIP_TEST_TOKEN}")`,
+    "logship: invalid config (2 problems); nothing was started",
+  ]);
+  expect(run.stdout + run.stderr).not.toContain("s3cr3t");
+}, 30_000);

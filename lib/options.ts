@@ -1,0 +1,167 @@
+// The configuration's options: the typed shape of a parsed config, and every option of every
+// section declared once, as one row of a spec table (key, kind, default, a one-line doc).
+// config.ts reads a file against these tables; the known keys of its unknown-key error and
+// DEFAULTS come from them; tests/config.test.ts holds conf.example.yaml to them.
+// Invariant: an option is added, renamed or given another default here and nowhere else
+// (then in conf.example.yaml, which the test checks); `satisfies Spec<...>` keeps the tables
+// and the interfaces in step: a field without a row, or a row whose kind converts to another
+// type, does not compile. A leaf: imports nothing.
+
+export type StartAt = "beginning" | "end";
+export type LongLines = "split" | "truncate" | "drop";
+export type Acks = "all" | "leader" | "none";
+export type Compression = "none" | "gzip";
+
+/** One `inputs[]` entry; its fields are documented by the rows of INPUT. Durations are ms, sizes bytes. */
+export interface InputConfig {
+  paths: string[]; // absolute
+  exclude: string[];
+  start_at: StartAt;
+  topic: string; // resolved: the input's own topic or kafka.topic
+  max_line_bytes: number;
+  long_lines: LongLines;
+  partial_line_timeout: number; // 0 = for ever
+  close_inactive: number;
+  close_removed: number;
+}
+
+/** The `kafka` section; see KAFKA. */
+export interface KafkaConfig {
+  brokers: string[];
+  topic: string | undefined;
+  client_id: string;
+  acks: Acks;
+  compression: Compression;
+  max_message_bytes: number;
+  target_message_bytes: number;
+  request_timeout: number;
+  retry_backoff: number;
+  retry_backoff_max: number;
+}
+
+/** The `state` section; see STATE. */
+export interface StateConfig {
+  path: string; // absolute
+  ttl: number;
+  flush_interval: number;
+}
+
+/** A whole config; the top-level options are documented by the rows of TOP. */
+export interface AgentConfig {
+  file: string; // the config file this came from (absolute)
+  host: string;
+  inputs: InputConfig[];
+  kafka: KafkaConfig;
+  state: StateConfig;
+  scan_interval: number;
+  poll_interval: number;
+  shutdown_timeout: number;
+  max_open_files: number;
+  max_inflight_bytes: number;
+  stats_interval: number; // 0 = never
+}
+
+// --- kinds -----------------------------------------------------------------------------
+
+/** What a value must look like; config.ts converts each kind and words its problems. */
+export type KindRule =
+  | { readonly kind: "duration"; readonly min: number } // written with a unit (or 0); converts to ms
+  | { readonly kind: "size"; readonly min: number } // 1000000, 512KiB, 1MB; converts to bytes
+  | { readonly kind: "int"; readonly min: number }
+  | { readonly kind: "enum"; readonly values: readonly string[] }
+  | { readonly kind: "string" } // not blank
+  | { readonly kind: "topic" } // a Kafka topic name
+  | { readonly kind: "list"; readonly nonEmpty: boolean }; // of strings; one string is a one-entry list
+
+/** A kind whose conversion yields a T. `out` is never set: it only carries T for the type checker. */
+export type Kind<T> = KindRule & { readonly out?: T };
+
+const duration = (minMs: number): Kind<number> => ({ kind: "duration", min: minMs });
+const size = (minBytes: number): Kind<number> => ({ kind: "size", min: minBytes });
+const int = (min: number): Kind<number> => ({ kind: "int", min });
+const oneOf = <const V extends string>(...values: V[]): Kind<V> => ({ kind: "enum", values });
+const str: Kind<string> = { kind: "string" };
+const topic: Kind<string> = { kind: "topic" };
+const list = (nonEmpty: boolean): Kind<string[]> => ({ kind: "list", nonEmpty });
+
+/** One option. Without a default it is required, or config.ts derives its value (the doc says how). */
+export interface Row<T> {
+  readonly kind: Kind<T>;
+  readonly default?: T;
+  readonly required?: true;
+  readonly doc: string;
+}
+
+/** A section's table: exactly one row per field of T, in the order the unknown-key error lists them. */
+export type Spec<T> = { readonly [K in keyof T]-?: Row<T[K]> };
+
+// --- the tables ------------------------------------------------------------------------
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const DAY = 24 * 60 * MINUTE;
+
+export const INPUT = {
+  paths: { kind: list(true), required: true, doc: "globs (** allowed) of the files to read; relative ones resolve against the config's directory" },
+  exclude: { kind: list(false), default: [], doc: 'globs; a pattern without "/" is matched against the base name too' },
+  start_at: { kind: oneOf("beginning", "end"), default: "beginning", doc: "where a file never seen before starts, for files present at startup only" },
+  topic: { kind: topic, doc: "overrides kafka.topic for this input; one of the two is required" },
+  max_line_bytes: { kind: size(16), default: MiB, doc: "a longer line is handled as long_lines says" },
+  long_lines: { kind: oneOf("split", "truncate", "drop"), default: "split", doc: "split (ship it in pieces) | truncate (ship the first max_line_bytes) | drop" },
+  partial_line_timeout: { kind: duration(0), default: 5 * SECOND, doc: 'a last line without "\\n" ships as it is after this long idle; 0 = wait for ever' },
+  close_inactive: { kind: duration(0), default: 5 * MINUTE, doc: "close a file's descriptor after this long without growth" },
+  close_removed: { kind: duration(0), default: 5 * MINUTE, doc: "a deleted file is read to its end, but held open at most this long; 0 = until drained" },
+} satisfies Spec<InputConfig>;
+
+export const KAFKA = {
+  brokers: { kind: list(true), required: true, doc: "HOST:PORT list" },
+  topic: { kind: topic, doc: "the topic of every input that names none; required unless every input names its own" },
+  client_id: { kind: str, default: "logship", doc: "the Kafka client id" },
+  acks: { kind: oneOf("all", "leader", "none"), default: "all", doc: "what counts as acknowledged before an offset moves" },
+  compression: { kind: oneOf("none", "gzip"), default: "none", doc: "of record batches" },
+  max_message_bytes: { kind: size(1024), default: 1_000_000, doc: "no record batch sent to a partition exceeds this, key, headers and framing included" },
+  target_message_bytes: { kind: size(1024), default: 256 * KiB, doc: "records aim for this size; <= max_message_bytes (and lowered to it when unset)" },
+  request_timeout: { kind: duration(100), default: 30 * SECOND, doc: "how long one produce request may take" },
+  retry_backoff: { kind: duration(1), default: 100, doc: "first wait after a failed send; doubles per failure" },
+  retry_backoff_max: { kind: duration(1), default: 30 * SECOND, doc: "the cap of that wait; >= retry_backoff" },
+} satisfies Spec<KafkaConfig>;
+
+export const STATE = {
+  path: { kind: str, default: "./logship-state.db", doc: "bun:sqlite file holding offsets; relative to the config's directory" },
+  ttl: { kind: duration(MINUTE), default: 7 * DAY, doc: "state of a file gone this long is deleted (never while the file exists)" },
+  flush_interval: { kind: duration(0), default: 1 * SECOND, doc: "how often acknowledged offsets are written; 0 = after every acknowledged send" },
+} satisfies Spec<StateConfig>;
+
+/** The sections, listed before TOP's keys among the known top-level keys. */
+export const SECTIONS = ["inputs", "kafka", "state"] as const;
+
+export const TOP = {
+  host: { kind: str, doc: "the `host` header; default: $HOSTNAME, else the machine's hostname" },
+  scan_interval: { kind: duration(100), default: 10 * SECOND, doc: "how often globs are expanded again to find new and rotated files" },
+  poll_interval: { kind: duration(10), default: 1 * SECOND, doc: "how often open files are checked for growth, truncation and deletion" },
+  shutdown_timeout: { kind: duration(0), default: 30 * SECOND, doc: "SIGTERM/SIGINT: time to drain in-flight data before exiting" },
+  max_open_files: { kind: int(1), default: 1024, doc: "descriptors held at once; caught-up files yield theirs to waiting ones" },
+  max_inflight_bytes: { kind: size(64 * KiB), default: 2 * MiB, doc: "bytes read but not yet acknowledged; reading pauses above this; >= kafka.max_message_bytes" },
+  stats_interval: { kind: duration(0), default: 60 * SECOND, doc: "a summary line on stderr this often; 0 = never" },
+} satisfies Spec<Omit<AgentConfig, "file" | (typeof SECTIONS)[number]>>;
+
+// --- defaults --------------------------------------------------------------------------
+
+/** The rows of S that have a default, typed by their kind. */
+export type Defaults<S> = { -readonly [K in keyof S as S[K] extends { default: unknown } ? K : never]: S[K] extends { kind: Kind<infer T> } ? T : never };
+
+function defaultsOf<S extends Record<string, Row<unknown>>>(spec: S): Defaults<S> {
+  const out: Record<string, unknown> = {};
+  for (const [key, row] of Object.entries(spec)) if (row.default !== undefined) out[key] = row.default;
+  return out as Defaults<S>;
+}
+
+/** Every default, by section, in the units of AgentConfig (ms, bytes); state.path is still relative. */
+export const DEFAULTS = {
+  input: defaultsOf(INPUT),
+  kafka: defaultsOf(KAFKA),
+  state: defaultsOf(STATE),
+  ...defaultsOf(TOP),
+};
