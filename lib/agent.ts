@@ -513,6 +513,10 @@ export class Agent {
    */
   saveOffsets(): boolean {
     try {
+      if (this.store.reopenIfReplaced()) {
+        this.events.stateFileReplaced(this.store.path, this.checkpoint.size);
+        this.checkpoint.dirtyAll();
+      }
       this.checkpoint.flush(this.store);
     } catch (err) {
       this.saveFailingSince ||= Date.now();
