@@ -527,6 +527,10 @@ export class Agent {
    */
   saveOffsets(): boolean {
     try {
+      if (this.store.reopenIfReplaced()) {
+        this.events.stateFileReplaced(this.store.path, this.checkpoint.size);
+        this.checkpoint.dirtyAll();
+      }
       this.checkpoint.flush(this.store);
     } catch (err) {
       this.saveFailingSince ??= this.clock.now();

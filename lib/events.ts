@@ -32,6 +32,7 @@ export interface AgentEvents {
   sendRecovered(downMs: number): void;
   stateError(reason: string): void;
   stateRecovered(downMs: number): void;
+  stateFileReplaced(path: string, files: number): void;
   configReloaded(file: string): void;
   configRejected(file: string, reason: string): void;
   /** The reload a SIGHUP asked for threw (a config that loads but cannot be applied). */
@@ -180,6 +181,9 @@ export class LogEvents implements AgentEvents {
     if (this.stateFailingSince === 0) return;
     this.stateFailingSince = 0;
     this.log("INFO", "offsets saved again", { failed_for_ms: downMs });
+  }
+  stateFileReplaced(path: string, files: number): void {
+    this.log("ERROR", "state file was deleted or replaced while logship ran; created it again and writing the offsets of all files to it", { path, files });
   }
   configReloaded(file: string): void {
     this.log("INFO", "config reloaded", { file });

@@ -189,3 +189,124 @@ describe("a corrupt state file", () => {
     30_000,
   );
 });
+
+// --- hardening (issue 11): permissions, one agent per state file, a safe reset, a deleted database
+
+describe("state hardening (compiled binary)", () => {
+  function setup(name: string, state?: string) {
+    const dir = scratch(name);
+    const logs = mkdir(join(dir, "logs"));
+    const statePath = state ?? join(dir, "state", "sub", "state.db"); // directories logship creates
+    const config = writeConfig(join(dir, "logship.yaml"), { inputs: [{ paths: [join(logs, "*.log")] }], brokers: cluster.bootstraps, topic: name, state: statePath });
+    const path = join(logs, "a.log");
+    const written = { a: appendLines(path, "a", 0, 200) };
+    return { dir, logs, state: statePath, config, path, written };
+  }
+  const mode = (p: string) => `${p} ${(statSync(p).mode & 0o777).toString(8)}`;
+
+  test(
+    "under umask 000 the state directory is 0700 and the database, -wal, -shm and lock 0600",
+    async () => {
+      const s = setup("umask");
+      const run = AgentProcess.start(["run", "--config", s.config], { wrap: ["sh", "-c", 'umask 000; exec "$0" "$@"'] });
+      try {
+        await eventually(() => savedOffsets(s.state).get(s.path) === statSync(s.path).size, { timeoutMs: 15_000 });
+        for (const p of [s.state, `${s.state}-wal`, `${s.state}-shm`, `${s.state}.lock`]) expect(mode(p)).toBe(`${p} 600`);
+        for (const d of [join(s.dir, "state"), join(s.dir, "state", "sub")]) expect(mode(d)).toBe(`${d} 700`);
+        run.signal("SIGTERM");
+        expect(await run.waitForExit()).toBe(0);
+      } finally {
+        await run.kill();
+      }
+    },
+    30_000,
+  );
+
+  test(
+    "a second logship on the same state file exits 1 naming the file and the first one's pid; after kill -9 of the first a new one starts",
+    async () => {
+      const s = setup("twice");
+      const first = AgentProcess.run(s.config);
+      let third: AgentProcess | undefined;
+      try {
+        await first.waitForLine(/ INFO logship started /, { timeoutMs: 15_000 });
+        const second = AgentProcess.run(s.config);
+        expect(await second.waitForExit()).toBe(1);
+        const last = second.lines.at(-1) ?? "";
+        expect(last).toStartWith("logship: state: ");
+        expect(last).toContain(`state file "${s.state}" is in use by another logship (pid ${first.pid})`);
+        expect(second.stderr).not.toMatch(/^\s+at /m);
+        expect(second.count(/ file added /)).toBe(0);
+        console.log(`[faults] second agent: ${last}`);
+
+        first.signal("SIGKILL");
+        expect(await first.waitForExit()).toBe(137);
+        third = AgentProcess.run(s.config);
+        await third.waitForLine(/ INFO logship started /, { timeoutMs: 15_000 });
+        await eventually(() => savedOffsets(s.state).get(s.path) === statSync(s.path).size, { timeoutMs: 15_000 });
+        third.signal("SIGTERM");
+        expect(await third.waitForExit()).toBe(0);
+      } finally {
+        await first.kill();
+        await third?.kill();
+      }
+      const d = verifyDelivery(await consumeAll(cluster.bootstraps, "twice"));
+      expect(d.errors).toEqual([]);
+      expect(shortfall(d, s.written)).toEqual([]);
+    },
+    45_000,
+  );
+
+  test(
+    "--reset-state with state.path pointing at a log file: exit 1, the log is kept, nothing shipped",
+    async () => {
+      const dir = scratch("resetlog");
+      const logs = mkdir(join(dir, "logs"));
+      const log = join(logs, "app.log");
+      appendLines(log, "x", 0, 50);
+      const before = readFileSync(log);
+      const config = writeConfig(join(dir, "logship.yaml"), { inputs: [{ paths: [join(logs, "*.txt")] }], brokers: cluster.bootstraps, topic: "resetlog", state: log });
+      const run = AgentProcess.run(config, "--once", "--reset-state");
+      expect(await run.waitForExit()).toBe(1);
+      const last = run.lines.at(-1) ?? "";
+      expect(last).toStartWith(`logship: state: --reset-state refused: "${log}" (state.path) does not look like a logship state database: it is a text file of ${before.length} bytes`);
+      expect(last).toContain("Nothing was deleted");
+      expect(run.stderr).not.toMatch(/^\s+at /m);
+      expect(readFileSync(log).equals(before)).toBe(true);
+      expect(await listTopics(cluster.bootstraps)).not.toContain("resetlog");
+    },
+    30_000,
+  );
+
+  test(
+    "the database deleted while logship runs: an ERROR, a new database with every offset, and no duplicates after a restart",
+    async () => {
+      const s = setup("deleted");
+      const other = join(s.logs, "b.log"); // unchanged after the deletion: only a full rewrite saves it
+      const written = { ...s.written, b: appendLines(other, "b", 0, 100) };
+      const run = AgentProcess.run(s.config);
+      try {
+        await eventually(() => savedOffsets(s.state).get(s.path) === statSync(s.path).size && savedOffsets(s.state).get(other) === statSync(other).size, { timeoutMs: 15_000 });
+        const from = run.lines.length;
+        unlinkSync(s.state);
+        written.a = appendLines(s.path, "a", written.a, 100);
+        const line = await run.waitForLine(/ERROR state file was deleted or replaced/, { after: from, timeoutMs: 10_000 });
+        expect(fields(line)).toMatchObject({ path: s.state, files: "2" });
+        await eventually(() => savedOffsets(s.state).get(s.path) === statSync(s.path).size, { timeoutMs: 10_000 });
+        expect(savedOffsets(s.state).get(other)).toBe(statSync(other).size);
+        expect(mode(s.state)).toBe(`${s.state} 600`);
+        run.signal("SIGTERM");
+        expect(await run.waitForExit()).toBe(0);
+      } finally {
+        await run.kill();
+      }
+      const again = AgentProcess.run(s.config, "--once");
+      expect(await again.waitForExit()).toBe(0);
+      const d = verifyDelivery(await consumeAll(cluster.bootstraps, "deleted"));
+      expect(d.errors).toEqual([]);
+      expect(shortfall(d, written)).toEqual([]);
+      expect(d.duplicates).toBe(0);
+    },
+    45_000,
+  );
+});

@@ -92,6 +92,11 @@ export class Checkpoint {
     if (this.files.has(id)) this.dirty.add(id);
   }
 
+  /** Marks every row changed: the next flush writes them all (to a state file created anew). */
+  dirtyAll(): void {
+    for (const id of this.files.keys()) this.dirty.add(id);
+  }
+
   /** Records a chunk as sent and waiting, in read order. */
   track(chunk: ShippedRange): void {
     const p = this.files.get(chunk.source.file);

@@ -2,11 +2,16 @@
 // runs. One row per file identity; a row is written only by the checkpoint step, after
 // Kafka acknowledged the bytes it covers. The schema version lives in PRAGMA user_version.
 // Columns are mapped to the domain type SavedFile here and nowhere else.
+// The state is private: a directory logship creates is 0700 and the files are 0600, whatever
+// the umask. One agent per state file (lock.ts). A database deleted or replaced under a running
+// agent is noticed at the next save and created again (reopenIfReplaced). --reset-state deletes
+// only a file that is recognisably a logship database (resetStore).
 
 import { Database, type Statement } from "bun:sqlite";
-import { mkdirSync, existsSync } from "node:fs";
+import { chmodSync, closeSync, constants, existsSync, fchmodSync, mkdirSync, openSync, readSync, statSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import { StateError } from "../errors.ts";
+import { lockState, type StateLock } from "./lock.ts";
 
 /** What logship remembers about one file. */
 export interface SavedFile {
@@ -57,11 +62,24 @@ const MIGRATIONS: string[] = [
 ];
 
 export class Store {
-  private readonly upsert: Statement;
-  private readonly deleteOne: Statement;
+  private db: Database | null;
+  private upsert!: Statement;
+  private deleteOne!: Statement;
+  private file: FileId; // the database file this connection writes to
   private closed = false;
 
-  constructor(private readonly db: Database, readonly path: string) {
+  private constructor(readonly path: string, private readonly lock: StateLock, opened: Opened) {
+    this.db = opened.db;
+    this.file = opened.file;
+    this.prepare(opened.db);
+  }
+
+  /** @internal openStore() is the way in. */
+  static open(path: string, lock: StateLock, opened: Opened): Store {
+    return new Store(path, lock, opened);
+  }
+
+  private prepare(db: Database): void {
     this.upsert = db.prepare(
       `INSERT INTO files (id, dev, ino, fingerprint, fp_len, path, offset, seen_at, gone_since)
        VALUES ($id, $dev, $ino, $fingerprint, $fp_len, $path, $offset, $seen_at, $gone_since)
@@ -71,13 +89,19 @@ export class Store {
     this.deleteOne = db.prepare(`DELETE FROM files WHERE id = ?`);
   }
 
+  private get open(): Database {
+    if (this.closed) throw new Error("the state store is closed");
+    if (!this.db) throw new Error(`the state database "${this.path}" is not open (creating it again failed)`);
+    return this.db;
+  }
+
   all(): SavedFile[] {
-    return (this.db.query(SELECT_ALL).all() as Row[]).map(toSaved);
+    return (this.open.query(SELECT_ALL).all() as Row[]).map(toSaved);
   }
 
   /** Writes every given row in one transaction: all of them are durable, or none. */
   save(rows: Iterable<SavedFile>): void {
-    const tx = this.db.transaction((list: SavedFile[]) => {
+    const tx = this.open.transaction((list: SavedFile[]) => {
       for (const r of list) {
         this.upsert.run({
           $id: r.id, $dev: r.dev, $ino: r.ino, $fingerprint: r.fingerprint, $fp_len: r.fpLen,
@@ -89,35 +113,143 @@ export class Store {
   }
 
   remove(ids: Iterable<string>): void {
-    const tx = this.db.transaction((list: string[]) => {
+    const tx = this.open.transaction((list: string[]) => {
       for (const id of list) this.deleteOne.run(id);
     });
     tx([...ids]);
   }
 
+  /**
+   * Call before saving. When the database file was deleted (or another file put at its path)
+   * while logship ran, SQLite would go on writing to the unlinked file in WAL mode, nothing
+   * would be said, and the next start would read every file again. So: compare the path's
+   * device + inode with the file opened; if they differ, close the old connection, create a
+   * new database at the path and return true. The caller must then write ALL its rows, not
+   * only the changed ones. Throws a StateError when the new one cannot be created (retried on
+   * the next call).
+   */
+  reopenIfReplaced(): boolean {
+    if (this.closed) return false;
+    if (this.db && sameFile(this.path, this.file)) return false;
+    if (this.db) {
+      this.release();
+      this.db = null;
+    }
+    if (!existsSync(this.path)) {
+      // Closing the last connection removes its -wal and -shm; one left without its database
+      // belongs to the old file, and SQLite would replay it into the new one.
+      for (const p of [`${this.path}-wal`, `${this.path}-shm`]) removeIfThere(p);
+    }
+    makeDirectory(this.path);
+    this.lock.renew(); // the lock file may have gone with the database (rm -r of the directory)
+    const opened = openDatabase(this.path);
+    this.db = opened.db;
+    this.file = opened.file;
+    this.prepare(opened.db);
+    return true;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.db) this.release();
+    this.lock.release();
+  }
+
+  private release(): void {
     // An unfinalized statement keeps SQLite's connection open as a zombie: the file stays
     // open and the WAL is never checkpointed back into it.
     for (const st of [this.upsert, this.deleteOne]) st.finalize();
-    this.db.close();
+    this.db?.close();
   }
 }
 
-/** Opens (creating if needed) the state database; a damaged one is refused with advice. */
-export function openStore(path: string): Store {
-  const advice =
-    `To recover: stop logship, move the file aside (mv "${path}" "${path}.bad") and start again, ` +
-    `or run with --reset-state. Either way every file is read again as new (start_at applies), ` +
-    `so Kafka may receive duplicates.`;
+/** The device and inode of a file. */
+interface FileId {
+  dev: bigint;
+  ino: bigint;
+}
+
+interface Opened {
+  db: Database;
+  file: FileId;
+}
+
+function fileId(path: string): FileId | null {
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    const st = statSync(path, { bigint: true });
+    return { dev: st.dev, ino: st.ino };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return null;
+    throw err;
+  }
+}
+
+function sameFile(path: string, was: FileId): boolean {
+  const now = fileId(path);
+  return now !== null && now.dev === was.dev && now.ino === was.ino;
+}
+
+function removeIfThere(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+}
+
+/** Creates the state file's directory when missing: 0700, whatever the umask. */
+function makeDirectory(path: string): void {
+  const dir = dirname(path);
+  let first: string | undefined;
+  try {
+    first = mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // mkdir applies the umask; set the mode of every directory created here exactly.
+    if (first !== undefined) {
+      for (let d = dir; ; d = dirname(d)) {
+        chmodSync(d, 0o700);
+        if (d === first || dirname(d) === d) break;
+      }
+    }
   } catch (err) {
     throw new StateError(`cannot create the directory of state.path "${path}": ${(err as Error).message}`, { cause: err });
   }
+}
+
+const ADVICE = (path: string) =>
+  `To recover: stop logship, move the file aside (mv "${path}" "${path}.bad") and start again, ` +
+  `or run with --reset-state (which deletes it only if it is recognisably a logship database). Either way every file is read again as new (start_at applies), ` +
+  `so Kafka may receive duplicates.`;
+
+/** Opens (creating if needed) the state database; a damaged one is refused with advice. */
+export function openStore(path: string): Store {
+  makeDirectory(path);
+  const lock = lockState(path);
+  try {
+    return Store.open(path, lock, openDatabase(path));
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+/** Opens the database at `path` (created 0600 when missing), sets the pragmas, checks and migrates it. */
+function openDatabase(path: string): Opened {
   let db: Database;
   try {
+    // SQLite would create the file 0644 less the umask, and gives -wal and -shm the mode of
+    // the database: create it empty (an empty file is a new database to SQLite) and 0600 first.
+    try {
+      const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
+      try {
+        fchmodSync(fd, 0o600);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
     db = new Database(path, { create: true, strict: false });
   } catch (err) {
     throw new StateError(`cannot open state file "${path}": ${(err as Error).message}`, { cause: err });
@@ -133,12 +265,14 @@ export function openStore(path: string): Store {
     const check = db.query("PRAGMA quick_check").get() as { quick_check: string } | null;
     if (check?.quick_check !== "ok") throw new Error(`integrity check failed: ${check?.quick_check ?? "no answer"}`);
     migrate(db);
+    const file = fileId(path);
+    if (!file) throw new Error("the file vanished while it was opened");
+    return { db, file };
   } catch (err) {
     db.close();
     if (err instanceof StateError) throw err;
-    throw new StateError(`state file "${path}" is damaged or not a logship database (${(err as Error).message}). ${advice}`, { cause: err });
+    throw new StateError(`state file "${path}" is damaged or not a logship database (${(err as Error).message}). ${ADVICE(path)}`, { cause: err });
   }
-  return new Store(db, path);
 }
 
 function migrate(db: Database): void {
@@ -168,9 +302,103 @@ export function readSaved(path: string): SavedFile[] {
   }
 }
 
-/** Removes the state file and its WAL companions (for --reset-state). */
+// --- --reset-state ---------------------------------------------------------------------------
+
+const LOGSHIP_COLUMNS = ["id", "dev", "ino", "fingerprint", "fp_len", "path", "offset", "seen_at", "gone_since"];
+const SQLITE_MAGIC = Buffer.from("SQLite format 3\0", "latin1");
+
+/**
+ * Removes the state file and its WAL companions (for --reset-state), holding the state's lock,
+ * which it leaves to the next openStore() of this path in this process. Deletes only what is
+ * recognisably logship's: a missing or empty file, or an SQLite database whose schema has the
+ * `files` table with logship's columns (its pages may be damaged: that is what reset is for).
+ * Anything else (a log file that state.path points at by mistake) is a StateError that says
+ * what the file looks like, and nothing is deleted.
+ */
 export async function resetStore(path: string): Promise<void> {
-  for (const p of [path, `${path}-wal`, `${path}-shm`]) {
-    if (existsSync(p)) await Bun.file(p).delete();
+  if (!existsSync(dirname(path))) return; // nothing there, and no agent can be using it
+  const lock = lockState(path); // never under a running agent
+  try {
+    const problem = notLogshipState(path);
+    if (problem) {
+      throw new StateError(
+        `--reset-state refused: "${path}" (state.path) does not look like a logship state database: ${problem}. ` +
+          `Nothing was deleted. Check state.path in the config; if this really is logship's state file, move it aside yourself (mv "${path}" "${path}.bad").`,
+      );
+    }
+    for (const p of [path, `${path}-wal`, `${path}-shm`]) {
+      if (existsSync(p)) await Bun.file(p).delete();
+    }
+  } catch (err) {
+    lock.release();
+    throw err;
   }
+  lock.handOver();
+}
+
+/** Why the file at `path` (or one of its companions) is not logship's state; "" when it is, or is absent. */
+function notLogshipState(path: string): string {
+  let head: Buffer;
+  let size: number;
+  try {
+    ({ head, size } = readHead(path, 100));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return companionProblems(path);
+    return `it cannot be read (${(err as Error).message})`;
+  }
+  if (size === 0) return companionProblems(path);
+  if (head.length < SQLITE_MAGIC.length || !head.subarray(0, SQLITE_MAGIC.length).equals(SQLITE_MAGIC)) return describe(head, size);
+  let db: Database | undefined;
+  try {
+    db = new Database(path, { readonly: true });
+    const tables = (db.query(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((t) => t.name);
+    if (!tables.includes("files")) return `it is an SQLite database of ${size} bytes without logship's "files" table (tables: ${tables.join(", ") || "none"})`;
+    const columns = (db.query(`PRAGMA table_info(files)`).all() as { name: string }[]).map((c) => c.name);
+    if (LOGSHIP_COLUMNS.some((c) => !columns.includes(c))) return `it is an SQLite database whose "files" table is not logship's (columns: ${columns.join(", ")})`;
+  } catch (err) {
+    // Page 1 (the schema) unreadable: nothing shows it is logship's.
+    return `it is an SQLite file of ${size} bytes whose schema cannot be read (${(err as Error).message})`;
+  } finally {
+    db?.close();
+  }
+  return companionProblems(path);
+}
+
+/** A -wal or -shm that is not SQLite's is not deleted either. */
+function companionProblems(path: string): string {
+  for (const [suffix, ok] of [["-wal", isWal], ["-shm", isShm]] as const) {
+    const p = `${path}${suffix}`;
+    try {
+      const { head, size } = readHead(p, 32);
+      if (size > 0 && !ok(head)) return `"${p}" is not an SQLite ${suffix.slice(1)} file: ${describe(head, size)}`;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") return `"${p}" cannot be read (${(err as Error).message})`;
+    }
+  }
+  return "";
+}
+
+const isWal = (h: Buffer) => h.length >= 4 && (h.readUInt32BE(0) & 0xfffffffe) === 0x377f0682;
+const isShm = (h: Buffer) => h.length >= 4 && (h.readUInt32LE(0) === 3007000 || h.readUInt32BE(0) === 3007000);
+
+function readHead(path: string, n: number): { head: Buffer; size: number } {
+  const fd = openSync(path, "r");
+  try {
+    const size = statSync(path).size;
+    const buf = Buffer.alloc(Math.min(n, 4096));
+    const got = readSync(fd, buf, 0, buf.length, 0);
+    return { head: buf.subarray(0, got), size };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** What a file that is not an SQLite database looks like, for the refusal. */
+function describe(head: Buffer, size: number): string {
+  const text = head.every((b) => b === 0x09 || b === 0x0a || b === 0x0d || (b >= 0x20 && b !== 0x7f));
+  if (text) {
+    const line = head.toString("utf8").split("\n")[0]!.slice(0, 60);
+    return `it is a text file of ${size} bytes, not an SQLite database (it begins ${JSON.stringify(line)}), perhaps a log`;
+  }
+  return `it is a binary file of ${size} bytes that is not an SQLite database (it begins with bytes ${head.subarray(0, 8).toString("hex")})`;
 }
