@@ -94,6 +94,8 @@ export class Agent {
   /** inotify on the directories of followed files and of the globs: look (or scan) now, not at the next tick. */
   private readonly watcher: DirWatcher | null;
   private firstScan = true;
+  /** The state held no file when the agent started: a first start, where start_at applies. */
+  private firstStart = false;
   private scanning: Promise<void> | null = null;
   private pumping = false;
   private stopping = false;
@@ -137,7 +139,9 @@ export class Agent {
     const store = deps.store ?? openStore(config.state.path);
     const publisher = deps.publisher ?? new KafkaPublisher(config.kafka);
     const agent = new Agent(config, opts, publisher, store, events, deps.clock ?? systemClock, deps.watch ?? true);
-    agent.checkpoint.load(store.all());
+    const saved = store.all();
+    agent.firstStart = saved.length === 0;
+    agent.checkpoint.load(saved);
     events.started({ inputs: config.inputs.length, brokers: config.kafka.brokers, state: config.state.path, once: opts.once });
     agent.sender.start();
     await agent.scan();
@@ -369,7 +373,9 @@ export class Agent {
       this.checkpoint.touch(row.id);
       reason = "resumed";
     } else {
-      const startAtEnd = how.from === undefined && input.start_at === "end" && this.firstScan;
+      // start_at applies on a first start only: on a later one, a file logship has never seen
+      // was created (or rotated in) while it was stopped, and its lines are new.
+      const startAtEnd = how.from === undefined && input.start_at === "end" && this.firstScan && this.firstStart;
       row = this.index.newRow(seen, c.path, how.from ?? (startAtEnd ? lastLineEnd(fd, seen.size) : 0));
       this.checkpoint.register(row);
       reason = startAtEnd ? "start_at_end" : "new";

@@ -106,7 +106,7 @@ const DAY = 24 * 60 * MINUTE;
 export const INPUT = {
   paths: { kind: list(true), required: true, doc: "globs (** allowed) of the files to read; relative ones resolve against the config's directory" },
   exclude: { kind: list(false), default: [], doc: 'globs; a pattern without "/" is matched against the base name too' },
-  start_at: { kind: oneOf("beginning", "end"), default: "beginning", doc: "where a file never seen before starts, for files present at startup only" },
+  start_at: { kind: oneOf("beginning", "end"), default: "beginning", doc: "where the files present at a first start (empty state) begin; later files start at 0" },
   topic: { kind: topic, doc: "overrides kafka.topic for this input; one of the two is required" },
   max_line_bytes: { kind: size(16), default: MiB, doc: "a longer line is handled as long_lines says" },
   long_lines: { kind: oneOf("split", "truncate", "drop"), default: "split", doc: "split (ship it in pieces) | truncate (ship the first max_line_bytes) | drop" },

@@ -274,26 +274,37 @@ describe("5. a file deleted while open", () => {
 });
 
 describe("6. start_at: end", () => {
-  test("applies only to files first seen at startup; created while running → from 0; in the state → resumes", async () => {
-    h = new AgentHarness();
+  test("on a first start (empty state), files present start at their last complete line; a file created while running → from 0", async () => {
+    h = new AgentHarness({ input: { start_at: "end" } });
+    h.dir.append("old.log", lines("o", 0, 10) + "half"); // there before logship ever ran
     await h.start();
-    h.dir.append("known.log", lines("k", 0, 10));
-    await h.untilDelivered("k 0009\n");
-    await h.stop();
-    h.dir.append("known.log", lines("k", 10, 5)); // written while stopped
-    h.dir.append("old.log", lines("o", 0, 10) + "half"); // never seen before
-    h.config.inputs[0]!.start_at = "end";
-    await h.start();
-    await h.untilDelivered("k 0014\n");
+    await h.until(() => h.events.count("fileAdded") === 1);
     h.dir.append("old.log", " line\n" + lines("o", 10, 2));
     h.dir.append("new.log", lines("n", 0, 3));
     await h.untilDelivered("o 0011\n", "n 0002\n");
     await h.settle();
     const byPath = Object.fromEntries(h.streams().map((s) => [s.path.split("/").pop(), [s.start, s.bytes.toString()]]));
     expect(byPath).toEqual({
-      "known.log": [0, lines("k", 0, 15)],
       "old.log": [lines("o", 0, 10).length, "half line\n" + lines("o", 10, 2)],
       "new.log": [0, lines("n", 0, 3)],
+    });
+  });
+
+  test("on a later start, a file never seen (created or rotated in while stopped) is read from 0, and known files resume", async () => {
+    h = new AgentHarness({ input: { start_at: "end" } });
+    await h.start();
+    h.dir.append("known.log", lines("k", 0, 10));
+    await h.untilDelivered("k 0009\n");
+    await h.stop();
+    h.dir.append("known.log", lines("k", 10, 5)); // written while stopped
+    h.dir.append("other.log", lines("o", 0, 10)); // created while stopped: its lines are new
+    await h.start();
+    await h.untilDelivered("k 0014\n", "o 0009\n");
+    await h.settle();
+    const byPath = Object.fromEntries(h.streams().map((s) => [s.path.split("/").pop(), [s.start, s.bytes.toString()]]));
+    expect(byPath).toEqual({
+      "known.log": [0, lines("k", 0, 15)],
+      "other.log": [0, lines("o", 0, 10)],
     });
   });
 });
