@@ -22,7 +22,7 @@
 import { closeSync, readSync, statSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
 import { systemClock, type Cancel, type Clock } from "./clock.ts";
-import { BufferPool, Slabs } from "./memory.ts";
+import { BufferPool, IdleTrim, Slabs } from "./memory.ts";
 import { Checkpoint } from "./state/checkpoint.ts";
 import type { AgentConfig } from "./config.ts";
 import { Copies } from "./files/copies.ts";
@@ -31,7 +31,7 @@ import { discover, splitGlob, type Candidate } from "./files/discover.ts";
 import { errorText } from "./errors.ts";
 import { LogEvents, type AgentEvents, type FileAddReason } from "./events.ts";
 import { caughtUp, existsAs, FileIndex, inputOf, type Tracked } from "./files/registry.ts";
-import { compressedFormat, currentFingerprint, inodeKey, observations, openIdentified, sameFile, type Observed } from "./files/identify.ts";
+import { compressedFormat, currentFingerprint, inodeKey, openIdentified, sameFile, type Observed } from "./files/identify.ts";
 import { FileLifecycle } from "./files/lifecycle.ts";
 import { pack } from "./kafka/pack.ts";
 import { KafkaPublisher, type Publisher } from "./kafka/publish.ts";
@@ -58,22 +58,6 @@ export interface AgentDeps {
 const TURN_BYTES = READ_BYTES;
 /** Free read buffers kept for reuse. */
 const READ_POOL_BYTES = 8 * READ_BYTES;
-/**
- * A scan that finds thousands of new (or, at start, remembered) files identifies them all in
- * one go, and so does the first pass over them for reading; Bun collects little meanwhile:
- * the garbage of identifying (stat results, heads, hashes) piles up. A young-generation
- * collection after every this many files observed keeps that pile small, at no measurable
- * cost: a restart with 10,000 remembered files peaked at 88 MB instead of 106, a first run
- * over 10,000 new files at 114 instead of 119 (a full collection took that to 106, but
- * cost 20% more time).
- */
-const GC_OBSERVATIONS = 500;
-/**
- * After this many poll intervals with nothing read and nothing in flight, the buffers kept
- * for reuse (read buffers, slabs, encoder buffers) are dropped and collected: an idle agent
- * with 1,000 files holds about 5 MB less.
- */
-const IDLE_TRIM_POLLS = 10;
 /** Largest total of one send across partitions. */
 const MAX_SEND_BYTES = 8 * 1024 * 1024;
 
@@ -101,9 +85,8 @@ export class Agent {
   private stopping = false;
   private stopped: Promise<void> | null = null;
   private saveFailingSince: number | null = null; // clock.now() offsets first failed to save; null while they save
-  private lastShipped: number; // clock.now() bytes were last read to ship
-  private trimmed = false; // buffers kept for reuse were dropped since the last read
-  private observedAtGc = 0; // observations() at the last collection
+  /** Drops the buffers kept for reuse once the agent has been quiet for a while (memory.ts). */
+  private readonly idleTrim: IdleTrim;
   private finishOnce: (() => void) | null = null;
   /** --once: resolves when everything matched at start is acknowledged and saved. */
   readonly finished: Promise<void>;
@@ -118,7 +101,7 @@ export class Agent {
     watch: boolean,
   ) {
     this.events = events;
-    this.lastShipped = clock.now();
+    this.idleTrim = new IdleTrim(clock, () => this.buffers.slabs.seal());
     this.watcher = watch && !opts.once ? new DirWatcher({ changed: () => this.poll(), renamed: () => void this.scan().catch(() => {}) }, 20, clock) : null;
     const currentConfig = () => this.config;
     this.index = new FileIndex(this.checkpoint, currentConfig, opts.once, clock);
@@ -243,7 +226,6 @@ export class Agent {
       present.add(inodeKey(st.dev, st.ino));
       if (this.index.byInode.has(inodeKey(st.dev, st.ino)) || this.index.savedRow(st.dev, st.ino)) this.consider(c, st);
       else fresh.push([c, st]);
-      this.collectAfterIdentifying();
     }
     // Closed files no longer matched are let go before new inodes are judged: a copy of one
     // of them may carry it on.
@@ -253,16 +235,8 @@ export class Agent {
     this.copies.relist();
     for (const [c, st] of fresh) {
       this.consider(c, st);
-      this.collectAfterIdentifying();
     }
     this.copies.relist();
-  }
-
-  /** A collection every GC_OBSERVATIONS files observed (see there). */
-  private collectAfterIdentifying(): void {
-    if (observations() - this.observedAtGc < GC_OBSERVATIONS) return;
-    this.observedAtGc = observations();
-    Bun.gc(false);
   }
 
   private statCandidate(path: string): Stats | null {
@@ -403,18 +377,12 @@ export class Agent {
     }
     this.fds.share(true);
     this.pump();
-    this.trimIfIdle(now);
+    this.trimIfIdle();
   }
 
-  /** Drops the buffers kept for reuse once nothing was read or sent for IDLE_TRIM_POLLS polls. */
-  private trimIfIdle(now: number): void {
-    const quiet = now - this.lastShipped >= IDLE_TRIM_POLLS * this.config.poll_interval;
-    if (this.trimmed || !quiet || this.sender.inflightBytes > 0 || this.sender.queued > 0) return;
-    this.trimmed = true;
-    this.buffers.slabs.seal();
-    this.readPool.clear();
-    this.publisher.trim?.();
-    Bun.gc(true);
+  /** Drops the buffers kept for reuse once nothing was read or sent for a while (memory.ts' IdleTrim). */
+  private trimIfIdle(): void {
+    if (this.idleTrim.check(this.config.poll_interval, this.sender.inflightBytes > 0 || this.sender.queued > 0)) this.events.buffersDropped();
   }
 
   // --- pump: read while there is room --------------------------------------------------
@@ -432,8 +400,7 @@ export class Agent {
         for (const id of this.index.ready) {
           if (this.sender.inflightBytes >= cap) break;
           this.readOnce(id);
-          this.collectAfterIdentifying();
-        }
+            }
       }
     } finally {
       this.pumping = false;
@@ -484,8 +451,7 @@ export class Agent {
     if (span.longLine) this.events.lineTooLong(t.source.path, span.longLine.offset, span.end - span.start, span.longLine.action);
     const k = this.config.kafka;
     const chunks = pack(span, t.source, { maxMessageBytes: k.max_message_bytes, targetMessageBytes: k.target_message_bytes });
-    this.lastShipped = this.clock.now();
-    this.trimmed = false;
+    this.idleTrim.active();
     if (span.hold) {
       const release = span.hold(chunks.length);
       for (const c of chunks) c.release = release;

@@ -46,6 +46,8 @@ export interface AgentEvents {
   /** Draining after a signal threw; the process exits 1. */
   shutdownFailed(reason: string): void;
   summary(info: { filesTracked: number; filesOpen: number; inflightBytes: number }): void;
+  /** An idle agent dropped the buffers it kept for reuse (memory.ts' IdleTrim); not logged. */
+  buffersDropped(): void;
 }
 
 /** Running totals; the summary line and tests read them. */
@@ -206,6 +208,9 @@ export class LogEvents implements AgentEvents {
   }
   shutdownFailed(reason: string): void {
     this.log("INFO", `shutdown failed: ${reason}`);
+  }
+  buffersDropped(): void {
+    // routine: nothing for the operator to see
   }
   summary(info: { filesTracked: number; filesOpen: number; inflightBytes: number }): void {
     const c = this.counters;

@@ -53,6 +53,7 @@
 
 import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from "node:fs";
 import { basename } from "node:path";
+import { collector } from "../memory.ts";
 
 export const FINGERPRINT_BYTES = 1024;
 /** Below this many fingerprinted bytes a file that merely starts alike cannot be told from a copy. */
@@ -135,17 +136,10 @@ export function compressedFormat(seen: Observed): string | null {
   return null;
 }
 
-let observed = 0;
-
-/** How many times a file was observed (stat and head read) so far: the garbage it leaves grows with it. */
-export function observations(): number {
-  return observed;
-}
-
 /** Same as identify(), on a descriptor already open (the file may have been renamed). */
 export function observeFd(fd: number, path: string, st: Stats = fstatSync(fd)): Observed {
   if (!st.isFile()) throw Object.assign(new Error(`not a regular file`), { code: "ENOTFILE" });
-  observed++;
+  collector.observed(); // identifying leaves garbage: memory.ts decides when to collect it
   const want = Math.min(st.size, FINGERPRINT_BYTES);
   const head = Buffer.alloc(want);
   let got = 0;

@@ -7,7 +7,8 @@
 import { CompressionTypes, Kafka, logLevel, Partitioners, type Message, type PartitionMetadata, type Producer, type TopicMessages } from "kafkajs";
 import type { KafkaConfig } from "../config.ts";
 import { PublishError } from "../errors.ts";
-import { installKafkajsPatches, releaseEncoderBuffers, withEncoderArena } from "./patches/index.ts";
+import { collector } from "../memory.ts";
+import { installKafkajsPatches, withEncoderArena } from "./patches/index.ts";
 import { BATCH_OVERHEAD, chunkHeaders, type Chunk } from "./pack.ts";
 
 /** What the agent needs from Kafka; tests substitute a fake. */
@@ -16,20 +17,9 @@ export interface Publisher {
   /** The partition a key goes to, when the topic's partition count is known. */
   partitionOf(topic: string, key: string): number | undefined;
   close(): Promise<void>;
-  /** Nothing is being sent and nothing was for a while: drop buffers kept for reuse. */
-  trim?(): void;
 }
 
 const ACKS = { all: -1, leader: 1, none: 0 } as const;
-/**
- * Bytes shipped between two hints to the garbage collector. Bun collects only when the JS
- * heap grows, and counts a Buffer's bytes late, so the read and encode garbage of a backlog
- * piles up: Bun.gc(false) schedules a collection without blocking; measured on the 250 MB
- * backlog, every 32 MiB: about 20 MB less peak RSS, no measurable CPU.
- */
-const GC_HINT_BYTES = 32 * 1024 * 1024;
-/** Small records leave garbage too (headers, message objects): 10,000 files of 20 KB peaked at 190 MB without this, 149 MB with it. */
-const GC_HINT_RECORDS = 64;
 const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP } as const;
 
 export class KafkaPublisher implements Publisher {
@@ -40,8 +30,6 @@ export class KafkaPublisher implements Publisher {
   /** The partitioner's view of a topic of n partitions, made once per n: it is asked per record. */
   private readonly partitionLists = new Map<number, PartitionMetadata[]>();
   private readonly hash = Partitioners.DefaultPartitioner();
-  private sinceGcHint = 0;
-  private recordsSinceGcHint = 0;
 
   constructor(private readonly config: KafkaConfig) {
     installKafkajsPatches(); // before kafkajs encodes anything; once per process
@@ -77,10 +65,6 @@ export class KafkaPublisher implements Publisher {
     return this.hash({ topic, partitionMetadata, message: { key, value: null } });
   }
 
-  trim(): void {
-    releaseEncoderBuffers();
-  }
-
   async send(chunks: Chunk[]): Promise<void> {
     const byTopic = new Map<string, Message[]>();
     for (const c of chunks) {
@@ -103,13 +87,9 @@ export class KafkaPublisher implements Publisher {
     } catch (err) {
       throw toPublishError(err, [...byTopic.keys()]);
     }
-    for (const c of chunks) this.sinceGcHint += c.value.length;
-    this.recordsSinceGcHint += chunks.length;
-    if (this.sinceGcHint >= GC_HINT_BYTES || this.recordsSinceGcHint >= GC_HINT_RECORDS) {
-      this.sinceGcHint = 0;
-      this.recordsSinceGcHint = 0;
-      Bun.gc(false);
-    }
+    let bytes = 0;
+    for (const c of chunks) bytes += c.value.length;
+    collector.sent(bytes, chunks.length);
   }
 
   private connect(): Promise<void> {

@@ -80,7 +80,6 @@ export class FakePublisher implements Publisher {
   partitions: number | undefined;
   closed = false;
   /** How often the agent, idle, asked it to drop its reusable buffers. */
-  trims = 0;
   private readonly scripted: Outcome[] = [];
   private readonly waiters: { n: number; resolve: () => void }[] = [];
 
@@ -89,9 +88,6 @@ export class FakePublisher implements Publisher {
     this.partitions = opts.partitions;
   }
 
-  trim(): void {
-    this.trims++;
-  }
 
   send(chunks: Chunk[]): Promise<void> {
     if (this.closed) return Promise.reject(new PublishError("publisher closed", { retriable: true, code: "CLOSED" }));

@@ -70,11 +70,6 @@ export class EncoderArena {
       if (ok) for (const b of mine) this.pool.give(b);
     }
   }
-
-  /** Drops the pooled buffers (while no send is under way, the pool holds them all). */
-  release(): void {
-    this.pool.clear();
-  }
 }
 
 /** The process' one arena: the patched Encoder prototype is shared by every kafkajs client. */
@@ -90,7 +85,3 @@ export function withEncoderArena<T>(send: () => Promise<T>, answered = true): Pr
   return encoderArena.run(send, answered);
 }
 
-/** Drops the pooled encoder buffers (while no send is under way, the pool holds them all). */
-export function releaseEncoderBuffers(): void {
-  encoderArena.release();
-}

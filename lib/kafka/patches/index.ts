@@ -20,7 +20,7 @@ import { installRopeEncoder } from "./encoder.ts";
 import { installGzipCodec } from "./gzip.ts";
 import { installIdleQueueFix } from "./request-queue.ts";
 
-export { releaseEncoderBuffers, withEncoderArena } from "./encoder-arena.ts";
+export { withEncoderArena } from "./encoder-arena.ts";
 
 /** The kafkajs version every patch here was written for (package.json pins the same). */
 export const PATCHED_KAFKAJS_VERSION = "2.2.4";

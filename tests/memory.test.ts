@@ -1,3 +1,4 @@
+// memory.ts: buffer reuse (BufferPool, lease, Slabs). When to collect is covered by agent.test.ts.
 import { expect, test } from "bun:test";
 import { BufferPool, lease, Slabs } from "../lib/memory.ts";
 
