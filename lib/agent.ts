@@ -321,11 +321,7 @@ export class Agent {
       this.events.fileRenamed(t.source.path, c.path, t.id);
       t.formerPath = t.source.path;
       t.source = { ...t.source, path: c.path };
-      const row = this.checkpoint.row(t.id);
-      if (row) {
-        row.path = c.path;
-        this.checkpoint.touch(t.id);
-      }
+      this.checkpoint.renamed(t.id, c.path);
     }
     t.matched = true;
     t.input = c.input;
@@ -337,14 +333,14 @@ export class Agent {
   }
 
   /** Starts following a file not followed now: resume its saved offset if it is a known file. */
-  private follow(c: Candidate, fd: number, seen: Observed, how: { saved?: SavedFile; from?: number }): void {
+  private follow(c: Candidate, fd: number, seen: Observed, how: { saved?: Readonly<SavedFile>; from?: number }): void {
     const input = this.config.inputs[c.input]!;
     let row = how.saved;
     let reason: FileAddReason;
     if (row) {
       // sameFile() held: the head still starts with the fingerprinted bytes, so lengthening is safe.
-      Object.assign(row, currentFingerprint(seen), { path: c.path, goneSince: null, seenAt: this.clock.wall() });
-      this.checkpoint.touch(row.id);
+      this.checkpoint.lengthened(row.id, currentFingerprint(seen));
+      this.checkpoint.seenAt(row.id, c.path, this.clock.wall());
       reason = "resumed";
     } else {
       // start_at applies on a first start only: on a later one, a file logship has never seen

@@ -223,17 +223,37 @@ describe("rows and inodes", () => {
     }
   });
 
-  test("touch() makes the next flush write a changed row", () => {
+  test("identity fields change through named methods, each marking the row for the next flush", () => {
     const store = newStore();
     const cp = new Checkpoint();
     const r = row();
     cp.load([r]);
-    r.path = "/logs/renamed.log";
     expect(cp.flush(store)).toBe(0);
-    cp.touch(r.id);
-    cp.touch("no-such-file");
+    cp.renamed(r.id, "/logs/renamed.log");
+    cp.renamed("no-such-file", "/x");
     expect(cp.flush(store)).toBe(1);
     expect(store.all()[0]!.path).toBe("/logs/renamed.log");
+    cp.lengthened(r.id, { fingerprint: "f".repeat(32), fpLen: 900 });
+    cp.goneSince(r.id, 5_000);
+    expect(cp.flush(store)).toBe(1);
+    expect(store.all()[0]).toMatchObject({ fingerprint: "f".repeat(32), fpLen: 900, goneSince: 5_000 });
+    cp.seenAt(r.id, "/logs/back.log", 6_000);
+    cp.flush(store);
+    expect(store.all()[0]).toMatchObject({ path: "/logs/back.log", goneSince: null, seenAt: 6_000 });
+    store.close();
+  });
+
+  test("movedTo(): the identity carries on at another inode, and the inode index follows it", () => {
+    const store = newStore();
+    const cp = new Checkpoint();
+    const r = row();
+    cp.load([r]);
+    const was = { dev: r.dev, ino: r.ino };
+    cp.movedTo(r.id, { dev: r.dev, ino: 4242, path: "/logs/app.log.1" }, 7_000);
+    expect(cp.byInode(was.dev, was.ino)).toBeUndefined(); // the old inode no longer names it
+    expect(cp.byInode(r.dev, 4242)?.id).toBe(r.id);
+    expect(cp.flush(store)).toBe(1);
+    expect(store.all()[0]).toMatchObject({ ino: 4242, path: "/logs/app.log.1", seenAt: 7_000, goneSince: null });
     store.close();
   });
 });

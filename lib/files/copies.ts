@@ -286,10 +286,8 @@ export class Copies {
       return false;
     }
     const key = inodeKey(seen.dev, seen.ino);
-    Object.assign(row, { dev: seen.dev, ino: seen.ino, path: copy.path, goneSince: null, seenAt: this.clock.wall() });
+    this.checkpoint.movedTo(row.id, { dev: seen.dev, ino: seen.ino, path: copy.path }, this.clock.wall());
     this.index.lengthen(row, seen);
-    this.checkpoint.touch(row.id);
-    this.index.moved.set(key, row.id);
     this.held.delete(key);
     const t = this.index.newTracked(row.id, was.input, copy.path, seen, read, false);
     this.events.fileRenamed(was.path, copy.path, row.id);

@@ -215,12 +215,8 @@ export class FileLifecycle {
 
   /** Stops following a file that is still on disk but no longer matched; its row stays and ages out. */
   release(t: Tracked): void {
-    const row = this.checkpoint.row(t.id);
     const now = t.tail ? pathOfFd(t.tail.fd) : null; // where it was renamed to, so expiry sees it still exists
-    if (row && now) {
-      row.path = now;
-      this.checkpoint.touch(t.id);
-    }
+    if (now) this.checkpoint.renamed(t.id, now);
     const read = t.tail?.offset ?? t.resumeAt;
     this.drop(t);
     this.copies.settle(t, read);

@@ -1,7 +1,8 @@
 // The followed files: one Tracked per file being read, and the indexes the agent finds them
 // by (id, inode, first line, readiness), plus the identity rows' bookkeeping that goes with
-// them (new ids and rows, rows that moved into a copy, rows retiring once acknowledged,
-// rows of files no longer followed ageing out after state.ttl).
+// them (new ids and rows, rows retiring once acknowledged, rows of files no longer followed
+// ageing out after state.ttl). Saved rows are read here; they change only through the
+// checkpoint's named methods (state/checkpoint.ts), which keep its inode index right.
 // In: what identify.ts observed of a file; out: Tracked entries and saved rows looked up by
 // inode. Owns no descriptor (descriptors.ts) and decides nothing about copies (copies.ts).
 //
@@ -47,7 +48,6 @@ export class FileIndex {
   readonly files = new Map<string, Tracked>();
   readonly byInode = new Map<string, string>(); // inodeKey → tracked id
   readonly byLine = new LineIndex(); // firstLineKey → tracked ids
-  readonly moved = new Map<string, string>(); // inodeKey → id of a row that moved into this inode (a copy)
   readonly ready = new Set<string>(); // tracked ids that may have bytes to read
   private readonly retiring = new Set<string>(); // ids to forget once their chunks are acked
   private idSeq = 0;
@@ -133,14 +133,11 @@ export class FileIndex {
 
   forgetRow(id: string): void {
     this.checkpoint.forget(id);
-    for (const [key, moved] of this.moved) if (moved === id) this.moved.delete(key);
   }
 
   /** The saved row of the file now at dev + ino, including rows that moved into a copy. */
   savedRow(dev: number, ino: number): SavedFile | undefined {
-    const key = inodeKey(dev, ino);
-    const movedId = this.moved.get(key);
-    const row = movedId === undefined ? this.checkpoint.byInode(dev, ino) : this.checkpoint.row(movedId);
+    const row = this.checkpoint.byInode(dev, ino); // rows moved into a copy included: the checkpoint indexes them at their new inode
     return row && row.dev === dev && row.ino === ino && !this.retiring.has(row.id) ? row : undefined;
   }
 
@@ -161,8 +158,7 @@ export class FileIndex {
     const now = this.clock.wall();
     for (const row of this.checkpoint.rows()) {
       if (this.files.has(row.id) || row.goneSince !== null) continue;
-      row.goneSince = now;
-      this.checkpoint.touch(row.id);
+      this.checkpoint.goneSince(row.id, now);
     }
   }
 
@@ -176,8 +172,7 @@ export class FileIndex {
     for (const row of [...this.checkpoint.rows()]) {
       if (row.goneSince === null || now - row.goneSince < ttl || this.files.has(row.id)) continue;
       if (existsAs(row.path, row.dev, row.ino)) {
-        row.goneSince = now;
-        this.checkpoint.touch(row.id);
+        this.checkpoint.goneSince(row.id, now);
       } else if (this.checkpoint.waiting(row.id) === 0) {
         this.forgetRow(row.id);
       }
@@ -185,10 +180,9 @@ export class FileIndex {
   }
 
   /** Lengthens a short fingerprint to what the file holds now; `seen.head` must already match it. */
-  lengthen(row: SavedFile, seen: Observed): void {
+  lengthen(row: Readonly<SavedFile>, seen: Observed): void {
     if (seen.head.length <= row.fpLen) return;
-    Object.assign(row, currentFingerprint(seen));
-    this.checkpoint.touch(row.id);
+    this.checkpoint.lengthened(row.id, currentFingerprint(seen));
   }
 }
 

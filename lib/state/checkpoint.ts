@@ -40,7 +40,7 @@ export class Checkpoint {
   load(rows: SavedFile[]): void {
     for (const row of rows) {
       this.files.set(row.id, { row, ranges: [], head: 0 });
-      const key = `${row.dev}:${row.ino}`;
+      const key = inodeKey(row.dev, row.ino);
       const other = this.byInode(row.dev, row.ino);
       if (!other || other.seenAt <= row.seenAt) this.inodes.set(key, row.id);
     }
@@ -49,7 +49,7 @@ export class Checkpoint {
   /** Starts tracking a new file identity whose durable state is `row`. */
   register(row: SavedFile): void {
     this.files.set(row.id, { row, ranges: [], head: 0 });
-    this.inodes.set(`${row.dev}:${row.ino}`, row.id);
+    this.inodes.set(inodeKey(row.dev, row.ino), row.id);
     this.removed.delete(row.id);
     this.dirty.add(row.id);
   }
@@ -59,8 +59,8 @@ export class Checkpoint {
   }
 
   /** The newest row saved for a device + inode, if any. */
-  byInode(dev: number, ino: number): SavedFile | undefined {
-    const id = this.inodes.get(`${dev}:${ino}`);
+  byInode(dev: number, ino: number): Readonly<SavedFile> | undefined {
+    const id = this.inodes.get(inodeKey(dev, ino));
     return id === undefined ? undefined : this.files.get(id)?.row;
   }
 
@@ -68,11 +68,11 @@ export class Checkpoint {
     return this.files.size;
   }
 
-  row(id: string): SavedFile | undefined {
+  row(id: string): Readonly<SavedFile> | undefined {
     return this.files.get(id)?.row;
   }
 
-  rows(): IterableIterator<SavedFile> {
+  rows(): IterableIterator<Readonly<SavedFile>> {
     return Array.from(this.files.values(), (p) => p.row)[Symbol.iterator]();
   }
 
@@ -87,9 +87,48 @@ export class Checkpoint {
     return p ? p.ranges.length - p.head : 0;
   }
 
-  /** Marks a row changed (path, fingerprint, goneSince) so the next flush writes it. */
-  touch(id: string): void {
-    if (this.files.has(id)) this.dirty.add(id);
+  // --- Identity fields: changed only here, through these named methods, which keep the inode
+  // index right and mark the row for the next flush. Rows handed out are read-only.
+
+  /** The file was found again at `path` (resumed at start, or seen by a scan): it is not gone. */
+  seenAt(id: string, path: string, wall: number): void {
+    this.change(id, (row) => Object.assign(row, { path, goneSince: null, seenAt: wall }));
+  }
+
+  /** The file is now known under another name (renamed; or, let go, where its descriptor says it is). */
+  renamed(id: string, path: string): void {
+    this.change(id, (row) => (row.path = path));
+  }
+
+  /** The file's fingerprint covers more of it now (it grew while shorter than the fingerprint size). */
+  lengthened(id: string, fp: { fingerprint: string; fpLen: number }): void {
+    this.change(id, (row) => Object.assign(row, fp));
+  }
+
+  /**
+   * The identity carries on in another inode (a copy of its bytes, at `path`): the inode index
+   * then names this row for the copy's inode, as it would after a restart (load() by seenAt).
+   */
+  movedTo(id: string, to: { dev: number; ino: number; path: string }, wall: number): void {
+    const p = this.files.get(id);
+    if (!p) return;
+    const was = inodeKey(p.row.dev, p.row.ino);
+    if (this.inodes.get(was) === id) this.inodes.delete(was);
+    Object.assign(p.row, { dev: to.dev, ino: to.ino, path: to.path, goneSince: null, seenAt: wall });
+    this.inodes.set(inodeKey(to.dev, to.ino), id);
+    this.dirty.add(id);
+  }
+
+  /** No scan matched the file since `wall` (a gone row starts ageing towards state.ttl). */
+  goneSince(id: string, wall: number): void {
+    this.change(id, (row) => (row.goneSince = wall));
+  }
+
+  private change(id: string, edit: (row: SavedFile) => void): void {
+    const p = this.files.get(id);
+    if (!p) return;
+    edit(p.row);
+    this.dirty.add(id);
   }
 
   /** Marks every row changed: the next flush writes them all (to a state file created anew). */
@@ -133,7 +172,7 @@ export class Checkpoint {
     const p = this.files.get(id);
     if (!p) return;
     this.files.delete(id);
-    const key = `${p.row.dev}:${p.row.ino}`;
+    const key = inodeKey(p.row.dev, p.row.ino);
     if (this.inodes.get(key) === id) this.inodes.delete(key);
     this.dirty.delete(id);
     this.removed.add(id);
@@ -173,4 +212,8 @@ function findRange(p: Progress, c: ShippedRange): Range | undefined {
     if (r.start === c.start && r.end === c.end && !r.acked) return r;
   }
   return undefined;
+}
+
+function inodeKey(dev: number, ino: number): string {
+  return `${dev}:${ino}`;
 }
