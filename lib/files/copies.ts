@@ -18,7 +18,6 @@ import type { Clock } from "../clock.ts";
 import type { Checkpoint } from "../state/checkpoint.ts";
 import type { AgentConfig } from "../config.ts";
 import type { Candidate } from "./discover.ts";
-import type { Descriptors } from "./descriptors.ts";
 import type { AgentEvents } from "../events.ts";
 import { existsAs, type FileIndex, type Tracked } from "./registry.ts";
 import {
@@ -56,6 +55,21 @@ export type CopyVerdict =
 
 const NOT_A_COPY: CopyVerdict = { kind: "none" };
 
+/**
+ * An identity carried on in a copy: its followed file (new, at the copy's path, to read on
+ * from where the identity was read to) and the copy's open descriptor, which the lifecycle
+ * hands to it (copies.ts opens it to check it, and keeps nothing).
+ */
+export interface Carried {
+  t: Tracked;
+  fd: number;
+}
+
+/** Where a followed file's bytes were: what carryOn() needs to carry its identity on. */
+export function wasOf(t: Tracked): Was {
+  return { id: t.id, input: t.input, path: t.source.path, formerPath: t.formerPath, dev: t.dev, ino: t.ino };
+}
+
 /** An identity that may carry on in a copy: where its bytes were. */
 export interface Was {
   id: string;
@@ -75,10 +89,7 @@ export class Copies {
     private readonly index: FileIndex,
     private readonly checkpoint: Checkpoint,
     private readonly events: AgentEvents,
-    private readonly fds: Descriptors,
     private readonly config: () => AgentConfig,
-    /** Looks at an open file; false when it no longer holds its bytes (then handled as replaced). */
-    private readonly look: (t: Tracked, now: number) => boolean,
     private readonly clock: Clock,
   ) {}
 
@@ -105,23 +116,30 @@ export class Copies {
     for (const key of this.held.keys()) if (!present.has(key)) this.held.delete(key);
   }
 
-  /** Judges a new file against the followed files whose first line it shares. */
-  verdict(fd: number, seen: Observed): CopyVerdict {
+  /**
+   * The followed files a new file may be a copy of: those whose first line it shares. The
+   * lifecycle looks at each before verdict() (one truncated since its last look is handled
+   * then, so this file may carry it on).
+   */
+  originalsOf(seen: Observed): Tracked[] {
     const lineKey = firstLineKey(seen.head);
     const ids = lineKey === null ? [] : this.index.byLine.get(lineKey);
-    if (ids.length === 0) return NOT_A_COPY;
+    const out: Tracked[] = [];
+    for (const id of ids) {
+      const t = this.index.files.get(id);
+      if (t) out.push(t);
+    }
+    return out;
+  }
+
+  /** Judges a new file against the followed files whose first line it shares (looked at just before). */
+  verdict(fd: number, seen: Observed): CopyVerdict {
     const self = inodeKey(seen.dev, seen.ino);
+    if (this.index.byInode.has(self)) return { kind: "taken" }; // it carries an original on since
     const earlier = this.held.get(self);
     let best: { t: Tracked; prefix: number } | null = null;
-    for (const id of [...ids]) {
-      const t = this.index.files.get(id);
-      if (!t) continue;
-      // An original truncated since its last look: notice it now, so this copy may carry it on.
-      if (t.tail ? !this.look(t, this.clock.now()) : this.fds.replacedWhileClosed(t)) {
-        if (this.index.byInode.has(self)) return { kind: "taken" };
-        continue;
-      }
-      const prefix = this.sharedPrefix(t, fd, seen.size, earlier?.of === id ? earlier.prefix : 0);
+    for (const t of this.originalsOf(seen)) {
+      const prefix = this.sharedPrefix(t, fd, seen.size, earlier?.of === t.id ? earlier.prefix : 0);
       if (prefix !== null && (!best || prefix > best.prefix)) best = { t, prefix };
     }
     if (!best) return NOT_A_COPY;
@@ -136,10 +154,11 @@ export class Copies {
   /**
    * A new file that is a copy of a remembered file no longer on disk (deleted, or truncated,
    * while logship was stopped or not looking) carries that identity on from its offset.
-   * Only remembered files of its own directory are considered. Returns false when it is no
-   * such copy.
+   * Only remembered files of its own directory are considered. Returns what carries it on,
+   * "in flight" when such an identity still waits for acks (`fd` is then closed: judged again
+   * at the next scan), or null when it is no such copy.
    */
-  copyOfGone(c: Candidate, fd: number, seen: Observed): boolean {
+  copyOfGone(c: Candidate, fd: number, seen: Observed): Carried | "in flight" | null {
     const rows = this.rowsIn(dirname(c.path));
     let best: SavedFile | undefined;
     for (const row of rows) {
@@ -147,20 +166,19 @@ export class Copies {
       if (existsAs(row.path, row.dev, row.ino)) continue; // its own file is still there
       if (!best || row.offset > best.offset) best = row;
     }
-    if (!best || seen.size < best.offset) return false;
+    if (!best || seen.size < best.offset) return null;
     if (this.checkpoint.waiting(best.id) > 0) {
       closeSync(fd); // what it read is still in flight: judged again at the next scan, with its offset final
-      return true;
+      return "in flight";
     }
     const was = { id: best.id, input: c.input, path: best.path };
-    if (!this.continueIn(was, best, { path: c.path, st: fstatSync(fd), head: seen.head }, best.offset)) return false;
-    closeSync(fd);
-    this.index.files.get(best.id)!.matched = true;
-    return true;
+    const carried = this.continueIn(was, best, { path: c.path, st: fstatSync(fd), head: seen.head }, best.offset);
+    if (carried) closeSync(fd);
+    return carried;
   }
 
   /** Remembered rows by directory, built once per scan when first needed. */
-  private rowsIn(dir: string): SavedFile[] {
+  private rowsIn(dir: string): Readonly<SavedFile>[] {
     if (!this.rowsByDir) {
       this.rowsByDir = new Map();
       for (const row of this.checkpoint.rows()) {
@@ -216,11 +234,12 @@ export class Copies {
   /**
    * An identity whose inode lost its bytes (`read` of them were read; the file held
    * `lastSize` at the last look) carries on in a copy of them, if there is one.
-   * Returns false when none does; the caller then retires or forgets the identity.
+   * Returns what carries it on, or null when nothing does (the caller then retires or
+   * forgets the identity).
    */
-  carryOn(was: Was, read: number, lastSize: number, why: string): boolean {
+  carryOn(was: Was, read: number, lastSize: number, why: string): Carried | null {
     const row = this.checkpoint.row(was.id);
-    if (!row) return false;
+    if (!row) return null;
     let copies = this.findCopies(was, row, read);
     if (row.fpLen < COPY_MIN_BYTES && copies.length > 1) copies = []; // rotation-named look-alikes: cannot tell which
     copies.sort((a, b) => b.st.size - a.st.size || b.st.ctimeMs - a.st.ctimeMs);
@@ -228,13 +247,14 @@ export class Copies {
     // The others hold what was read, or what `best` holds: past that, they are files of their own.
     if (row.fpLen >= FINGERPRINT_BYTES) for (const c of copies) if (c !== best) this.registerCopy(c);
     for (const [key, h] of this.held) if (h.of === was.id) this.held.delete(key);
-    if (best && this.continueIn(was, row, best, read)) {
+    const carried = best ? this.continueIn(was, row, best, read) : null;
+    if (best && carried) {
       const end = Math.max(best.st.size, read);
       if (lastSize > end) this.events.dataLost(best.path, was.id, end, lastSize, "written to the original between the copy and the truncation");
-      return true;
+      return carried;
     }
     if (why && lastSize > read) this.events.dataLost(was.path, was.id, read, lastSize, why);
-    return false;
+    return null;
   }
 
   /** Possible copies of an identity: copies held back as its, look-alikes in its directory, and (during a scan) among the matched paths. */
@@ -272,18 +292,18 @@ export class Copies {
     return out;
   }
 
-  /** Moves an identity into a copy of its bytes, to be read on from `read` (like a rename). */
-  private continueIn(was: { id: string; input: number; path: string }, row: SavedFile, copy: Look, read: number): boolean {
+  /** Moves an identity into a copy of its bytes, to be read on from `read` (like a rename); null when the copy changed meanwhile. */
+  private continueIn(was: { id: string; input: number; path: string }, row: Readonly<SavedFile>, copy: Look, read: number): Carried | null {
     let opened: { fd: number; seen: Observed };
     try {
       opened = openIdentified(copy.path);
     } catch {
-      return false;
+      return null;
     }
     const { fd, seen } = opened;
     if (seen.dev !== copy.st.dev || seen.ino !== copy.st.ino || !headMatches(row, seen.head) || seen.size < read) {
       closeSync(fd);
-      return false;
+      return null;
     }
     const key = inodeKey(seen.dev, seen.ino);
     this.checkpoint.movedTo(row.id, { dev: seen.dev, ino: seen.ino, path: copy.path }, this.clock.wall());
@@ -291,8 +311,7 @@ export class Copies {
     this.held.delete(key);
     const t = this.index.newTracked(row.id, was.input, copy.path, seen, read, false);
     this.events.fileRenamed(was.path, copy.path, row.id);
-    this.fds.give(t, fd, true);
-    return true;
+    return { t, fd };
   }
 
   /** A copy whose bytes were all shipped as another file's gets an identity of its own, starting past them. */
@@ -310,12 +329,12 @@ export class Copies {
   /**
    * An original stops being followed, `read` bytes of it read: its held copies are settled.
    * The largest that holds more than was read carries its identity on; the others get
-   * identities of their own past what they hold. Returns whether one carries it on.
+   * identities of their own past what they hold. Returns what carries it on, if one does.
    */
-  settle(t: Tracked, read: number): boolean {
+  settle(t: Tracked, read: number): Carried | null {
     const mine = [...this.held.entries()].filter(([, h]) => h.of === t.id).sort((a, b) => b[1].size - a[1].size);
     const row = this.checkpoint.row(t.id);
-    let carried = false;
+    let carried: Carried | null = null;
     for (const [key, h] of mine) {
       this.held.delete(key);
       let look: Look;
@@ -326,8 +345,8 @@ export class Copies {
       } catch {
         continue;
       }
-      if (!carried && row && look.st.size > read && this.continueIn({ id: t.id, input: t.input, path: t.source.path }, row, look, read)) carried = true;
-      else if (h.prefix >= FINGERPRINT_BYTES) this.registerCopy(look); // else judged again as a new file
+      if (!carried && row && look.st.size > read && (carried = this.continueIn({ id: t.id, input: t.input, path: t.source.path }, row, look, read))) continue;
+      if (h.prefix >= FINGERPRINT_BYTES) this.registerCopy(look); // else judged again as a new file
     }
     return carried;
   }

@@ -1,6 +1,8 @@
 // Descriptors: max_open_files shared among the followed files. Opens and closes each file's
 // Tail, queues files that want a descriptor in arrival order, and hands descriptors out as
-// they free up. In: followed files (files.ts) and the config; out: t.tail set or null.
+// they free up. In: followed files (registry.ts) and the config; out: t.tail set or null,
+// and what it found while doing so (a file to let go, a file whose bytes were replaced),
+// returned to the lifecycle (lifecycle.ts), which decides what follows. It calls nothing back.
 //
 // Invariants: at most max_open_files descriptors are held, except for a moment while a new
 // file is identified, and while a copy takes over from a truncated original with no idle
@@ -23,10 +25,10 @@ import { Tail } from "./read.ts";
 /** Bytes asked of the OS per read. */
 export const READ_BYTES = 1024 * 1024;
 
-/** What the agent does when a descriptor decision finds a file changed or out of the globs. */
-export interface DescriptorHost {
-  replacedUnder(t: Tracked): void; // t's inode no longer holds t's bytes
-  letGo(t: Tracked): void; // t, renamed out of the globs, stops being followed
+/** What sharing descriptors found, for the lifecycle to act on. */
+export interface Shared {
+  letGo: Tracked[]; // renamed out of the globs and caught up: it cannot be opened again, so it stops being followed
+  replaced: Tracked[]; // opened again, its inode no longer holds its bytes (attached: the lifecycle handles it at once)
 }
 
 export class Descriptors {
@@ -39,7 +41,6 @@ export class Descriptors {
     private readonly events: AgentEvents,
     private readonly buffers: { pool: BufferPool; slabs: Slabs },
     private readonly config: () => AgentConfig,
-    private readonly host: DescriptorHost,
   ) {}
 
   /** Descriptors held now. */
@@ -76,53 +77,70 @@ export class Descriptors {
     this.index.ready.delete(t.id);
   }
 
-  /** Hands a freshly opened descriptor to t, or queues t for one; `keep`: hold it even over the limit (it may not open again). */
-  give(t: Tracked, fd: number, keep: boolean): void {
-    if (this.openFds < this.config().max_open_files || (keep && (this.closeOneIdle() || true))) return this.attach(t, fd);
+  /**
+   * Hands a freshly opened descriptor to t, or queues t for one (then false: share() opens it
+   * when one frees up). `keep`: hold it even over the limit, closing an idle file's instead
+   * if there is one (a copy carrying an identity on may not be found again by its path).
+   */
+  give(t: Tracked, fd: number, keep: boolean): boolean {
+    if (this.openFds < this.config().max_open_files || keep) {
+      if (this.openFds >= this.config().max_open_files) this.closeOneIdle();
+      this.attach(t, fd);
+      return true;
+    }
     closeSync(fd);
-    this.want(t);
+    this.waiting.add(t.id);
+    return false;
   }
 
+  /** t wants a descriptor (opened by share(), in arrival order). */
   want(t: Tracked): void {
     this.waiting.add(t.id);
-    this.share(false);
   }
 
-  /** When files wait for a descriptor, one that has had its turn gives its own up, and queues again if it has more. */
-  yieldTurn(t: Tracked, more: boolean): void {
-    if (this.waiting.size === 0) return;
-    if (!reopenable(t)) {
-      // Renamed out of the globs, it cannot be opened again: read to its end, it is let go.
-      if (!more && t.deletedAt === null && !t.matched) this.host.letGo(t);
-      return;
-    }
+  /**
+   * When files wait for a descriptor, one that has had its turn gives its own up, and queues
+   * again if it has more. Returns true when t must be let go instead: renamed out of the
+   * globs and read to its end, it could not be opened again.
+   */
+  yieldTurn(t: Tracked, more: boolean): boolean {
+    if (this.waiting.size === 0) return false;
+    if (!reopenable(t)) return !more && t.deletedAt === null && !t.matched;
     this.close(t);
     if (more) this.waiting.add(t.id); // at the back
-    this.share(false);
+    return false;
   }
 
   /**
    * Opens waiting files while descriptors are free. With `closeIdle` (each poll), caught-up
    * files first give theirs up to waiting ones (a pass over all files, so not on every call).
+   * Caught-up files that cannot be opened again, and files found replaced as they were
+   * opened, are returned for the lifecycle to handle (it shares again afterwards).
    */
-  share(closeIdle: boolean): void {
-    if (this.waiting.size === 0) return;
+  share(closeIdle: boolean): Shared {
+    const out: Shared = { letGo: [], replaced: [] };
+    if (this.waiting.size === 0) return out;
     const max = this.config().max_open_files;
     if (closeIdle && this.openFds >= max) {
       const idle = [...this.index.files.values()].filter((t) => t.tail && t.deletedAt === null && caughtUp(t)).sort((a, b) => a.lastGrowth - b.lastGrowth);
       for (const t of idle.slice(0, this.waiting.size)) {
         if (reopenable(t)) this.close(t);
-        else this.host.letGo(t);
+        else out.letGo.push(t);
       }
+      if (out.letGo.length > 0) return out; // their descriptors free up once they are let go
     }
     // Not a copy of the set: it may hold thousands of files (many new at once) and this runs
-    // on every want(). Deleting the entry being visited is safe while iterating a Set.
+    // after every want(). Deleting the entry being visited is safe while iterating a Set.
     for (const id of this.waiting) {
       if (this.openFds >= max) break;
       const t = this.index.files.get(id);
       if (!t) this.waiting.delete(id);
-      else this.reopen(t);
+      else if (this.reopen(t) === "replaced") {
+        out.replaced.push(t);
+        break; // handled before anything else is opened: it changes what is followed
+      }
     }
+    return out;
   }
 
   /** Closes the caught-up file that grew least recently, to free a descriptor; false when none is idle. */
@@ -135,29 +153,35 @@ export class Descriptors {
     return idle !== undefined;
   }
 
-  /** Opens a closed file again by its path, if the path still holds the same file, and checks its bytes are still its. */
-  private reopen(t: Tracked): void {
+  /**
+   * Opens a closed file again by its path, if the path still holds the same file, and checks
+   * its bytes are still its: "replaced" when they are not (attached all the same, for the
+   * lifecycle to read the new bytes from 0 on this descriptor).
+   */
+  private reopen(t: Tracked): "opened" | "replaced" | "not opened" {
     this.waiting.delete(t.id);
     let opened: { fd: number; seen: Observed };
     try {
       opened = openIdentified(t.source.path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.events.fileUnreadable(t.source.path, errorText(err));
-      return;
+      return "not opened";
     }
     if (opened.seen.dev !== t.dev || opened.seen.ino !== t.ino || opened.seen.birthtimeMs !== t.born) {
       closeSync(opened.fd); // the path holds another file now; the next scan finds both
-      return;
+      return "not opened";
     }
     this.attach(t, opened.fd);
     const row = this.checkpoint.row(t.id);
-    if (row && (opened.seen.size < t.resumeAt || !headMatches(row, opened.seen.head))) this.host.replacedUnder(t);
-    else if (row) this.index.lengthen(row, opened.seen);
+    if (row && (opened.seen.size < t.resumeAt || !headMatches(row, opened.seen.head))) return "replaced";
+    if (row) this.index.lengthen(row, opened.seen);
+    return "opened";
   }
 
   /**
    * Checks a closed file's bytes are still its own; when they are not (truncated while
-   * closed), it is opened and handled as replaced at once. Returns true in that case.
+   * closed), it is opened (attached) and true is returned: the lifecycle handles it as
+   * replaced at once.
    */
   replacedWhileClosed(t: Tracked): boolean {
     let opened: { fd: number; seen: Observed };
@@ -174,7 +198,6 @@ export class Descriptors {
       return false;
     }
     this.attach(t, opened.fd);
-    this.host.replacedUnder(t);
     return true;
   }
 }

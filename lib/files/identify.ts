@@ -51,7 +51,7 @@
 //     at worst shipped twice, never skipped.
 // Files that already have an identity of their own are never taken for copies.
 
-import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync, statSync, type Stats } from "node:fs";
 import { basename } from "node:path";
 import { collector } from "../memory.ts";
 
@@ -231,6 +231,31 @@ export function lineStart(fd: number, pos: number): number {
   const n = readAt(fd, buf, look, pos - look);
   const nl = buf.subarray(0, n).lastIndexOf(0x0a);
   return nl === -1 ? pos - look : pos - look + nl + 1;
+}
+
+/** Where a file's last complete line ends (start_at: end), looking back at most 64 KiB; `size` when no newline is that close. */
+export function lastLineEnd(fd: number, size: number): number {
+  const look = Math.min(size, 64 * 1024);
+  if (look === 0) return size;
+  const buf = Buffer.allocUnsafe(look);
+  const n = readAt(fd, buf, look, size - look);
+  const nl = buf.subarray(0, n).lastIndexOf(0x0a);
+  return nl === -1 ? size : size - look + nl + 1;
+}
+
+/** True when a remembered size and mtime are those of `st`: the file did not change. */
+export function sameLook(was: { size: number; mtimeMs: number } | undefined, st: Stats): boolean {
+  return was !== undefined && was.size === st.size && was.mtimeMs === st.mtimeMs;
+}
+
+/** Where an open descriptor's file is now (Linux /proc); null when unknown or deleted. */
+export function pathOfFd(fd: number): string | null {
+  try {
+    const p = readlinkSync(`/proc/self/fd/${fd}`);
+    return p.endsWith(" (deleted)") ? null : p;
+  } catch {
+    return null;
+  }
 }
 
 /** The first min(size, FINGERPRINT_BYTES) bytes of the file at `path`. */

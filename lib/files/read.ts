@@ -31,6 +31,12 @@ export interface Source {
   host: string;
 }
 
+/** A span of one file's lines, and where they come from: what the agent packs and sends. */
+export interface Shipment {
+  source: Source;
+  span: Span;
+}
+
 /** Bytes of one file ready to pack, and the file range they account for. */
 export interface Span {
   bytes: Buffer; // complete lines; or one piece of an over-long line; or empty (skipped bytes)

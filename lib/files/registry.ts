@@ -12,6 +12,7 @@
 // it is forgotten once none of its chunks wait for an ack.
 
 import { statSync, type Stats } from "node:fs";
+import { dirname } from "node:path";
 import type { Clock } from "../clock.ts";
 import type { Checkpoint } from "../state/checkpoint.ts";
 import type { AgentConfig, InputConfig } from "../config.ts";
@@ -59,6 +60,18 @@ export class FileIndex {
     private readonly once: boolean,
     private readonly clock: Clock,
   ) {}
+
+  /** The followed files and their acknowledged offsets (for status and diagnostics). */
+  status(): { path: string; file: string; offset: number; size: number; open: boolean }[] {
+    return [...this.files.values()].map((t) => ({ path: t.source.path, file: t.id, offset: this.checkpoint.offsetOf(t.id) ?? 0, size: t.size, open: t.tail !== null }));
+  }
+
+  /** The directories that hold followed files (to watch). */
+  dirs(): Set<string> {
+    const out = new Set<string>();
+    for (const t of this.files.values()) out.add(dirname(t.source.path));
+    return out;
+  }
 
   /** The followed file at an inode key, if any. */
   atInode(key: string): Tracked | undefined {
@@ -221,6 +234,12 @@ export class LineIndex {
 /** Whether t's file is read to the end of what it held at the last look, with no unfinished line. */
 export function caughtUp(t: Tracked): boolean {
   return t.tail ? t.size === t.tail.offset && t.tail.partialBytes === 0 : t.size === t.resumeAt;
+}
+
+/** Whether t's unfinished last line has waited partial_line_timeout (then it ships as it is). */
+export function partialDue(t: Tracked, input: InputConfig, now: number): boolean {
+  const timeout = input.partial_line_timeout;
+  return timeout > 0 && now - t.lastGrowth >= timeout && (t.tail ? t.tail.partialBytes > 0 : t.partialPending);
 }
 
 /** A file whose descriptor may be closed and opened again by its path later. */

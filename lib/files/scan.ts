@@ -1,0 +1,167 @@
+// Scanning: what each path the globs matched is. A file already followed (matched again,
+// maybe under a new name), a known file back again (resumed at its saved offset), a copy of
+// a followed file (held back, or carrying an identity on), a compressed file (skipped), or
+// a new file (from 0, or from its last line with start_at: end on a first start).
+// In: candidates (discover.ts), the followed files (read-only, registry.ts) and saved rows;
+// out: decisions applied through the Follower's named methods (follow.ts, the one writer of
+// followed files). It calls the Follower, never the other way round.
+//
+// A scan judges in three ordered steps: open files are looked at first (a truncation that
+// happened before the listing is handled before any new file is judged as its copy); then
+// known inodes; closed files no longer matched are let go; new inodes last, so a copy is
+// judged against what its original holds now.
+
+import { closeSync, statSync, type Stats } from "node:fs";
+import type { Clock } from "../clock.ts";
+import type { AgentConfig } from "../config.ts";
+import { errorText } from "../errors.ts";
+import type { AgentEvents, FileAddReason } from "../events.ts";
+import type { Checkpoint } from "../state/checkpoint.ts";
+import type { SavedFile } from "../state/store.ts";
+import type { Candidate } from "./discover.ts";
+import type { Follower } from "./follow.ts";
+import { compressedFormat, currentFingerprint, inodeKey, lastLineEnd, openIdentified, sameFile, sameLook, type Observed } from "./identify.ts";
+
+export class Scanner {
+  private readonly skipped = new Map<string, { size: number; mtimeMs: number }>(); // inodeKeys of compressed files, warned once
+  private firstScan = true;
+
+  constructor(
+    private readonly files: Follower,
+    private readonly checkpoint: Checkpoint,
+    private readonly events: AgentEvents,
+    private readonly config: () => AgentConfig,
+    private readonly clock: Clock,
+    private readonly opts: { once: boolean; firstStart: boolean },
+  ) {}
+
+  /** One scan over the matched paths, in the order above. */
+  scan(candidates: Candidate[]): void {
+    const index = this.files.registry;
+    const copies = this.files.copies;
+    const now = this.clock.now();
+    this.files.beginScan(now);
+    const present = new Set<string>();
+    const fresh: [Candidate, Stats][] = [];
+    // While the scan runs, a copy carrying on a truncated file may be any matched path (a
+    // rotation into another directory, say), not only one beside the original.
+    copies.duringScan(candidates.map((c) => c.path), () => {
+      for (const c of candidates) {
+        const st = this.statCandidate(c.path);
+        if (!st) continue;
+        present.add(inodeKey(st.dev, st.ino));
+        if (index.byInode.has(inodeKey(st.dev, st.ino)) || index.savedRow(st.dev, st.ino)) this.consider(c, st);
+        else fresh.push([c, st]);
+      }
+      this.files.dropUnmatched(now);
+      copies.relist();
+      for (const [c, st] of fresh) this.consider(c, st);
+      copies.relist();
+    });
+    copies.forgetAbsent(present);
+    for (const key of this.skipped.keys()) if (!present.has(key)) this.skipped.delete(key);
+    index.markGone();
+    this.firstScan = false;
+    index.expireState();
+  }
+
+  private statCandidate(path: string): Stats | null {
+    try {
+      return statSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.events.fileUnreadable(path, errorText(err));
+      return null;
+    }
+  }
+
+  /** Decides what a matched path is: a file already followed, a known file back again, a copy, or new. */
+  private consider(c: Candidate, st: Stats): void {
+    const index = this.files.registry;
+    const copies = this.files.copies;
+    const key = inodeKey(st.dev, st.ino);
+    const known = index.atInode(key);
+    if (known && st.birthtimeMs === known.born) return this.files.seenAgain(known, c, st);
+    if (known) this.files.vanished(known); // deleted while closed, and its inode number reused by the file here now
+    if (this.opts.once && !this.firstScan) return;
+    if (sameLook(this.skipped.get(key), st)) return;
+    const held = copies.held.get(key);
+    if (held && sameLook(held, st) && !copies.releaseHeld(held)) return;
+    let opened: { fd: number; seen: Observed };
+    try {
+      opened = openIdentified(c.path, st); // st: this scan's look at the path, moments ago
+    } catch (err) {
+      this.events.fileUnreadable(c.path, errorText(err));
+      return;
+    }
+    const { fd, seen } = opened;
+    const format = compressedFormat(seen);
+    if (format) {
+      closeSync(fd);
+      if (!this.skipped.has(key)) this.events.fileSkippedCompressed(c.path, format);
+      this.skipped.set(key, { size: seen.size, mtimeMs: seen.mtimeMs });
+      return;
+    }
+    this.skipped.delete(key);
+    const saved = index.savedRow(seen.dev, seen.ino);
+    if (saved && this.checkpoint.waiting(saved.id) > 0) {
+      // Let go (or moved into a copy) while lines it sent still wait for Kafka: its offset is
+      // not final yet. Judged again at the next scan, so it never resumes behind them.
+      closeSync(fd);
+      return;
+    }
+    if (saved && sameFile(saved, seen)) return this.follow(c, fd, seen, { saved });
+    if (saved) this.files.orphaned(saved, c, seen); // then judged like any new file
+    // Its possible originals are looked at first: one truncated since its last look is
+    // handled now, so this file may carry it on.
+    const now = this.clock.now();
+    for (const t of copies.originalsOf(seen)) this.files.lookAtOriginal(t, now);
+    const verdict = copies.verdict(fd, seen);
+    switch (verdict.kind) {
+      case "none": {
+        copies.held.delete(key);
+        const gone = copies.copyOfGone(c, fd, seen);
+        if (gone === "in flight") return;
+        if (gone) return this.files.carriedOn(gone);
+        return this.follow(c, fd, seen, {});
+      }
+      case "own":
+        copies.held.delete(key);
+        return this.follow(c, fd, seen, { from: verdict.from });
+      case "held":
+        closeSync(fd);
+        copies.held.set(key, verdict.copy);
+        return;
+      case "taken": {
+        closeSync(fd);
+        const taker = index.atInode(key);
+        if (taker) this.files.seenAgain(taker, c, st);
+        return;
+      }
+      default: {
+        const never: never = verdict;
+        throw new Error(`unknown copy verdict ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /** Starts following a file not followed now: resume its saved offset if it is a known file. */
+  private follow(c: Candidate, fd: number, seen: Observed, how: { saved?: Readonly<SavedFile>; from?: number }): void {
+    const input = this.config().inputs[c.input]!;
+    let row = how.saved;
+    let reason: FileAddReason;
+    if (row) {
+      // sameFile() held: the head still starts with the fingerprinted bytes, so lengthening is safe.
+      this.checkpoint.lengthened(row.id, currentFingerprint(seen));
+      this.checkpoint.seenAt(row.id, c.path, this.clock.wall());
+      reason = "resumed";
+    } else {
+      // start_at applies on a first start only: on a later one, a file logship has never seen
+      // was created (or rotated in) while it was stopped, and its lines are new.
+      const startAtEnd = how.from === undefined && input.start_at === "end" && this.firstScan && this.opts.firstStart;
+      row = this.files.registry.newRow(seen, c.path, how.from ?? (startAtEnd ? lastLineEnd(fd, seen.size) : 0));
+      this.checkpoint.register(row);
+      reason = startAtEnd ? "start_at_end" : "new";
+    }
+    this.files.start(c, fd, seen, row, reason);
+  }
+}
