@@ -13,7 +13,7 @@ afterAll(() => dir.cleanup());
 let rowSeq = 0;
 function row(over: Partial<SavedFile> = {}): SavedFile {
   const n = rowSeq++;
-  return { id: `file-${n}`, dev: 1, ino: 1000 + n, fingerprint: "ab".repeat(16), fpLen: 1024, path: `/logs/${n}.log`, offset: 0, seenAt: 1_700_000_000_000, goneSince: null, ...over };
+  return { id: `file-${n}`, dev: 1, ino: 1000 + n, fingerprint: "ab".repeat(16), fpLen: 1024, path: `/logs/${n}.log`, offset: 0, seenAt: 1_700_000_000_000, goneSince: null, born: 0, size: 0, mtimeMs: 0, markLen: 0, markCrc: 0, ...over };
 }
 
 const sources = new Map<string, Source>();
@@ -33,6 +33,21 @@ let dbSeq = 0;
 const newStore = () => openStore(dir.path(`state-${dbSeq++}.db`));
 
 describe("offsets move on acks only", () => {
+  test("the saved offset keeps a mark of the acknowledged bytes just before it (how a copy proves it holds them)", () => {
+    const cp = new Checkpoint();
+    const r = row();
+    cp.register(r);
+    const line = Buffer.from("x".repeat(300) + "\n");
+    const a = chunk(r, 0, line.length, line);
+    const skipped = chunk(r, line.length, line.length + 50, Buffer.alloc(0)); // a dropped line: its bytes unknown
+    cp.track(a);
+    cp.track(skipped);
+    cp.acked([a]);
+    expect(cp.row(r.id)).toMatchObject({ offset: line.length, markLen: 256, markCrc: Bun.hash.crc32(line.subarray(line.length - 256)) });
+    cp.acked([skipped]);
+    expect(cp.row(r.id)).toMatchObject({ offset: line.length + 50, markLen: 0, markCrc: 0 });
+  });
+
   test("a tracked chunk moves nothing until acknowledged", () => {
     const cp = new Checkpoint();
     const r = row();
@@ -249,11 +264,11 @@ describe("rows and inodes", () => {
     const r = row();
     cp.load([r]);
     const was = { dev: r.dev, ino: r.ino };
-    cp.movedTo(r.id, { dev: r.dev, ino: 4242, path: "/logs/app.log.1" }, 7_000);
+    cp.movedTo(r.id, { dev: r.dev, ino: 4242, path: "/logs/app.log.1", born: 123.5, size: 900, mtimeMs: 456.25 }, 7_000);
     expect(cp.byInode(was.dev, was.ino)).toBeUndefined(); // the old inode no longer names it
     expect(cp.byInode(r.dev, 4242)?.id).toBe(r.id);
     expect(cp.flush(store)).toBe(1);
-    expect(store.all()[0]).toMatchObject({ ino: 4242, path: "/logs/app.log.1", seenAt: 7_000, goneSince: null });
+    expect(store.all()[0]).toMatchObject({ ino: 4242, path: "/logs/app.log.1", seenAt: 7_000, goneSince: null, born: 123.5, size: 900, mtimeMs: 456.25 });
     store.close();
   });
 });

@@ -12,7 +12,7 @@ afterAll(() => dir.cleanup());
 
 /** What the agent would have saved for a file after shipping up to `offset`. */
 function remember(seen: Observed, offset: number): KnownIdentity {
-  return { dev: seen.dev, ino: seen.ino, ...currentFingerprint(seen), offset };
+  return { dev: seen.dev, ino: seen.ino, ...currentFingerprint(seen), offset, born: seen.birthtimeMs, size: seen.size };
 }
 
 describe("sameFile", () => {

@@ -26,6 +26,7 @@ type Op =
   | { op: "appendSplit"; w: number }
   | { op: "rotate"; w: number; late: number }
   | { op: "copytruncate"; w: number }
+  | { op: "copytruncateMidScan"; w: number } // the copy now; the truncation inside the next comparison of a new file with an original
   | { op: "truncate"; w: number }
   | { op: "delete"; w: number }
   | { op: "wait"; ms: number }
@@ -38,6 +39,7 @@ interface Variant {
   maxOpenFiles: number;
   partialTimeout: number;
   lagAcks: boolean; // Kafka acknowledges in batches every few ms, so logship lags behind
+  header: boolean; // every new file starts with the same 1.3 KiB header (a CSV header, a banner): independent files alike
 }
 
 interface Program {
@@ -58,6 +60,7 @@ function generate(seed: number): Program {
     maxOpenFiles: rnd() < 0.25 ? int(1, 2) : 64,
     partialTimeout: rnd() < 0.3 ? 25 : 0,
     lagAcks: rnd() < 0.4,
+    header: rnd() < 0.3,
   };
   const ops: Op[] = [];
   const w = () => int(0, writers - 1);
@@ -65,7 +68,8 @@ function generate(seed: number): Program {
     const r = rnd();
     if (r < 0.45) return { op: "append", w: w(), n: int(1, 40) };
     if (r < 0.58) return { op: "rotate", w: w(), late: pick([0, 0, 1, 3]) };
-    if (r < 0.72) return { op: "copytruncate", w: w() };
+    if (r < 0.66) return { op: "copytruncate", w: w() };
+    if (r < 0.72) return { op: "copytruncateMidScan", w: w() };
     if (r < 0.8) return { op: "truncate", w: w() };
     return { op: "delete", w: w() };
   };
@@ -97,6 +101,8 @@ interface Writer {
 }
 
 const LINE = /^(w\d) (\d{6}) ([a-z]+)$/;
+/** The header every new file starts with in the `header` variant: 1.3 KiB, no sequence numbers. */
+const HEADER = Array.from({ length: 40 }, (_, i) => `# column ${String(i).padStart(2, "0")}: a header line every new file shares\n`).join("").slice(0, 1300).replace(/[^\n]*$/, "");
 
 function lineText(w: number, seq: number): string {
   let payload = "";
@@ -148,6 +154,7 @@ async function run(program: Program): Promise<string[]> {
   };
   const start = async () => {
     await h.start();
+    h.copies.onCompare = landPending;
     if (v.lagAcks) {
       const fake = h.kafka;
       fake.holdAll();
@@ -175,8 +182,31 @@ async function run(program: Program): Promise<string[]> {
   const ensureFile = (wr: Writer) => {
     if (wr.fd !== null) return;
     wr.fd = openSync(h.dir.path(wr.name), "a");
+    if (v.header) writeSync(wr.fd, HEADER);
     wr.gen = { seqs: [], orphanOnStop: false };
     gens.push(wr.gen);
+  };
+  /** copytruncate's truncation, and what the model then knows may be lost. */
+  const truncateCopied = (wr: Writer) => {
+    const g = wr.gen!;
+    const got = delivered();
+    truncateSync(h.dir.path(wr.name), 0);
+    if (!v.matchRotated) {
+      g.orphanOnStop = true;
+      // The copy carries the identity on only if logship knows the file and has read enough
+      // of it to tell its copy from a look-alike (COPY_MIN_BYTES).
+      const readBytes = g.seqs.filter((s) => got.has(s)).reduce((n, s) => n + text.get(s)!.length, 0);
+      const known = readBytes >= 64 && (!running() || agentHolds(wr.fd!, false));
+      if (!known) mayLoseUnread(g);
+    }
+    newGen(wr); // the writer goes on (O_APPEND) in the truncated file
+  };
+  /** A copytruncateMidScan's truncation, waiting for the next comparison of a new file with an original (or the next op). */
+  let pendingTruncate: (() => void) | null = null;
+  const landPending = () => {
+    const p = pendingTruncate;
+    pendingTruncate = null;
+    p?.();
   };
   const newGen = (wr: Writer) => {
     wr.gen = { seqs: [], orphanOnStop: false };
@@ -187,6 +217,7 @@ async function run(program: Program): Promise<string[]> {
     await start();
     for (const o of program.ops) {
       if (process.env.LOGSHIP_MODEL_LOG) h.events.lines.push(`${new Date().toISOString()} MODEL ${JSON.stringify(o)}`);
+      if (o.op !== "wait") landPending(); // a truncation no comparison met lands before anything else happens
       if (o.op === "wait") {
         await h.advance(o.ms);
         await h.tick(0);
@@ -235,19 +266,17 @@ async function run(program: Program): Promise<string[]> {
         }
         case "copytruncate": {
           if (wr.fd === null) break;
-          const g = wr.gen!;
-          const got = delivered();
           copyFileSync(h.dir.path(wr.name), h.dir.path(`${wr.name}.${++rotations}`));
-          truncateSync(h.dir.path(wr.name), 0);
-          if (!v.matchRotated) {
-            g.orphanOnStop = true;
-            // The copy carries the identity on only if logship knows the file and has read enough
-            // of it to tell its copy from a look-alike (COPY_MIN_BYTES).
-            const readBytes = g.seqs.filter((s) => got.has(s)).reduce((n, s) => n + text.get(s)!.length, 0);
-            const known = readBytes >= 64 && (!running() || agentHolds(wr.fd, false));
-            if (!known) mayLoseUnread(g);
-          }
-          newGen(wr); // the writer goes on (O_APPEND) in the truncated file
+          truncateCopied(wr);
+          break;
+        }
+        case "copytruncateMidScan": {
+          if (wr.fd === null || pendingTruncate) break;
+          copyFileSync(h.dir.path(wr.name), h.dir.path(`${wr.name}.${++rotations}`));
+          const fd = wr.fd;
+          pendingTruncate = () => {
+            if (wr.fd === fd) truncateCopied(wr);
+          };
           break;
         }
         case "truncate":
@@ -273,6 +302,7 @@ async function run(program: Program): Promise<string[]> {
         }
       }
     }
+    landPending();
     if (!running()) await start();
     const wanted = [...must].filter(([, m]) => m).map(([s]) => s);
     try {
@@ -302,7 +332,14 @@ async function run(program: Program): Promise<string[]> {
   const seen = new Map<number, string>();
   for (const s of streams) {
     if (s.start !== 0) problems.push(`file ${s.file} (${s.path}) starts at offset ${s.start}, not 0`);
-    const body = s.bytes.toString("latin1");
+    let body = s.bytes.toString("latin1");
+    // An identity that began at a file's creation starts with (whole lines of) the header, in
+    // the header variant; header lines anywhere else are unexpected bytes.
+    if (v.header) {
+      let k = 0;
+      while (k < body.length && k < HEADER.length && body[k] === HEADER[k]) k++;
+      body = body.slice(body.lastIndexOf("\n", k - 1) + 1);
+    }
     const parts = body.split("\n");
     const rest = parts[parts.length - 1]!;
     if (rest !== "") {

@@ -30,7 +30,7 @@ let fileSeq = 0;
 /** A registered file with its lines, and a way to pack them as the agent would. */
 function file(cp: Checkpoint, lines: string[]) {
   const n = fileSeq++;
-  const row: SavedFile = { id: `id-${n}`, dev: 1, ino: n, fingerprint: "f", fpLen: 1, path: `/logs/file-${n}.log`, offset: 0, seenAt: 0, goneSince: null };
+  const row: SavedFile = { id: `id-${n}`, dev: 1, ino: n, fingerprint: "f", fpLen: 1, path: `/logs/file-${n}.log`, offset: 0, seenAt: 0, goneSince: null, born: 0, size: 0, mtimeMs: 0, markLen: 0, markCrc: 0 };
   cp.register(row);
   const source: Source = { file: row.id, path: row.path, topic: "logs", host: "h" };
   const bytes = Buffer.from(lines.join(""));

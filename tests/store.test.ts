@@ -3,7 +3,7 @@
 import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { StateError } from "../lib/errors.ts";
 import { Checkpoint } from "../lib/state/checkpoint.ts";
@@ -17,7 +17,7 @@ let seq = 0;
 const freshPath = () => dir.path(`s${seq++}/state.db`);
 
 function row(id: string, over: Partial<SavedFile> = {}): SavedFile {
-  return { id, dev: 2049, ino: 5_000_000_000, fingerprint: "0123456789abcdef0123456789abcdef", fpLen: 1024, path: `/var/log/${id}.log`, offset: 2 ** 40, seenAt: 1_700_000_000_123, goneSince: null, ...over };
+  return { id, dev: 2049, ino: 5_000_000_000, fingerprint: "0123456789abcdef0123456789abcdef", fpLen: 1024, path: `/var/log/${id}.log`, offset: 2 ** 40, seenAt: 1_700_000_000_123, goneSince: null, born: 1_700_000_000_001.5, size: 2 ** 41, mtimeMs: 1_700_000_000_100.25, markLen: 200, markCrc: 4_000_000_000, ...over };
 }
 
 function stateErrorOf(fn: () => unknown): StateError {
@@ -36,11 +36,25 @@ describe("schema and pragmas", () => {
     const store = openStore(path);
     store.close();
     const db = new Database(path);
-    expect(db.query("PRAGMA user_version").get()).toEqual({ user_version: 1 });
+    expect(db.query("PRAGMA user_version").get()).toEqual({ user_version: 2 });
     expect(db.query("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" }); // persistent in the file
     const columns = (db.query("PRAGMA table_info(files)").all() as { name: string }[]).map((c) => c.name);
-    expect(columns).toEqual(["id", "dev", "ino", "fingerprint", "fp_len", "path", "offset", "seen_at", "gone_since"]);
+    expect(columns).toEqual(["id", "dev", "ino", "fingerprint", "fp_len", "path", "offset", "seen_at", "gone_since", "born", "size", "mtime", "mark_len", "mark_crc"]);
     db.close();
+  });
+
+  test("a version-1 database (before born/size/mtime) is migrated, its rows kept with those unknown (0)", () => {
+    const path = freshPath();
+    mkdirSync(dirname(path), { recursive: true });
+    const db = new Database(path, { create: true });
+    db.exec(`CREATE TABLE files (id TEXT PRIMARY KEY, dev INTEGER NOT NULL, ino INTEGER NOT NULL, fingerprint TEXT NOT NULL, fp_len INTEGER NOT NULL,
+      path TEXT NOT NULL, offset INTEGER NOT NULL, seen_at INTEGER NOT NULL, gone_since INTEGER); CREATE INDEX files_by_inode ON files (dev, ino);
+      PRAGMA user_version = 1;`);
+    db.run(`INSERT INTO files VALUES ('old', 1, 2, 'ff', 8, '/var/log/old.log', 77, 1000, NULL)`);
+    db.close();
+    const store = openStore(path);
+    expect(store.all()).toEqual([{ id: "old", dev: 1, ino: 2, fingerprint: "ff", fpLen: 8, path: "/var/log/old.log", offset: 77, seenAt: 1000, goneSince: null, born: 0, size: 0, mtimeMs: 0, markLen: 0, markCrc: 0 }]);
+    store.close();
   });
 
   test("the open connection runs with synchronous=FULL (2)", () => {
@@ -69,7 +83,7 @@ describe("schema and pragmas", () => {
     db.exec("PRAGMA user_version = 99");
     db.close();
     const err = stateErrorOf(() => openStore(path));
-    expect(err.message).toContain("newer logship (schema 99, this one knows 1)");
+    expect(err.message).toContain("newer logship (schema 99, this one knows 2)");
   });
 });
 

@@ -1,34 +1,37 @@
-// Copies: the copy rule of identify.ts applied to the followed files. A new file whose bytes
-// are, so far, all a followed file's is a copy: it is held back, not shipped, while that
-// stays true. When an identity's inode loses its bytes (copytruncate, a truncation or
-// rewrite, deletion or a rename out of the globs before it was read to its end), the
-// identity carries on in a copy of them, read on from where it was, like a rename.
+// Copies: the copy rule of identify.ts applied to the followed files. A file is never skipped
+// because its bytes look like another file's: a new file whose bytes are, so far, all a
+// followed file's may be a copytruncate copy whose truncation is still to come, so it is
+// held back for a short, bounded time (copyGrace: two scan intervals) while that is decided,
+// and then shipped from byte 0 under its own identity unless it turned out to carry an
+// identity on. An identity carries on in a copy only when its own inode lost its bytes
+// (copytruncate, a truncation or rewrite, deletion or a rename out of the globs before it
+// was read to its end) and the copy holds its unread tail: it is read on from where the
+// identity was, like a rename.
 // In: new files (fd + what identify.ts observed) and identities that lost their inode's
-// bytes; out: verdicts for the scan, identities moved into copies (files.ts), rows of
-// their own for copies whose bytes were all shipped as another file's.
+// bytes; out: verdicts for the scan, and identities carried on in copies (with the copy's
+// descriptor) for the lifecycle (follow.ts) to follow.
 //
-// Invariants: a held copy ships nothing while all its bytes are its original's; one shorter
-// than FINGERPRINT_BYTES is let go as a file of its own after copyGrace(). At most one copy
-// carries an identity on; the others get identities of their own starting past what they
-// hold. Bytes that no copy holds are reported through dataLost with their range.
+// Invariants: a held copy ships nothing while held, and is held at most copyGrace. At most
+// one copy carries an identity on; any other is a file of its own, shipped from 0 (a
+// duplicate, never a skip). A verdict taken while an original changed under the comparison
+// (a truncation landing mid-scan) is no verdict: the file stays held and is judged again,
+// so the order of a truncation and a scan does not change the outcome. Bytes that no copy
+// holds are reported through dataLost with their range.
 
-import { closeSync, fstatSync, readdirSync, statSync, type Stats } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readdirSync, statSync, type Stats } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Clock } from "../clock.ts";
 import type { Checkpoint } from "../state/checkpoint.ts";
 import type { AgentConfig } from "../config.ts";
 import type { Candidate } from "./discover.ts";
 import type { AgentEvents } from "../events.ts";
-import { existsAs, type FileIndex, type Tracked } from "./registry.ts";
-import {
-  commonPrefix, COPY_MIN_BYTES, fingerprint, FINGERPRINT_BYTES, firstLineKey, headMatches, inodeKey, isNamedCopyOf, lineStart,
-  openIdentified, readHead, type Observed,
-} from "./identify.ts";
+import { existsAs, savedMark, type FileIndex, type ReadMark, type Tracked } from "./registry.ts";
+import { commonPrefix, COPY_MIN_BYTES, firstLineKey, headMatches, inodeKey, isNamedCopyOf, openIdentified, readAt, readHead, rotationOf, type Observed } from "./identify.ts";
 import type { SavedFile } from "../state/store.ts";
 
 /**
- * A new file whose bytes are, so far, all a followed file's (a copy, by the copy rule): it is
- * held back, not shipped, while that stays true.
+ * A new file held back while the copy rule decides: its bytes are, so far, all a followed
+ * file's, or the original changed while they were compared.
  */
 export interface HeldCopy {
   of: string; // tracked id of the original
@@ -36,7 +39,7 @@ export interface HeldCopy {
   size: number; // size and mtime when last judged
   mtimeMs: number;
   prefix: number; // bytes verified equal to the original's
-  since: number; // clock.now() first held
+  since: number; // clock.now() first held: held at most copyGrace from then
 }
 
 /** A file on disk looked at as a possible copy. */
@@ -48,10 +51,9 @@ interface Look {
 
 /** What a new file is with respect to the followed files (the copy rule in identify.ts). */
 export type CopyVerdict =
-  | { kind: "none" } // not a copy: a file of its own from the start
-  | { kind: "held"; copy: HeldCopy } // holds only bytes a followed file holds: not shipped (yet)
-  | { kind: "taken" } // its original turned out truncated, and it now carries the original's identity
-  | { kind: "own"; from: number }; // a held copy that grew bytes of its own: shipped from there
+  | { kind: "none" } // a file of its own: shipped from byte 0
+  | { kind: "held"; copy: HeldCopy } // maybe a copy whose truncation is to come: not shipped yet (at most copyGrace)
+  | { kind: "taken" }; // its original turned out truncated, and it now carries the original's identity
 
 const NOT_A_COPY: CopyVerdict = { kind: "none" };
 
@@ -67,7 +69,7 @@ export interface Carried {
 
 /** Where a followed file's bytes were: what carryOn() needs to carry its identity on. */
 export function wasOf(t: Tracked): Was {
-  return { id: t.id, input: t.input, path: t.source.path, formerPath: t.formerPath, dev: t.dev, ino: t.ino };
+  return { id: t.id, input: t.input, path: t.source.path, formerPath: t.formerPath, dev: t.dev, ino: t.ino, mark: t.readMark };
 }
 
 /** An identity that may carry on in a copy: where its bytes were. */
@@ -78,10 +80,13 @@ export interface Was {
   formerPath?: string | null; // its name before its latest rename: a short copy may be named after either
   dev: number;
   ino: number;
+  mark?: ReadMark | null; // the last bytes read, when known: a copy must hold them where they were
 }
 
 export class Copies {
   readonly held = new Map<string, HeldCopy>(); // inodeKey → a copy held back
+  /** Tests only: runs as a new file is compared with an original, to land a truncation mid-scan. */
+  onCompare: ((original: Tracked) => void) | null = null;
   private rowsByDir: Map<string, SavedFile[]> | null = null; // during a scan: remembered rows by directory
   private hints: readonly string[] = []; // during a scan: the matched paths, where copies may be too
 
@@ -132,29 +137,36 @@ export class Copies {
     return out;
   }
 
-  /** Judges a new file against the followed files whose first line it shares (looked at just before). */
+  /**
+   * Judges a new file against the followed files whose first line it shares (looked at just
+   * before): held while all its bytes are an original's, or while an original changed under
+   * the comparison; a file of its own once it holds bytes of its own, or once held for
+   * copyGrace. Only a truncation of the original (handled by the lifecycle) makes it a copy.
+   */
   verdict(fd: number, seen: Observed): CopyVerdict {
     const self = inodeKey(seen.dev, seen.ino);
     if (this.index.byInode.has(self)) return { kind: "taken" }; // it carries an original on since
     const earlier = this.held.get(self);
     let best: { t: Tracked; prefix: number } | null = null;
+    let unsettled: Tracked | null = null;
     for (const t of this.originalsOf(seen)) {
-      const prefix = this.sharedPrefix(t, fd, seen.size, earlier?.of === t.id ? earlier.prefix : 0);
-      if (prefix !== null && (!best || prefix > best.prefix)) best = { t, prefix };
+      const shared = this.sharedPrefix(t, fd, seen.size, earlier?.of === t.id ? earlier.prefix : 0);
+      if (shared === null) continue;
+      if (!shared.settled) unsettled ??= t;
+      if (!best || shared.prefix > best.prefix) best = { t, prefix: shared.prefix };
     }
-    if (!best) return NOT_A_COPY;
-    const now = this.clock.now();
-    const copy: HeldCopy = { of: best.t.id, path: seen.path, size: seen.size, mtimeMs: seen.mtimeMs, prefix: best.prefix, since: earlier?.since ?? now };
-    if (best.prefix >= seen.size && !this.releaseHeld(copy)) return { kind: "held", copy };
-    // Grown bytes of its own: after a sure copy, those are all it ships; else all of it ships.
-    if (earlier && best.prefix >= FINGERPRINT_BYTES && best.prefix < seen.size) return { kind: "own", from: lineStart(fd, best.prefix) };
-    return NOT_A_COPY;
+    const of = best && best.prefix >= seen.size ? best.t : unsettled;
+    if (!of) return NOT_A_COPY;
+    const copy: HeldCopy = { of: of.id, path: seen.path, size: seen.size, mtimeMs: seen.mtimeMs, prefix: best?.prefix ?? 0, since: earlier?.since ?? this.clock.now() };
+    return this.releaseHeld(copy) ? NOT_A_COPY : { kind: "held", copy };
   }
 
   /**
    * A new file that is a copy of a remembered file no longer on disk (deleted, or truncated,
    * while logship was stopped or not looking) carries that identity on from its offset.
-   * Only remembered files of its own directory are considered. Returns what carries it on,
+   * Only remembered files of its own directory, and a copy named like a rotation of it
+   * (app.log → app.log.1), are considered: a new file under the gone file's own name, or any
+   * other, is a file of its own however alike they start. Returns what carries it on,
    * "in flight" when such an identity still waits for acks (`fd` is then closed: judged again
    * at the next scan), or null when it is no such copy.
    */
@@ -162,7 +174,8 @@ export class Copies {
     const rows = this.rowsIn(dirname(c.path));
     let best: SavedFile | undefined;
     for (const row of rows) {
-      if (this.index.files.has(row.id) || !isNamedCopyOf(row, [row.path], seen.head, c.path, row.offset)) continue;
+      if (this.index.files.has(row.id) || !rotationOf(row.path, c.path) || !isNamedCopyOf(row, [row.path], seen.head, c.path, row.offset)) continue;
+      if (!holdsMark(c.path, savedMark(row), row.offset)) continue; // alike at the head, but not the bytes that were read
       if (existsAs(row.path, row.dev, row.ino)) continue; // its own file is still there
       if (!best || row.offset > best.offset) best = row;
     }
@@ -191,21 +204,23 @@ export class Copies {
     return this.rowsByDir.get(dir) ?? [];
   }
 
-  /**
-   * A held copy shorter than FINGERPRINT_BYTES is let go (shipped as a file of its own) after
-   * copyGrace(): a new file that merely starts like another must not wait for ever.
-   */
+  /** A held file is let go (shipped from 0 as a file of its own) after copyGrace(): a file that merely starts like another must not wait for ever. */
   releaseHeld(h: HeldCopy): boolean {
-    return h.prefix < FINGERPRINT_BYTES && this.clock.now() - h.since >= this.copyGrace();
+    return this.clock.now() - h.since >= this.copyGrace();
   }
 
-  /** How long a short copy is held back: enough scans for copytruncate's truncation to follow. */
+  /** How long a possible copy is held back: enough scans for copytruncate's truncation to follow. */
   private copyGrace(): number {
     return 2 * this.config().scan_interval;
   }
 
-  /** How many bytes from 0 the file open as `fd` shares with t's file; null when t's file cannot be looked at. */
-  private sharedPrefix(t: Tracked, fd: number, size: number, verified: number): number | null {
+  /**
+   * How many bytes from 0 the file open as `fd` shares with t's file, and whether that answer
+   * holds: not when t's file changed since its last look or during the comparison (shrank,
+   * or was written to), as when a truncation lands mid-scan. Null when t's file cannot be
+   * looked at.
+   */
+  private sharedPrefix(t: Tracked, fd: number, size: number, verified: number): { prefix: number; settled: boolean } | null {
     let kfd = t.tail?.fd ?? -1;
     let opened = false;
     if (kfd < 0) {
@@ -222,8 +237,13 @@ export class Copies {
       }
     }
     try {
-      const to = Math.min(size, fstatSync(kfd).size);
-      return commonPrefix(fd, kfd, Math.min(verified, to), to);
+      const before = fstatSync(kfd);
+      const to = Math.min(size, before.size);
+      this.onCompare?.(t);
+      const prefix = commonPrefix(fd, kfd, Math.min(verified, to), to);
+      const after = fstatSync(kfd);
+      const settled = before.size >= t.size && after.size === before.size && after.mtimeMs === before.mtimeMs && before.mtimeMs === t.mtimeMs;
+      return { prefix, settled };
     } catch {
       return null;
     } finally {
@@ -244,8 +264,7 @@ export class Copies {
     if (row.fpLen < COPY_MIN_BYTES && copies.length > 1) copies = []; // rotation-named look-alikes: cannot tell which
     copies.sort((a, b) => b.st.size - a.st.size || b.st.ctimeMs - a.st.ctimeMs);
     const best = copies.find((c) => c.st.size >= read);
-    // The others hold what was read, or what `best` holds: past that, they are files of their own.
-    if (row.fpLen >= FINGERPRINT_BYTES) for (const c of copies) if (c !== best) this.registerCopy(c);
+    // The others are files of their own (judged as new files: shipped from 0, never skipped).
     for (const [key, h] of this.held) if (h.of === was.id) this.held.delete(key);
     const carried = best ? this.continueIn(was, row, best, read) : null;
     if (best && carried) {
@@ -285,7 +304,7 @@ export class Copies {
       } catch {
         continue;
       }
-      if (!isNamedCopyOf(known, names, head, p, read) || this.index.hasIdentity(st, head)) continue;
+      if (!isNamedCopyOf(known, names, head, p, read) || this.index.hasIdentity(st, head) || !holdsMark(p, was.mark, read)) continue;
       seen.add(key);
       out.push({ path: p, st, head });
     }
@@ -293,7 +312,7 @@ export class Copies {
   }
 
   /** Moves an identity into a copy of its bytes, to be read on from `read` (like a rename); null when the copy changed meanwhile. */
-  private continueIn(was: { id: string; input: number; path: string }, row: Readonly<SavedFile>, copy: Look, read: number): Carried | null {
+  private continueIn(was: { id: string; input: number; path: string; mark?: ReadMark | null }, row: Readonly<SavedFile>, copy: Look, read: number): Carried | null {
     let opened: { fd: number; seen: Observed };
     try {
       opened = openIdentified(copy.path);
@@ -306,30 +325,19 @@ export class Copies {
       return null;
     }
     const key = inodeKey(seen.dev, seen.ino);
-    this.checkpoint.movedTo(row.id, { dev: seen.dev, ino: seen.ino, path: copy.path }, this.clock.wall());
+    this.checkpoint.movedTo(row.id, { dev: seen.dev, ino: seen.ino, path: copy.path, born: seen.birthtimeMs, size: seen.size, mtimeMs: seen.mtimeMs }, this.clock.wall());
     this.index.lengthen(row, seen);
     this.held.delete(key);
     const t = this.index.newTracked(row.id, was.input, copy.path, seen, read, false);
+    t.readMark = was.mark ?? null; // the copy holds them where they were
     this.events.fileRenamed(was.path, copy.path, row.id);
     return { t, fd };
   }
 
-  /** A copy whose bytes were all shipped as another file's gets an identity of its own, starting past them. */
-  private registerCopy(c: Look): void {
-    const key = inodeKey(c.st.dev, c.st.ino);
-    this.held.delete(key);
-    if (this.index.hasIdentity(c.st, c.head)) return;
-    const row: SavedFile = {
-      id: this.index.newId(c.st.dev, c.st.ino), dev: c.st.dev, ino: c.st.ino, fingerprint: fingerprint(c.head), fpLen: c.head.length,
-      path: c.path, offset: c.st.size, seenAt: this.clock.wall(), goneSince: null,
-    };
-    this.checkpoint.register(row);
-  }
-
   /**
    * An original stops being followed, `read` bytes of it read: its held copies are settled.
-   * The largest that holds more than was read carries its identity on; the others get
-   * identities of their own past what they hold. Returns what carries it on, if one does.
+   * The largest that holds more than was read carries its identity on; the others are let go,
+   * to be judged again as new files. Returns what carries it on, if one does.
    */
   settle(t: Tracked, read: number): Carried | null {
     const mine = [...this.held.entries()].filter(([, h]) => h.of === t.id).sort((a, b) => b[1].size - a[1].size);
@@ -345,9 +353,29 @@ export class Copies {
       } catch {
         continue;
       }
-      if (!carried && row && look.st.size > read && (carried = this.continueIn({ id: t.id, input: t.input, path: t.source.path }, row, look, read))) continue;
-      if (h.prefix >= FINGERPRINT_BYTES) this.registerCopy(look); // else judged again as a new file
+      if (!carried && row && look.st.size > read && holdsMark(h.path, t.readMark, read)) carried = this.continueIn(wasOf(t), row, look, read);
     }
     return carried;
+  }
+}
+
+/**
+ * Whether the file at `path` holds, where they were, the last bytes read of the identity it
+ * may carry on (its read mark, when the mark ends at `read`): two files that merely share a
+ * header do not. Without a mark (nothing read yet, or only known from a saved row) the
+ * fingerprint rule alone decides.
+ */
+function holdsMark(path: string, mark: ReadMark | null | undefined, read: number): boolean {
+  if (!mark || mark.end !== read) return true;
+  try {
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const buf = Buffer.allocUnsafe(mark.length);
+      return readAt(fd, buf, mark.length, mark.end - mark.length) === mark.length && Bun.hash.crc32(buf) === mark.crc;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
   }
 }

@@ -37,7 +37,7 @@ import type { Candidate } from "./discover.ts";
 import { firstLineKey, observeFd, pathOfFd, type Observed } from "./identify.ts";
 import { observe, type FileChange } from "./look.ts";
 import type { Shipment, Span } from "./read.ts";
-import { caughtUp, existsAs, FileIndex, inputOf, partialDue, type Tracked } from "./registry.ts";
+import { caughtUp, existsAs, FileIndex, inputOf, partialDue, readMarkOf, savedMark, type Tracked } from "./registry.ts";
 
 /** Bytes a file may read in one turn while other files wait for a descriptor. */
 const TURN_BYTES = READ_BYTES;
@@ -131,6 +131,7 @@ export class Follower {
   /** Starts following a file not followed now, at `from` of the identity `row` (new, or saved and resumed). */
   start(c: Candidate, fd: number, seen: Observed, row: Readonly<SavedFile>, reason: FileAddReason): void {
     const t = this.index.newTracked(row.id, c.input, c.path, seen, row.offset, true);
+    t.readMark = savedMark(row); // what was read before a restart, for a copy to prove it holds
     this.events.fileAdded(c.path, t.id, row.offset, reason);
     if (!this.fds.give(t, fd, false)) this.share(false);
   }
@@ -162,6 +163,7 @@ export class Follower {
           if (row) this.index.lengthen(row, seen);
           if (t.lineKey === null) this.index.indexLine(t, firstLineKey(seen.head));
         }
+        this.checkpoint.looked(t.id, st.birthtimeMs, st.size, st.mtimeMs);
         if (st.size > t.size) t.lastGrowth = now;
         if (st.size > t.size || t.tail!.hasNewBytes(st.size)) this.index.ready.add(t.id);
         t.size = st.size;
@@ -236,7 +238,7 @@ export class Follower {
    */
   orphaned(saved: Readonly<SavedFile>, c: Candidate, seen: Observed): void {
     if (saved.path === c.path) this.events.fileTruncated(c.path, saved.id, saved.offset, seen.size);
-    const was = { id: saved.id, input: c.input, path: saved.path, dev: saved.dev, ino: saved.ino };
+    const was = { id: saved.id, input: c.input, path: saved.path, dev: saved.dev, ino: saved.ino, mark: savedMark(saved) };
     if (!this.give(this.copies.carryOn(was, saved.offset, saved.offset, ""))) this.index.forgetRow(saved.id);
   }
 
@@ -295,6 +297,7 @@ export class Follower {
       return;
     }
     t.turnBytes += span.end - span.start;
+    t.readMark = readMarkOf(span.bytes, span.start, span.end) ?? t.readMark;
     yield { source: t.source, span };
     if (t.turnBytes < TURN_BYTES) return;
     this.fds.yieldTurn(t, true); // with more to read, it queues again (never let go)
@@ -312,6 +315,7 @@ export class Follower {
     if (!t.tail || this.opts.once || t.tail.partialBytes === 0 || !partialDue(t, this.input(t), now)) return null;
     if (t.tail.hasNewBytes(t.size)) return null; // more bytes arrived: read them first
     const span = t.tail.flushPartial();
+    if (span) t.readMark = readMarkOf(span.bytes, span.start, span.end) ?? t.readMark;
     return span ? { source: t.source, span } : null;
   }
 
@@ -323,6 +327,7 @@ export class Follower {
       // A deleted file's last line will never be finished: it ships as it is.
       if (!tail.hasNewBytes(t.size) && tail.partialBytes > 0) {
         const span = tail.flushPartial();
+        if (span) t.readMark = readMarkOf(span.bytes, span.start, span.end) ?? t.readMark;
         if (span) yield { source: t.source, span };
       }
       if (t.size <= tail.offset) return void this.finish(t);

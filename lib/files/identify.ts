@@ -4,51 +4,44 @@
 // The rule. A file is its device + inode, confirmed by a fingerprint: a hash of its first
 // FINGERPRINT_BYTES bytes (or of all of it, when it is shorter; the length hashed is stored
 // with the hash). A saved entry with the same device + inode is the same file only if
-//   - its saved offset is not beyond the current size (otherwise the file was truncated or
-//     replaced), and
+//   - its saved offset, and its size at the last look, are not beyond the current size
+//     (otherwise the file was truncated or replaced: a file never holds less under one
+//     identity),
+//   - its birth time, where the file system keeps one, is the one saved (otherwise the inode
+//     number was reused by a new file while logship was stopped), and
 //   - the first fpLen bytes of the file still hash to the saved fingerprint (otherwise the
 //     inode was reused by a new file, or the file was truncated and rewritten past the
 //     saved offset).
-// Failing either, the file is new and is read from byte 0. A short file keeps shipping: its
+// Failing any, the file is new and is read from byte 0. A short file keeps shipping: its
 // fingerprint covers what it had when last checked and is lengthened as it grows, up to
 // FINGERPRINT_BYTES, so growing past the fingerprint size never makes it look new. While a
 // file is open its fingerprint is checked again whenever its size or mtime changes, so a
 // truncation is noticed even when the file was rewritten past the old offset (a truncation
-// that rewrites the very same first bytes and passes the offset cannot be told apart).
-// While logship runs it also knows a followed file's birth time (where the file system keeps
-// one), so an inode number reused by a new file while the old one was closed is not taken for it.
+// that rewrites the very same first bytes and passes the offset cannot be told apart while
+// logship runs; across a restart the saved size tells it when the file is now shorter).
 // Renames keep device + inode, so a rotated file is found again under its new name. The
-// fingerprint alone is not trusted across inodes for resuming: two unrelated files may
-// share their first kilobyte (a common header), and taking one for the other would skip
-// its bytes.
+// fingerprint alone is never trusted across inodes: two unrelated files may share their
+// first kilobyte (a CSV header, a banner), and taking one for the other would skip its bytes.
 //
-// The copy rule (logrotate `copytruncate` and `copy`, cp, mv across file systems). A file
-// with a new device + inode may be a copy of a known file: its bytes start with the known
-// file's bytes. Shipping it from 0 would send those bytes twice; taking an unrelated file
-// for a copy would skip bytes never sent. So:
-//   - A new file whose bytes are all a followed, intact file's bytes (found through an index
-//     of first lines, then compared byte for byte) is held back: not shipped while that holds.
-//     Shorter than FINGERPRINT_BYTES it might merely start alike (a banner), so it is held
-//     for two scan intervals at most, long enough for copytruncate's truncation to follow,
-//     then shipped from 0. Once a held copy of at least FINGERPRINT_BYTES grows bytes of its
-//     own, it ships from the first line where it differs; a shorter one ships from 0.
-//   - When a file's inode loses its bytes (truncated, replaced, or deleted before it was read
-//     to its end), a copy of them carries its identity on from its read offset, like a
-//     rename: the lines between what was read and the truncation are read from the copy
-//     under the original `file` id and offsets, so copytruncate loses nothing. The copy is
-//     looked for among the held copies and in the original's directory (and, for a file
-//     that vanished while logship was stopped, among the new files of its directory). It
-//     must be at least as long as what was read, and its first fpLen bytes must hash to the
-//     original's fingerprint with fpLen covering everything read or a full
-//     FINGERPRINT_BYTES: the bytes the copy does not ship are then exactly those shipped.
-//     Below COPY_MIN_BYTES fingerprinted (the original was barely read) a look-alike (a
-//     timestamp, a banner, a new app.log after a restart) could pass, so the copy must also
-//     be named like a rotation of the original (app.log.1, app.log-20250101) and be the only
-//     such candidate; of its current name or of the one it had before its latest rename
-//     (copytruncate, then the truncated original renamed on before logship looked).
-//   - Other copies of it get identities of their own that skip what they hold only on strong
-//     evidence (FINGERPRINT_BYTES equal bytes); short look-alikes are judged as new files:
-//     at worst shipped twice, never skipped.
+// The copy rule (logrotate `copytruncate`, and `copy`, cp, mv across file systems). A file is
+// never skipped because its bytes look like another file's. A new inode carries another
+// file's identity on only when that file's inode lost its bytes (truncated, replaced, or
+// deleted or renamed away before it was read to its end) and the new inode holds them:
+//   - It is named like a rotation of the original (app.log.1, app.log-20250101; after its
+//     current name or the one it had before its latest rename), it is at least as long as
+//     what was read, its first fpLen bytes hash to the original's fingerprint with fpLen
+//     covering everything read or a full FINGERPRINT_BYTES, and it holds the last bytes read
+//     where they were (a read mark: CRC-32 of up to MARK_BYTES before the read offset, kept
+//     in memory and, for the acknowledged offset, in the saved row). Then the bytes it does
+//     not ship are exactly those shipped, and the lines between what was read and the
+//     truncation are read from it under the original `file` id and offsets: copytruncate
+//     loses nothing. Below COPY_MIN_BYTES fingerprinted it must also be the only candidate.
+//   - A new file whose bytes are, so far, all a followed file's (found through an index of
+//     first lines, compared byte for byte), or that was compared while its original changed
+//     (a truncation landing mid-scan), is held back for two scan intervals at most: long
+//     enough for copytruncate's truncation to follow. Then, unless it carries an identity
+//     on, it is shipped from 0 under its own identity: at worst twice, never skipped.
+//   - Any other copy is a file of its own, shipped from 0.
 // Files that already have an identity of their own are never taken for copies.
 
 import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync, statSync, type Stats } from "node:fs";
@@ -158,13 +151,21 @@ export interface KnownIdentity {
   fingerprint: string;
   fpLen: number;
   offset: number;
+  born: number; // birth time at the last look; 0 when unknown
+  size: number; // size at the last look
 }
 
 /** True when `known` and `seen` are the same file by the rule above. */
 export function sameFile(known: KnownIdentity, seen: Observed): boolean {
   if (known.dev !== seen.dev || known.ino !== seen.ino) return false;
-  if (known.offset > seen.size) return false;
+  if (known.offset > seen.size || known.size > seen.size) return false;
+  if (!sameBirth(known.born, seen.birthtimeMs)) return false;
   return headMatches(known, seen.head);
+}
+
+/** Birth times that do not tell two files apart: equal, or either unknown (0: the file system keeps none). */
+export function sameBirth(a: number, b: number): boolean {
+  return a === 0 || b === 0 || a === b;
 }
 
 /** True when `head` (a file's first bytes) starts with the bytes the fingerprint was taken of. */
@@ -191,7 +192,7 @@ export function rotationOf(original: string, candidate: string): boolean {
 
 /** Whether a file with `head` at `path` is a copy of `known` (known as any of `knownPaths`), `read` bytes of which were read, by the copy rule. */
 export function isNamedCopyOf(known: { fingerprint: string; fpLen: number }, knownPaths: readonly string[], head: Uint8Array, path: string, read: number): boolean {
-  return isCopyOf(known, head, read) && (known.fpLen >= COPY_MIN_BYTES || knownPaths.some((k) => rotationOf(k, path)));
+  return isCopyOf(known, head, read) && knownPaths.some((k) => rotationOf(k, path));
 }
 
 /**

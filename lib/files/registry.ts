@@ -14,9 +14,9 @@
 import { statSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
 import type { Clock } from "../clock.ts";
-import type { Checkpoint } from "../state/checkpoint.ts";
+import { markOf, type Checkpoint } from "../state/checkpoint.ts";
 import type { AgentConfig, InputConfig } from "../config.ts";
-import { currentFingerprint, firstLineKey, headMatches, inodeKey, type Observed } from "./identify.ts";
+import { currentFingerprint, firstLineKey, headMatches, inodeKey, sameBirth, type Observed } from "./identify.ts";
 import type { Source, Tail } from "./read.ts";
 import type { SavedFile } from "../state/store.ts";
 
@@ -43,6 +43,25 @@ export interface Tracked {
   turnBytes: number; // bytes read since it got its descriptor
   partialPending: boolean; // closed with an unfinished last line seen
   formerPath: string | null; // its name before its latest rename (a copy made just before is named after it)
+  readMark: ReadMark | null; // the last bytes read: how a copy of it proves it holds them (copies.ts)
+}
+
+/** A checksum of the last bytes read before `end` (up to MARK_BYTES): a copy holding them at the same offsets holds what was read. */
+export interface ReadMark {
+  end: number;
+  length: number;
+  crc: number;
+}
+
+/** The mark of a span's bytes, when they are the file's bytes [start, end) (not a truncated or skipped long line). */
+export function readMarkOf(bytes: Uint8Array, start: number, end: number): ReadMark | null {
+  const m = bytes.length === end - start ? markOf(bytes) : null;
+  return m && { end, ...m };
+}
+
+/** The mark a saved row keeps of the bytes before its acknowledged offset, if any. */
+export function savedMark(row: Readonly<SavedFile>): ReadMark | null {
+  return row.markLen > 0 ? { end: row.offset, length: row.markLen, crc: row.markCrc } : null;
 }
 
 export class FileIndex {
@@ -84,7 +103,7 @@ export class FileIndex {
     const t: Tracked = {
       id, input, source: { file: id, path, topic, host: config.host }, dev: seen.dev, ino: seen.ino, born: seen.birthtimeMs, tail: null, resumeAt,
       size: seen.size, mtimeMs: seen.mtimeMs, lastGrowth: this.clock.now(), matched, deletedAt: null, stopAt: this.once ? seen.size : null,
-      lineKey: null, turnBytes: 0, partialPending: false, formerPath: null,
+      lineKey: null, turnBytes: 0, partialPending: false, formerPath: null, readMark: null,
     };
     this.files.set(id, t);
     this.byInode.set(inodeKey(t.dev, t.ino), id);
@@ -109,7 +128,10 @@ export class FileIndex {
   }
 
   newRow(seen: Observed, path: string, offset: number): SavedFile {
-    return { id: this.newId(seen.dev, seen.ino), dev: seen.dev, ino: seen.ino, ...currentFingerprint(seen), path, offset, seenAt: this.clock.wall(), goneSince: null };
+    return {
+      id: this.newId(seen.dev, seen.ino), dev: seen.dev, ino: seen.ino, ...currentFingerprint(seen), path, offset, seenAt: this.clock.wall(), goneSince: null,
+      born: seen.birthtimeMs, size: seen.size, mtimeMs: seen.mtimeMs, markLen: 0, markCrc: 0,
+    };
   }
 
   /**
@@ -163,7 +185,7 @@ export class FileIndex {
     const t = this.atInode(inodeKey(st.dev, st.ino));
     if (t && t.born === st.birthtimeMs) return true;
     const saved = this.savedRow(st.dev, st.ino);
-    return saved !== undefined && saved.fpLen > 0 && saved.offset <= st.size && headMatches(saved, head);
+    return saved !== undefined && saved.fpLen > 0 && saved.offset <= st.size && sameBirth(saved.born, st.birthtimeMs) && headMatches(saved, head);
   }
 
   /** Rows of files no longer followed (no scan matched them) start ageing. */

@@ -124,9 +124,6 @@ export class Scanner {
         if (gone) return this.files.carriedOn(gone);
         return this.follow(c, fd, seen, {});
       }
-      case "own":
-        copies.held.delete(key);
-        return this.follow(c, fd, seen, { from: verdict.from });
       case "held":
         closeSync(fd);
         copies.held.set(key, verdict.copy);
@@ -145,7 +142,7 @@ export class Scanner {
   }
 
   /** Starts following a file not followed now: resume its saved offset if it is a known file. */
-  private follow(c: Candidate, fd: number, seen: Observed, how: { saved?: Readonly<SavedFile>; from?: number }): void {
+  private follow(c: Candidate, fd: number, seen: Observed, how: { saved?: Readonly<SavedFile> }): void {
     const input = this.config().inputs[c.input]!;
     let row = how.saved;
     let reason: FileAddReason;
@@ -153,12 +150,13 @@ export class Scanner {
       // sameFile() held: the head still starts with the fingerprinted bytes, so lengthening is safe.
       this.checkpoint.lengthened(row.id, currentFingerprint(seen));
       this.checkpoint.seenAt(row.id, c.path, this.clock.wall());
+      this.checkpoint.looked(row.id, seen.birthtimeMs, seen.size, seen.mtimeMs);
       reason = "resumed";
     } else {
       // start_at applies on a first start only: on a later one, a file logship has never seen
       // was created (or rotated in) while it was stopped, and its lines are new.
-      const startAtEnd = how.from === undefined && input.start_at === "end" && this.firstScan && this.opts.firstStart;
-      row = this.files.registry.newRow(seen, c.path, how.from ?? (startAtEnd ? lastLineEnd(fd, seen.size) : 0));
+      const startAtEnd = input.start_at === "end" && this.firstScan && this.opts.firstStart;
+      row = this.files.registry.newRow(seen, c.path, startAtEnd ? lastLineEnd(fd, seen.size) : 0);
       this.checkpoint.register(row);
       reason = startAtEnd ? "start_at_end" : "new";
     }

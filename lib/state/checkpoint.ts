@@ -12,12 +12,24 @@ export interface ShippedRange {
   source: { file: string; path: string };
   start: number;
   end: number;
+  value?: Uint8Array; // the bytes, when they are the file's [start, end): the saved offset then keeps a mark of them
 }
 
 interface Range {
   start: number;
   end: number;
   acked: boolean;
+  mark?: { length: number; crc: number }; // of the bytes just before `end`, once acknowledged
+}
+
+/** Bytes a read mark covers at most: the end of the last line (or lines) before an offset. */
+export const MARK_BYTES = 256;
+
+/** A mark of the file bytes `bytes` = [end - bytes.length, end): CRC-32 of its last MARK_BYTES. Null when empty. */
+export function markOf(bytes: Uint8Array): { length: number; crc: number } | null {
+  if (bytes.length === 0) return null;
+  const tail = bytes.subarray(Math.max(0, bytes.length - MARK_BYTES));
+  return { length: tail.length, crc: Bun.hash.crc32(tail) };
 }
 
 interface Progress {
@@ -95,6 +107,16 @@ export class Checkpoint {
     this.change(id, (row) => Object.assign(row, { path, goneSince: null, seenAt: wall }));
   }
 
+  /** What the file was at its latest look (birth time, size, mtime): how a restart tells it from a new file at its inode. */
+  looked(id: string, born: number, size: number, mtimeMs: number): void {
+    const p = this.files.get(id);
+    if (!p || (p.row.born === born && p.row.size === size && p.row.mtimeMs === mtimeMs)) return;
+    p.row.born = born;
+    p.row.size = size;
+    p.row.mtimeMs = mtimeMs;
+    this.dirty.add(id);
+  }
+
   /** The file is now known under another name (renamed; or, let go, where its descriptor says it is). */
   renamed(id: string, path: string): void {
     this.change(id, (row) => (row.path = path));
@@ -109,12 +131,12 @@ export class Checkpoint {
    * The identity carries on in another inode (a copy of its bytes, at `path`): the inode index
    * then names this row for the copy's inode, as it would after a restart (load() by seenAt).
    */
-  movedTo(id: string, to: { dev: number; ino: number; path: string }, wall: number): void {
+  movedTo(id: string, to: { dev: number; ino: number; path: string; born: number; size: number; mtimeMs: number }, wall: number): void {
     const p = this.files.get(id);
     if (!p) return;
     const was = inodeKey(p.row.dev, p.row.ino);
     if (this.inodes.get(was) === id) this.inodes.delete(was);
-    Object.assign(p.row, { dev: to.dev, ino: to.ino, path: to.path, goneSince: null, seenAt: wall });
+    Object.assign(p.row, { ...to, goneSince: null, seenAt: wall });
     this.inodes.set(inodeKey(to.dev, to.ino), id);
     this.dirty.add(id);
   }
@@ -154,6 +176,7 @@ export class Checkpoint {
       const r = findRange(p, c);
       if (!r) continue;
       r.acked = true;
+      if (c.value && c.value.length === c.end - c.start) r.mark = markOf(c.value) ?? undefined;
       this.advance(p);
     }
   }
@@ -193,7 +216,10 @@ export class Checkpoint {
   private advance(p: Progress): void {
     let moved = false;
     while (p.head < p.ranges.length && p.ranges[p.head]!.acked) {
-      p.row.offset = p.ranges[p.head]!.end;
+      const r = p.ranges[p.head]!;
+      p.row.offset = r.end;
+      p.row.markLen = r.mark?.length ?? 0; // no mark: skipped bytes (a dropped line), unknown
+      p.row.markCrc = r.mark?.crc ?? 0;
       p.head++;
       moved = true;
     }

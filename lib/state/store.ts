@@ -24,6 +24,11 @@ export interface SavedFile {
   offset: number; // end of the last complete line Kafka acknowledged
   seenAt: number; // ms epoch, last time the file was found on disk
   goneSince: number | null; // ms epoch it was first missed; null while it exists
+  born: number; // birth time (ms; 0 where the file system keeps none, or not known yet)
+  size: number; // size at the last look: a file never holds less under the same identity
+  mtimeMs: number; // mtime at the last look
+  markLen: number; // the last markLen bytes before `offset` have CRC-32 markCrc (0: not known)
+  markCrc: number;
 }
 
 /** A row as SQLite returns it. */
@@ -37,12 +42,17 @@ interface Row {
   offset: number;
   seen_at: number;
   gone_since: number | null;
+  born: number;
+  size: number;
+  mtime: number;
+  mark_len: number;
+  mark_crc: number;
 }
 
-const SELECT_ALL = `SELECT id, dev, ino, fingerprint, fp_len, path, offset, seen_at, gone_since FROM files`;
+const SELECT_ALL = `SELECT id, dev, ino, fingerprint, fp_len, path, offset, seen_at, gone_since, born, size, mtime, mark_len, mark_crc FROM files`;
 
 function toSaved(r: Row): SavedFile {
-  return { id: r.id, dev: r.dev, ino: r.ino, fingerprint: r.fingerprint, fpLen: r.fp_len, path: r.path, offset: r.offset, seenAt: r.seen_at, goneSince: r.gone_since };
+  return { id: r.id, dev: r.dev, ino: r.ino, fingerprint: r.fingerprint, fpLen: r.fp_len, path: r.path, offset: r.offset, seenAt: r.seen_at, goneSince: r.gone_since, born: r.born, size: r.size, mtimeMs: r.mtime, markLen: r.mark_len, markCrc: r.mark_crc };
 }
 
 // Each entry moves the schema from version i to i+1. Never edit one that has shipped.
@@ -59,6 +69,15 @@ const MIGRATIONS: string[] = [
      gone_since  INTEGER
    );
    CREATE INDEX files_by_inode ON files (dev, ino);`,
+  // What tells a file from a new one at a reused inode number across restarts: its birth
+  // time (0 where the file system keeps none) and its size and mtime at the last look.
+  // And a checksum of the last bytes before the saved offset: a copy that carries the file on
+  // must hold them where they were (files that merely share a header do not).
+  `ALTER TABLE files ADD COLUMN born REAL NOT NULL DEFAULT 0;
+   ALTER TABLE files ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE files ADD COLUMN mtime REAL NOT NULL DEFAULT 0;
+   ALTER TABLE files ADD COLUMN mark_len INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE files ADD COLUMN mark_crc INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 export class Store {
@@ -81,10 +100,11 @@ export class Store {
 
   private prepare(db: Database): void {
     this.upsert = db.prepare(
-      `INSERT INTO files (id, dev, ino, fingerprint, fp_len, path, offset, seen_at, gone_since)
-       VALUES ($id, $dev, $ino, $fingerprint, $fp_len, $path, $offset, $seen_at, $gone_since)
+      `INSERT INTO files (id, dev, ino, fingerprint, fp_len, path, offset, seen_at, gone_since, born, size, mtime, mark_len, mark_crc)
+       VALUES ($id, $dev, $ino, $fingerprint, $fp_len, $path, $offset, $seen_at, $gone_since, $born, $size, $mtime, $mark_len, $mark_crc)
        ON CONFLICT (id) DO UPDATE SET dev = $dev, ino = $ino, fingerprint = $fingerprint, fp_len = $fp_len,
-         path = $path, offset = $offset, seen_at = $seen_at, gone_since = $gone_since`,
+         path = $path, offset = $offset, seen_at = $seen_at, gone_since = $gone_since, born = $born, size = $size, mtime = $mtime,
+         mark_len = $mark_len, mark_crc = $mark_crc`,
     );
     this.deleteOne = db.prepare(`DELETE FROM files WHERE id = ?`);
   }
@@ -105,7 +125,7 @@ export class Store {
       for (const r of list) {
         this.upsert.run({
           $id: r.id, $dev: r.dev, $ino: r.ino, $fingerprint: r.fingerprint, $fp_len: r.fpLen,
-          $path: r.path, $offset: r.offset, $seen_at: r.seenAt, $gone_since: r.goneSince,
+          $path: r.path, $offset: r.offset, $seen_at: r.seenAt, $gone_since: r.goneSince, $born: r.born, $size: r.size, $mtime: r.mtimeMs, $mark_len: r.markLen, $mark_crc: r.markCrc,
         });
       }
     });

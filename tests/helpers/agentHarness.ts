@@ -163,6 +163,11 @@ export class AgentHarness {
     if (a) await this.whileTimePasses(a.stop(5_000));
   }
 
+  /** The copy rule of the running agent (tests land a truncation mid-comparison through its onCompare). */
+  get copies(): import("../../lib/files/copies.ts").Copies {
+    return (this.agent as unknown as { files: { copies: import("../../lib/files/copies.ts").Copies } }).files.copies;
+  }
+
   /** Awaits `work` while the clock moves on a poll interval per turn of the event loop. */
   private async whileTimePasses<T>(work: Promise<T>): Promise<T> {
     let done = false;
