@@ -11,6 +11,7 @@ import { loadConfig, type AgentConfig } from "./lib/config.ts";
 import { ConfigError, errorText, formatProblem, StateError } from "./lib/errors.ts";
 import { handleSignals } from "./lib/shutdown.ts";
 import { resetStore } from "./lib/state/store.ts";
+import { fetchStatus, formatStatus } from "./lib/http/status.ts";
 import { escapeText } from "./lib/text.ts";
 
 const HELP = `logship ${pkg.version}: ships log files to Kafka, at least once.
@@ -18,11 +19,13 @@ const HELP = `logship ${pkg.version}: ships log files to Kafka, at least once.
 Usage:
   logship run --config FILE [--once] [--reset-state]
   logship check --config FILE
+  logship status --config FILE
   logship --version | --help | COMMAND --help
 
 Commands:
   run     follow the configured files and publish new lines until signalled
   check   validate the config; list matched files with saved offsets and unread bytes
+  status  ask the running agent (through http.listen) for its followed files
 
 Exit codes: 0 success, 1 runtime failure, 2 invalid config or usage.`;
 
@@ -49,6 +52,17 @@ Options:
   -c, --config FILE   the YAML config (required)
   -h, --help          this help`;
 
+const STATUS_HELP = `Usage: logship status --config FILE
+
+Asks the agent running with this config for its followed files, through its operations
+endpoint (GET /status on http.listen), and prints each with its size, acknowledged offset,
+unread bytes, whether it is open, and when it last grew (exit 0). Exit 1 when the config has
+no http.listen or no agent answers there, with a line saying why.
+
+Options:
+  -c, --config FILE   the YAML config (required)
+  -h, --help          this help`;
+
 class UsageError extends Error {}
 
 async function main(argv: string[]): Promise<number> {
@@ -58,7 +72,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === "--version" || command === "-V" || command === "version") return print(`logship ${pkg.version}`, 0);
   if (command === "run") return run(rest);
   if (command === "check") return check(rest);
-  throw new UsageError(`unknown command "${command}"; expected run or check (see logship --help)`);
+  if (command === "status") return status(rest);
+  throw new UsageError(`unknown command "${command}"; expected run, check or status (see logship --help)`);
 }
 
 function options(command: string, args: string[], extra: Record<string, { type: "boolean" }>) {
@@ -115,6 +130,21 @@ async function check(args: string[]): Promise<number> {
   console.log(escapeText(`config ${config.file} is valid: ${config.inputs.length} input(s), brokers ${config.kafka.brokers.join(",")}`));
   console.log(escapeText(stateNote));
   console.log(files.length === 0 ? "no files match the configured paths" : formatReport(files)); // escapes its cells
+  return 0;
+}
+
+async function status(args: string[]): Promise<number> {
+  const values = options("status", args, {});
+  if (values.help) return print(STATUS_HELP, 0);
+  const config = configFrom(values);
+  let reply;
+  try {
+    reply = await fetchStatus(config.http.listen, config.file);
+  } catch (err) {
+    process.stderr.write(`logship: ${errorText(err).split("\n").map(escapeText).join("\n")}\n`); // the message's own lines kept
+    return 1;
+  }
+  console.log(formatStatus(reply, Date.now())); // escapes its cells
   return 0;
 }
 

@@ -39,6 +39,8 @@ import type { Span } from "./files/read.ts";
 import { Sender } from "./kafka/sender.ts";
 import { openStore, type SavedFile, type Store } from "./state/store.ts";
 import { DirWatcher } from "./files/watch.ts";
+import { Metrics } from "./http/metrics.ts";
+import { OpsServer, type FileStatus } from "./http/server.ts";
 
 export interface AgentOptions {
   once: boolean; // ship what the files hold now, then finish
@@ -75,6 +77,8 @@ export class Agent {
   private readonly skipped = new Map<string, { size: number; mtimeMs: number }>(); // inodeKeys of compressed files, warned once
   private present = new Set<string>(); // inodeKeys the latest scan listed
   private readonly timers: Cancel[] = [];
+  /** The operations endpoint (http.listen), when configured; closed on shutdown. */
+  private ops: OpsServer | null = null;
   /** inotify on the directories of followed files and of the globs: look (or scan) now, not at the next tick. */
   private readonly watcher: DirWatcher | null;
   private firstScan = true;
@@ -118,14 +122,23 @@ export class Agent {
 
   /** Opens the store and the Kafka client, loads saved offsets and starts following files. */
   static async start(config: AgentConfig, opts: AgentOptions, deps: AgentDeps = {}): Promise<Agent> {
-    const events = deps.events ?? new LogEvents();
+    const clock = deps.clock ?? systemClock;
+    const ops = config.http.listen ? OpsServer.listen(config.http.listen, clock) : null; // first: a taken port starts nothing
+    const metrics = ops ? new Metrics(clock) : null;
+    const log = deps.events ?? new LogEvents(undefined, undefined, config.log);
+    const events = metrics ? metrics.events(log) : log;
     const store = deps.store ?? openStore(config.state.path);
     const publisher = deps.publisher ?? new KafkaPublisher(config.kafka);
-    const agent = new Agent(config, opts, publisher, store, events, deps.clock ?? systemClock, deps.watch ?? true);
+    const agent = new Agent(config, opts, publisher, store, events, clock, deps.watch ?? true);
     const saved = store.all();
     agent.firstStart = saved.length === 0;
     agent.checkpoint.load(saved);
     events.started({ inputs: config.inputs.length, brokers: config.kafka.brokers, state: config.state.path, once: opts.once });
+    if (ops && metrics) {
+      agent.ops = ops;
+      ops.serve(agent, metrics);
+      events.httpListening(ops.address);
+    }
     agent.sender.start();
     await agent.scan();
     agent.startTimers();
@@ -145,6 +158,7 @@ export class Agent {
     this.watcher?.close();
     this.sender.abort();
     this.saveOffsets();
+    this.ops?.close();
   }
 
   /** Applies a new, already validated config: inputs, intervals and Kafka settings. */
@@ -171,9 +185,18 @@ export class Agent {
     await this.scanning?.catch(() => {});
   }
 
-  /** The followed files and their acknowledged offsets (for tests and diagnostics). */
-  status(): { path: string; file: string; offset: number; size: number; open: boolean }[] {
-    return [...this.index.files.values()].map((t) => ({ path: t.source.path, file: t.id, offset: this.checkpoint.offsetOf(t.id) ?? 0, size: t.size, open: t.tail !== null }));
+  /** The followed files and their acknowledged offsets (for /status, tests and diagnostics). */
+  status(): FileStatus[] {
+    const wallAtNow = this.clock.wall() - this.clock.now(); // lastGrowth is on the monotonic clock
+    return [...this.index.files.values()].map((t) => {
+      const offset = this.checkpoint.offsetOf(t.id) ?? 0;
+      return { path: t.source.path, file: t.id, size: t.size, offset, unread: Math.max(0, t.size - offset), open: t.tail !== null, lastGrowth: Math.round(wallAtNow + t.lastGrowth) };
+    });
+  }
+
+  /** Files followed and open, and bytes waiting for Kafka (for /metrics and /status). */
+  load(): { filesTracked: number; filesOpen: number; inflightBytes: number } {
+    return { filesTracked: this.index.files.size, filesOpen: this.fds.open, inflightBytes: this.sender.inflightBytes };
   }
 
   // --- scan: globs → identities ---------------------------------------------------------
@@ -499,7 +522,8 @@ export class Agent {
         this.events.stateFileReplaced(this.store.path, this.checkpoint.size);
         this.checkpoint.dirtyAll();
       }
-      this.checkpoint.flush(this.store);
+      const rows = this.checkpoint.flush(this.store);
+      if (rows > 0) this.events.offsetsSaved(rows);
     } catch (err) {
       this.saveFailingSince ??= this.clock.now();
       this.events.stateError(errorText(err));
@@ -515,6 +539,7 @@ export class Agent {
 
   private async shutdown(deadline: number): Promise<void> {
     this.stopping = true;
+    this.ops?.draining();
     this.stopTimers();
     this.watcher?.close();
     await this.scanning?.catch(() => {});
@@ -529,6 +554,7 @@ export class Agent {
     await Promise.race([this.publisher.close(), new Promise((r) => (cancel = this.clock.after(Math.max(100, deadline - this.clock.now()), () => r(undefined))))]);
     cancel();
     this.store.close();
+    this.ops?.close();
     this.events.stopped({ unacknowledgedBytes: this.sender.inflightBytes });
   }
 

@@ -61,7 +61,7 @@ describe("logship command line (compiled binary)", () => {
 
   test("usage errors exit 2 with a one-line reason: unknown command, unknown option, no --config, no command", async () => {
     const cases: [string[], RegExp][] = [
-      [["frobnicate"], /^logship: unknown command "frobnicate"; expected run or check/],
+      [["frobnicate"], /^logship: unknown command "frobnicate"; expected run, check or status/],
       [["run", "--config", valid("usage.yaml"), "--bogus"], /^logship: .*'--bogus'.*logship run --help/],
       [["check"], /^logship: --config FILE is required/],
       [[], /Usage:/],
@@ -78,7 +78,7 @@ describe("logship command line (compiled binary)", () => {
     const cfg = writeConfig(dir, `inputs:\n  - paths: ["${logs}/*.log"]\nkafak:\n  brokers: ${BROKERS}\n  topic: cli\n`, "typo.yaml");
     for (const cmd of ["run", "check"]) {
       const problems = expectConfigRefused(await runLogship([cmd, "--config", cfg]));
-      expect(problems).toContain(`${cfg}:3: kafak: unknown key (did you mean "kafka"?); known keys: inputs, kafka, state, host, scan_interval, poll_interval, shutdown_timeout, max_open_files, max_inflight_bytes, stats_interval`);
+      expect(problems).toContain(`${cfg}:3: kafak: unknown key (did you mean "kafka"?); known keys: inputs, kafka, state, http, log, host, scan_interval, poll_interval, shutdown_timeout, max_open_files, max_inflight_bytes, stats_interval`);
       for (const p of problems) expect(p).toMatch(new RegExp(`^${cfg.replace(/[.]/g, "\\.")}:\\d+: [\\w.\\[\\]()]+: `));
     }
   });
