@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what logship's demo, tests and benchmark need on a fresh Debian machine with
 # Node/npm: the npm packages (Bun, kafkajs, yaml, TypeScript) and the Debian packages
-# librdkafka1 (its mock Kafka cluster is the test cluster) and kcat (reads topics back).
+# librdkafka1 (its mock Kafka cluster is the test cluster), kcat (reads topics back) and
+# prometheus (tests/e2e-http.test.ts scrapes the agent with a real server and runs promtool).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+fi
+# prometheus and promtool, without recommends (the node exporter, which no test uses).
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  echo "setup: installing Debian package: prometheus" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >&2
 fi
 
 if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -24,7 +24,7 @@ export function statusUrl(listen: string): string {
 
 /** Fetches /status; throws an Error whose message is the one line to print. */
 export async function fetchStatus(listen: string | undefined, configFile: string, timeoutMs = 5_000): Promise<StatusReply> {
-  if (listen === undefined) throw new Error(`the agent's endpoint is off in ${configFile}: add\n  http:\n    listen: 127.0.0.1:9570\nto it, then restart logship (or send it SIGHUP after a restart with it)`);
+  if (listen === undefined) throw new Error(`the agent's endpoint is off in ${configFile}: add\n  http:\n    listen: 127.0.0.1:9570\nto it and restart logship (http.listen is read at start only)`);
   if (listen.endsWith(":0")) throw new Error(`http.listen in ${configFile} asks for any free port (0), so the port is not known here; the agent logs it on its "http endpoint listening" line: set a fixed port to use logship status`);
   const url = statusUrl(listen);
   let res: Response;
