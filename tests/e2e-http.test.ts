@@ -73,7 +73,7 @@ function lines(tag: string, from: number, n: number): string {
 /** The address of the agent's endpoint, from its "http endpoint listening" log line. */
 async function endpointOf(agent: AgentProcess): Promise<string> {
   const line = await agent.waitForLine(/http endpoint listening/, { timeoutMs: 15_000 });
-  const m = /address=(\S+)/.exec(line);
+  const m = /address=(\S+)/.exec(line) ?? /"address":"([^"]+)"/.exec(line); // log.format text or json
   if (!m) throw new Error(`no address in ${line}`);
   return `http://${m[1]}`;
 }
@@ -189,12 +189,12 @@ describe("operations endpoint of the compiled binary", () => {
     expect(bad.lines[0]).toBe(`${cfg}:9: http.listen: must be HOST:PORT, [IPV6]:PORT or PORT, with PORT from 0 to 65535 (0: any free port) (got "127.0.0.1:70000")`);
   });
 
-  test("Kafka unreachable: /ready is 503 with the reason, /health 200, the backlog and the errors show in /metrics", async () => {
+  test("Kafka unreachable: /ready is 503 with the reason, /health 200, the backlog and the errors show in /metrics; log.format json", async () => {
     const ws = workspace("down");
     const data = lines("d", 0, 500);
     writeFileSync(join(ws.logs, "a.log"), data);
     const dead = freePort(); // nothing listens there
-    const agent = AgentProcess.run(config(ws, "127.0.0.1:0", `127.0.0.1:${dead}`, "shutdown_timeout: 1s\n"));
+    const agent = AgentProcess.run(config(ws, "127.0.0.1:0", `127.0.0.1:${dead}`, "shutdown_timeout: 1s\nlog:\n  format: json\n"));
     procs.push(agent);
     const base = await endpointOf(agent);
     await agent.waitForLine(/Kafka send failed/, { timeoutMs: 30_000 });
@@ -210,5 +210,8 @@ describe("operations endpoint of the compiled binary", () => {
     expect(metrics).toContain("\nlogship_lines_shipped_total 0\n");
     agent.signal("SIGTERM");
     expect(await agent.waitForExit(15_000)).toBe(0); // after shutdown_timeout, keeping what was acknowledged (nothing)
+    // log.format: json: every line of the log is one JSON object.
+    expect(agent.lines.length).toBeGreaterThan(4);
+    for (const l of agent.lines) expect(Object.keys(JSON.parse(l) as object).slice(0, 3)).toEqual(["time", "level", "message"]);
   }, 60_000);
 });
