@@ -180,7 +180,7 @@ export class LogEvents implements AgentEvents {
     this.counters.recordsDropped++;
     this.log("ERROR", "record rejected by Kafka and dropped", { path, offset, bytes, reason });
   }
-  chunksAcked(records: number, lines: number, bytes: number): void {
+  chunksAcked(records: number, lines: number, bytes: number, _latencyMs?: number): void {
     const c = this.counters;
     c.records += records;
     c.lines += lines;

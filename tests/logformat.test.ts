@@ -22,7 +22,7 @@ test("json: one object per line with time, level, message and the text form's ke
   expect(added).toEqual({ time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/), level: "INFO", message: "file added", path: "/var/log/app.log", file: "1:2:abc", offset: 0, reason: "new" });
   expect(lost).toMatchObject({ level: "ERROR", message: "data lost", from: 10, to: 30, bytes: 20 });
   // The same keys as the text form, in the same order.
-  const keys = (l: string) => [...l.matchAll(/ ([a-z_]+)=/g)].map((m) => m[1]);
+  const keys = (l: string) => [...l.matchAll(/ ([a-z_]+)=/g)].map((m) => m[1]!);
   expect(Object.keys(added!).slice(3)).toEqual(keys(text[0]!));
   expect(Object.keys(lost!).slice(3)).toEqual(keys(text[1]!));
 });
