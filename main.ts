@@ -10,6 +10,9 @@ import { checkFiles, formatReport } from "./lib/check.ts";
 import { loadConfig, type AgentConfig } from "./lib/config.ts";
 import { ConfigError, errorText, formatProblem, StateError } from "./lib/errors.ts";
 import { handleSignals } from "./lib/shutdown.ts";
+import { systemClock } from "./lib/clock.ts";
+import { LogEvents } from "./lib/events.ts";
+import { ProgressLine } from "./lib/progress.ts";
 import { resetStore } from "./lib/state/store.ts";
 import { fetchStatus, formatStatus } from "./lib/http/status.ts";
 import { escapeText } from "./lib/text.ts";
@@ -17,7 +20,7 @@ import { escapeText } from "./lib/text.ts";
 const HELP = `logship ${pkg.version}: ships log files to Kafka, at least once.
 
 Usage:
-  logship run --config FILE [--once] [--reset-state]
+  logship run --config FILE [--once [--progress | --no-progress]] [--reset-state]
   logship check --config FILE
   logship status --config FILE
   logship --version | --help | COMMAND --help
@@ -29,7 +32,7 @@ Commands:
 
 Exit codes: 0 success, 1 runtime failure, 2 invalid config or usage.`;
 
-const RUN_HELP = `Usage: logship run --config FILE [--once] [--reset-state]
+const RUN_HELP = `Usage: logship run --config FILE [--once [--progress | --no-progress]] [--reset-state]
 
 Follows every file the config's globs match and publishes complete lines to Kafka. Offsets
 are saved only after Kafka acknowledged the lines, so nothing is lost across restarts.
@@ -37,6 +40,9 @@ are saved only after Kafka acknowledged the lines, so nothing is lost across res
 Options:
   -c, --config FILE   the YAML config (required)
       --once          ship what the files hold now, wait for acknowledgements, save, exit 0
+      --progress      with --once: one updating line on stderr (files, MB, MB/s, ETA);
+                      the default when stderr is a terminal
+      --no-progress   with --once: no progress line, even on a terminal
       --reset-state   delete the state database first: every file is read again as new
   -h, --help          this help
 
@@ -90,14 +96,26 @@ function configFrom(values: Record<string, string | boolean | undefined>): Agent
 }
 
 async function run(args: string[]): Promise<number> {
-  const values = options("run", args, { once: { type: "boolean" }, "reset-state": { type: "boolean" } });
+  const values = options("run", args, { once: { type: "boolean" }, "reset-state": { type: "boolean" }, progress: { type: "boolean" }, "no-progress": { type: "boolean" } });
   if (values.help) return print(RUN_HELP, 0);
+  if ((values.progress || values["no-progress"]) && !values.once) throw new UsageError("--progress and --no-progress go with --once (see logship run --help)");
+  if (values.progress && values["no-progress"]) throw new UsageError("--progress or --no-progress, not both");
   let config = configFrom(values);
   if (values["reset-state"]) await resetStore(config.state.path);
-  const agent = await Agent.start(config, { once: values.once === true });
+  // --once on a terminal: a progress line, which log lines clear and redraw (lib/progress.ts).
+  const showProgress = values.once === true && (values.progress === true || (values["no-progress"] !== true && process.stderr.isTTY === true));
+  let progress: ProgressLine | null = null;
+  const toStderr = (text: string) => void process.stderr.write(text);
+  const events = showProgress ? new LogEvents((line) => (progress ? progress.writer((l) => toStderr(l + "\n"))(line) : toStderr(line + "\n")), undefined, config.log) : undefined;
+  const agent = await Agent.start(config, { once: values.once === true }, { events });
   if (values.once) {
+    if (showProgress) {
+      progress = new ProgressLine(toStderr, () => agent.status(), systemClock);
+      progress.start();
+    }
     const stopOnSignal = handleSignals(agent, { timeoutMs: () => config.shutdown_timeout, reload: async () => {}, exit: (code) => process.exit(code), events: agent.events });
     await agent.finished;
+    progress?.finish();
     stopOnSignal();
     await agent.stop(config.shutdown_timeout);
     return 0;
