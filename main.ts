@@ -132,8 +132,12 @@ async function run(args: string[]): Promise<number> {
         agent.events.configRejected(config.file, errorText(err).replace(/\n/g, "; "));
         return;
       }
+      // Read at start only: the endpoint's address and the log's form.
+      const atStart = [["http.listen", next.http.listen, config.http.listen], ["log.format", next.log.format, config.log.format], ["log.level", next.log.level, config.log.level]];
+      const changed = atStart.filter(([, a, b]) => a !== b).map(([key]) => key as string);
       config = next;
       await agent.reload(next);
+      if (changed.length > 0) agent.events.restartNeeded(next.file, changed);
     },
   });
   await new Promise(() => {}); // runs until a signal handler exits the process

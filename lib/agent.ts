@@ -127,7 +127,13 @@ export class Agent {
     const metrics = ops ? new Metrics(clock) : null;
     const log = deps.events ?? new LogEvents(undefined, undefined, config.log);
     const events = metrics ? metrics.events(log) : log;
-    const store = deps.store ?? openStore(config.state.path);
+    let store: Store;
+    try {
+      store = deps.store ?? openStore(config.state.path);
+    } catch (err) {
+      ops?.close(); // nothing else is open yet
+      throw err;
+    }
     const publisher = deps.publisher ?? new KafkaPublisher(config.kafka);
     const agent = new Agent(config, opts, publisher, store, events, clock, deps.watch ?? true);
     const saved = store.all();

@@ -40,6 +40,8 @@ export interface AgentEvents {
   stateFileReplaced(path: string, files: number): void;
   configReloaded(file: string): void;
   configRejected(file: string, reason: string): void;
+  /** A reloaded config changed options read at start only (http.listen, log.*): they apply at the next start. */
+  restartNeeded(file: string, keys: string[]): void;
   /** The reload a SIGHUP asked for threw (a config that loads but cannot be applied). */
   reloadFailed(reason: string): void;
   /** SIGHUP while draining: no reload. */
@@ -230,6 +232,9 @@ export class LogEvents implements AgentEvents {
   }
   configRejected(file: string, reason: string): void {
     this.log("ERROR", "new config rejected; keeping the old one", { file, reason });
+  }
+  restartNeeded(file: string, keys: string[]): void {
+    this.log("WARN", "config reloaded, but these keys apply only at the next start", { file, keys: keys.join(",") });
   }
   // The signal lines keep the words (and the INFO level) they had when main.ts printed them.
   reloadFailed(reason: string): void {

@@ -6,7 +6,7 @@
 // are reported as the README says.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentProcess, ensureBuilt, runLogship, writeConfig } from "./helpers/agentProcess.ts";
@@ -188,6 +188,27 @@ describe("operations endpoint of the compiled binary", () => {
     expect(bad.code).toBe(2);
     expect(bad.lines[0]).toBe(`${cfg}:9: http.listen: must be HOST:PORT, [IPV6]:PORT or PORT, with PORT from 0 to 65535 (0: any free port) (got "127.0.0.1:70000")`);
   });
+
+  test("SIGHUP with another http.listen or log form: the reload applies the rest, says those keys wait for a restart, and the endpoint stays where it was", async () => {
+    const ws = workspace("reload");
+    writeFileSync(join(ws.logs, "a.log"), lines("r", 0, 100));
+    const cfg = config(ws, "127.0.0.1:0");
+    const agent = AgentProcess.run(cfg);
+    procs.push(agent);
+    const base = await endpointOf(agent);
+    // Started (the signal handlers are installed once the first scan is done): the file is shipped.
+    await eventually(async () => ((await (await fetch(`${base}/status`)).json()) as { files: { unread: number }[] }).files[0]?.unread === 0, { timeoutMs: 15_000 });
+    const from = agent.lines.length;
+    writeFileSync(cfg, readFileSync(cfg, "utf8").replace("listen: 127.0.0.1:0", `listen: 127.0.0.1:${freePort()}`) + "log:\n  format: json\n");
+    agent.signal("SIGHUP");
+    await agent.waitForLine(/ config reloaded /, { after: from });
+    const warn = await agent.waitForLine(/WARN config reloaded, but these keys apply only at the next start/, { after: from });
+    expect(warn).toContain("keys=http.listen,log.format");
+    expect((await fetch(`${base}/health`)).status).toBe(200);
+    expect(await (await fetch(`${base}/metrics`)).text()).toContain("\nlogship_config_reloads_total 1\n");
+    agent.signal("SIGTERM");
+    expect(await agent.waitForExit(15_000)).toBe(0);
+  }, 60_000);
 
   test("Kafka unreachable: /ready is 503 with the reason, /health 200, the backlog and the errors show in /metrics; log.format json", async () => {
     const ws = workspace("down");

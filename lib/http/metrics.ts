@@ -226,6 +226,9 @@ class MetricsEvents implements AgentEvents {
     this.m.reloadFailures.inc();
     this.inner.configRejected(file, reason);
   }
+  restartNeeded(file: string, keys: string[]): void {
+    this.inner.restartNeeded(file, keys);
+  }
   reloadFailed(reason: string): void {
     this.m.reloadFailures.inc();
     this.inner.reloadFailed(reason);
