@@ -2,11 +2,12 @@
 // built with dpkg-deb, inspected (control fields, conffile, file list with modes and owners,
 // maintainer scripts), extracted and run: the packaged binary answers --version and accepts
 // the packaged config; `systemd-analyze verify` accepts the unit; lintian reports no error.
-// (The package is not installed into this machine's dpkg database: the test suite runs beside
-// other work on a shared machine, and postinst creates a system user.)
+// Last, it is installed for real with dpkg -i (CI runs as root on a fresh machine), checked
+// (binary, user, state directory, conffile) and purged; it refuses to touch a logship package
+// already installed by someone else.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
@@ -90,5 +91,29 @@ describe("the amd64 package", () => {
     const errors = r.out.split("\n").filter((l) => l.startsWith("E:"));
     expect(errors).toEqual([]);
     expect(r.code).toBe(0);
+  }, 120_000);
+
+  test("dpkg -i installs it (binary, user, 0700 state directory, conffile), dpkg --purge removes it all", () => {
+    expect({ alreadyInstalled: sh(["dpkg-query", "-W", "-f", "${Status}", "logship"]).out }).toEqual({ alreadyInstalled: "" });
+    try {
+      const install = sh(["dpkg", "-i", DEB]);
+      expect({ code: install.code, err: install.err }).toEqual({ code: 0, err: "" });
+      expect(sh(["/usr/bin/logship", "--version"]).out.trim()).toBe(`logship ${pkg.version}`);
+      expect(sh(["dpkg-query", "-W", "-f", "${Status} ${Version}", "logship"]).out).toBe(`install ok installed ${pkg.version}`);
+      expect(sh(["dpkg-query", "-W", "-f", "${Conffiles}", "logship"]).out).toMatch(/^ \/etc\/logship\/logship\.yaml [0-9a-f]{32}\n?$/);
+      expect(existsSync("/lib/systemd/system/logship.service")).toBe(true);
+      const user = sh(["getent", "passwd", "logship"]).out.trim().split(":");
+      expect(user[0]).toBe("logship");
+      expect(sh(["id", "-nG", "logship"]).out.split(/\s+/)).toContain("adm");
+      const st = statSync("/var/lib/logship");
+      expect({ dir: st.isDirectory(), mode: (st.mode & 0o777).toString(8), uid: st.uid }).toEqual({ dir: true, mode: "700", uid: Number(user[2]) });
+    } finally {
+      const purge = sh(["dpkg", "--purge", "logship"]);
+      expect({ code: purge.code, err: purge.err }).toEqual({ code: 0, err: "" });
+    }
+    expect(existsSync("/usr/bin/logship")).toBe(false);
+    expect(existsSync("/etc/logship/logship.yaml")).toBe(false);
+    expect(existsSync("/var/lib/logship")).toBe(false);
+    expect(sh(["getent", "passwd", "logship"]).out).toBe("");
   }, 120_000);
 });
