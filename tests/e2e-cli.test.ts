@@ -40,18 +40,19 @@ function expectConfigRefused(r: RunResult): string[] {
 }
 
 describe("logship command line (compiled binary)", () => {
-  test("--version, --help, run --help and check --help print and exit 0", async () => {
+  test("--version, --help, run --help, check --help and status --help print and exit 0", async () => {
     const version = await runLogship(["--version"]);
     expect(version.code).toBe(0);
     expect(version.stdout).toBe(`logship ${pkg.version}\n`);
 
     const help = await runLogship(["--help"]);
     expect(help.code).toBe(0);
-    expect(help.stdout).toContain("logship run --config FILE [--once]");
+    expect(help.stdout).toContain("logship run --config FILE [--once [--progress | --no-progress]]");
     expect(help.stdout).toContain("logship check --config FILE");
+    expect(help.stdout).toContain("logship status --config FILE");
     expect(help.stdout).toContain("Exit codes: 0 success, 1 runtime failure, 2 invalid config or usage.");
 
-    for (const cmd of ["run", "check"]) {
+    for (const cmd of ["run", "check", "status"]) {
       const r = await runLogship([cmd, "--help"]);
       expect(r.code).toBe(0);
       expect(r.stdout).toStartWith(`Usage: logship ${cmd} --config FILE`);
