@@ -27,6 +27,8 @@ import { DirWatcher } from "./files/watch.ts";
 import { pack } from "./kafka/pack.ts";
 import { KafkaPublisher, type Publisher } from "./kafka/publish.ts";
 import { Sender } from "./kafka/sender.ts";
+import { Metrics } from "./http/metrics.ts";
+import { OpsServer, type FileStatus } from "./http/server.ts";
 import { BufferPool, IdleTrim, Slabs } from "./memory.ts";
 import { Checkpoint } from "./state/checkpoint.ts";
 import { openStore, type Store } from "./state/store.ts";
@@ -60,6 +62,8 @@ export class Agent {
   private readonly files: Follower;
   private readonly scanner: Scanner;
   private readonly timers: Cancel[] = [];
+  /** The operations endpoint (http.listen), when configured; closed on shutdown. */
+  private ops: OpsServer | null = null;
   /** inotify on the directories of followed files and of the globs: look (or scan) now, not at the next tick. */
   private readonly watcher: DirWatcher | null;
   private scanning: Promise<void> | null = null;
@@ -98,11 +102,26 @@ export class Agent {
 
   /** Opens the store and the Kafka client, loads saved offsets and starts following files. */
   static async start(config: AgentConfig, opts: AgentOptions, deps: AgentDeps = {}): Promise<Agent> {
-    const events = deps.events ?? new LogEvents();
-    const store = deps.store ?? openStore(config.state.path);
+    const clock = deps.clock ?? systemClock;
+    const ops = config.http.listen ? OpsServer.listen(config.http.listen, clock) : null; // first: a taken port starts nothing
+    const metrics = ops ? new Metrics(clock) : null;
+    const log = deps.events ?? new LogEvents(undefined, undefined, config.log);
+    const events = metrics ? metrics.events(log) : log;
+    let store: Store;
+    try {
+      store = deps.store ?? openStore(config.state.path);
+    } catch (err) {
+      ops?.close(); // nothing else is open yet
+      throw err;
+    }
     const publisher = deps.publisher ?? new KafkaPublisher(config.kafka);
-    const agent = new Agent(config, opts, publisher, store, events, deps.clock ?? systemClock, deps.watch ?? true);
+    const agent = new Agent(config, opts, publisher, store, events, clock, deps.watch ?? true);
     events.started({ inputs: config.inputs.length, brokers: config.kafka.brokers, state: config.state.path, once: opts.once });
+    if (ops && metrics) {
+      agent.ops = ops;
+      ops.serve(agent, metrics);
+      events.httpListening(ops.address);
+    }
     agent.sender.start();
     await agent.scan();
     agent.startTimers();
@@ -122,6 +141,7 @@ export class Agent {
     this.watcher?.close();
     this.sender.abort();
     this.saveOffsets();
+    this.ops?.close();
   }
 
   /** Applies a new, already validated config: inputs, intervals and Kafka settings. */
@@ -148,9 +168,15 @@ export class Agent {
     await this.scanning?.catch(() => {});
   }
 
-  /** The followed files and their acknowledged offsets (for tests and diagnostics). */
-  status(): { path: string; file: string; offset: number; size: number; open: boolean }[] {
-    return this.files.registry.status();
+  /** The followed files and their acknowledged offsets (for /status, tests and diagnostics). */
+  status(): FileStatus[] {
+    return this.files.registry.status(this.clock.wall() - this.clock.now()); // lastGrowth is on the monotonic clock
+  }
+
+  /** Files followed and open, and bytes waiting for Kafka (for /metrics and /status). */
+  load(): { filesTracked: number; filesOpen: number; inflightBytes: number } {
+    const c = this.files.counts;
+    return { filesTracked: c.tracked, filesOpen: c.open, inflightBytes: this.sender.inflightBytes };
   }
 
   // --- scan and poll: what the follower sees -------------------------------------------
@@ -274,7 +300,8 @@ export class Agent {
         this.events.stateFileReplaced(this.store.path, this.checkpoint.size);
         this.checkpoint.dirtyAll();
       }
-      this.checkpoint.flush(this.store);
+      const rows = this.checkpoint.flush(this.store);
+      if (rows > 0) this.events.offsetsSaved(rows);
     } catch (err) {
       this.saveFailingSince ??= this.clock.now();
       this.events.stateError(errorText(err));
@@ -290,6 +317,7 @@ export class Agent {
 
   private async shutdown(deadline: number): Promise<void> {
     this.stopping = true;
+    this.ops?.draining();
     this.stopTimers();
     this.watcher?.close();
     await this.scanning?.catch(() => {});
@@ -303,6 +331,7 @@ export class Agent {
     await Promise.race([this.publisher.close(), new Promise((r) => (cancel = this.clock.after(Math.max(100, deadline - this.clock.now()), () => r(undefined))))]);
     cancel();
     this.store.close();
+    this.ops?.close();
     this.events.stopped({ unacknowledgedBytes: this.sender.inflightBytes });
   }
 

@@ -12,10 +12,10 @@ import { hostname } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from "yaml";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
-import { DEFAULTS, INPUT, KAFKA, SECTIONS, STATE, TOP, type AgentConfig, type InputConfig, type KafkaConfig, type KindRule, type Spec, type StateConfig } from "./options.ts";
+import { DEFAULTS, HTTP, INPUT, KAFKA, LOG, SECTIONS, STATE, TOP, type AgentConfig, type HttpConfig, type InputConfig, type KafkaConfig, type KindRule, type LogConfig, type Spec, type StateConfig } from "./options.ts";
 
 export { DEFAULTS } from "./options.ts";
-export type { Acks, AgentConfig, Compression, InputConfig, KafkaConfig, LongLines, StartAt, StateConfig } from "./options.ts";
+export type { Acks, AgentConfig, Compression, HttpConfig, InputConfig, KafkaConfig, LogConfig, LogFormat, LogLevel, LongLines, StartAt, StateConfig } from "./options.ts";
 
 /** Reads and validates a config file; throws ConfigError listing every problem. */
 export function loadConfig(path: string, env: Record<string, string | undefined> = process.env): AgentConfig {
@@ -76,9 +76,11 @@ class Validator {
     const topicReported = kafka === undefined || (kafka.topic === undefined && this.kafkaTopicGiven);
     const inputs = this.inputs(f, root, defaultTopic, !topicReported);
     const state = this.state(f);
+    const http = this.section(f, "http", HTTP, "`listen: 127.0.0.1:9570`") as HttpConfig;
+    const log = this.section(f, "log", LOG, "`format: json`") as LogConfig;
     const got = this.options(f, "", TOP, root);
     const top = withDefaults({ ...got, host: got.host ?? env(this.env, "HOSTNAME") ?? hostname() }, TOP);
-    const config = { file: this.file, host: top.host, inputs: inputs ?? [], kafka: kafka ?? ({} as KafkaConfig), state, ...top } as AgentConfig;
+    const config = { file: this.file, host: top.host, inputs: inputs ?? [], kafka: kafka ?? ({} as KafkaConfig), state, http, log, ...top } as AgentConfig;
     if (kafka && config.max_inflight_bytes < kafka.max_message_bytes) {
       const max = this.asWritten("kafka.max_message_bytes", String(kafka.max_message_bytes));
       this.fail(f.get("max_inflight_bytes")?.node ?? null, "max_inflight_bytes", `must be at least kafka.max_message_bytes (${max})`, config.max_inflight_bytes);
@@ -141,6 +143,17 @@ class Validator {
     return { ...got, path: this.absolute(got.path) };
   }
 
+  /** A section of plain options (http, log): absent or empty (`http:` alone) means every default. */
+  private section<T>(f: Fields, name: string, spec: Spec<T>, example: string): Partial<T> {
+    const entry = f.get(name);
+    if (!entry || entry.node === null || (isScalar(entry.node) && entry.node.value === null)) return withDefaults({}, spec);
+    if (!isMap(entry.node)) {
+      this.fail(entry.node, name, `must be a mapping (e.g. ${example})`, shownOrNull(entry.node));
+      return withDefaults({}, spec);
+    }
+    return withDefaults(this.options(this.fields(entry.node, name, Object.keys(spec)), name, spec, keyOf(entry)), spec);
+  }
+
   /**
    * Converts the keys of one section by its spec table, in the table's order: a key that is
    * absent or invalid is undefined (an invalid or missing required one has its problem).
@@ -175,6 +188,8 @@ class Validator {
         return this.str(n, field);
       case "topic":
         return this.topicName(n, field);
+      case "listen":
+        return this.listenAddress(n, field);
       case "list":
         return this.strList(n, field, k.nonEmpty);
     }
@@ -258,6 +273,15 @@ class Validator {
     if (s === undefined) return undefined;
     if (!/^[A-Za-z0-9._-]{1,249}$/.test(s)) return void this.fail(n, field, "must be a Kafka topic name: letters, digits, '.', '_', '-'", s);
     return s;
+  }
+
+  /** HOST:PORT, [IPv6]:PORT or PORT alone (then loopback: 127.0.0.1); PORT 0 takes any free port. */
+  private listenAddress(n: Node, field: string): string | undefined {
+    const s = this.scalarText(n, field);
+    if (s === undefined) return undefined;
+    const parsed = parseListen(s.trim());
+    if (typeof parsed === "string") return void this.fail(n, field, parsed, s);
+    return parsed.host.includes(":") ? `[${parsed.host}]:${parsed.port}` : `${parsed.host}:${parsed.port}`;
   }
 
   private oneOf<T extends string>(n: Node, field: string, allowed: readonly T[]): T | undefined {
@@ -363,6 +387,26 @@ function shownOrNull(n: Node | null): unknown {
 
 function shown(n: Node): unknown {
   return isScalar(n) ? n.value : isSeq(n) ? "a list" : isMap(n) ? "a mapping" : String(n);
+}
+
+/**
+ * A listen address: "HOST:PORT", "[V6]:PORT" or "PORT" (loopback). HOST is an IPv4 or IPv6
+ * literal or a host name. Returns the parts, or what is wrong with it.
+ */
+export function parseListen(s: string): { host: string; port: number } | string {
+  let host = "127.0.0.1";
+  let port = s;
+  const v6 = /^\[([0-9a-fA-F:.]+)\]:(.*)$/.exec(s);
+  if (v6) [host, port] = [v6[1]!, v6[2]!];
+  else if (s.includes(":")) {
+    const at = s.lastIndexOf(":");
+    [host, port] = [s.slice(0, at), s.slice(at + 1)];
+    if (host.includes(":")) return "must be HOST:PORT, [IPV6]:PORT or PORT (an IPv6 address goes in brackets)";
+    if (!/^(\d{1,3}(\.\d{1,3}){3}|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)$/.test(host)) return "must be HOST:PORT with HOST an IP address or a host name";
+    if (/^[\d.]+$/.test(host) && host.split(".").some((o) => Number(o) > 255)) return "must be HOST:PORT with HOST an IP address or a host name (an IPv4 octet is at most 255)";
+  }
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) return "must be HOST:PORT, [IPV6]:PORT or PORT, with PORT from 0 to 65535 (0: any free port)";
+  return { host, port: Number(port) };
 }
 
 const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };

@@ -16,6 +16,8 @@ export type FileAddReason = "new" | "resumed" | "start_at_end";
 export interface AgentEvents {
   started(info: { inputs: number; brokers: string[]; state: string; once: boolean }): void;
   stopped(info: { unacknowledgedBytes: number }): void;
+  /** The operations endpoint (http.listen) is serving at `address` (the bound port, when 0 was asked). */
+  httpListening(address: string): void;
   fileAdded(path: string, file: string, offset: number, reason: FileAddReason): void;
   fileRenamed(from: string, to: string, file: string): void;
   fileTruncated(path: string, file: string, offset: number, size: number): void;
@@ -27,14 +29,19 @@ export interface AgentEvents {
   lineTooLong(path: string, offset: number, bytes: number, action: "split" | "truncate" | "drop"): void;
   dataLost(path: string, file: string, from: number, to: number, reason: string): void;
   recordDropped(path: string, offset: number, bytes: number, reason: string): void;
-  chunksAcked(records: number, lines: number, bytes: number): void;
+  /** `latencyMs`: from the send's oldest record entering the send queue to the acknowledgement. */
+  chunksAcked(records: number, lines: number, bytes: number, latencyMs?: number): void;
   sendFailed(reason: string, code: string, retriable: boolean, attempt: number, retryInMs: number): void;
   sendRecovered(downMs: number): void;
+  /** Acknowledged offsets of `rows` files were written to the state database; not logged. */
+  offsetsSaved(rows: number): void;
   stateError(reason: string): void;
   stateRecovered(downMs: number): void;
   stateFileReplaced(path: string, files: number): void;
   configReloaded(file: string): void;
   configRejected(file: string, reason: string): void;
+  /** A reloaded config changed options read at start only (http.listen, log.*): they apply at the next start. */
+  restartNeeded(file: string, keys: string[]): void;
   /** The reload a SIGHUP asked for threw (a config that loads but cannot be applied). */
   reloadFailed(reason: string): void;
   /** SIGHUP while draining: no reload. */
@@ -66,7 +73,15 @@ export class Counters {
   bytesLost = 0;
 }
 
-type Level = "INFO" | "WARN" | "ERROR";
+type Level = "DEBUG" | "INFO" | "WARN" | "ERROR";
+
+const SEVERITY: Record<Level, number> = { DEBUG: 0, INFO: 1, WARN: 2, ERROR: 3 };
+
+/** How lines are written: `text` (TIME LEVEL message key=value ...) or `json` (one object per line), from `level` up. */
+export interface LogStyle {
+  format: "text" | "json";
+  level: "debug" | "info" | "warn" | "error";
+}
 
 /** The production events: counters plus one line per event on stderr. */
 export class LogEvents implements AgentEvents {
@@ -78,14 +93,33 @@ export class LogEvents implements AgentEvents {
   private readonly warnedOnce = new Set<string>();
   private readonly lastUnreadable = new Map<string, string>();
 
+  private readonly minSeverity: number;
+  private readonly json: boolean;
+
   constructor(
     private readonly write: (line: string) => void = (line) => process.stderr.write(line + "\n"),
     private readonly reminderMs = 60_000,
-  ) {}
+    style: LogStyle = { format: "text", level: "info" },
+  ) {
+    this.minSeverity = SEVERITY[style.level.toUpperCase() as Level];
+    this.json = style.format === "json";
+  }
 
-  /** The one log-line formatter: message and values escaped (see lib/text.ts), values quoted when needed. */
+  /**
+   * The one log-line formatter. Text: message and values escaped (see lib/text.ts), values
+   * quoted when needed. JSON: {"time","level","message", then the same keys}, numbers and
+   * booleans as such, every control character (C1 and DEL too) as a \u escape.
+   */
   private log(level: Level, msg: string, fields: Record<string, unknown> = {}): void {
-    let line = `${new Date().toISOString()} ${level} ${escapeText(msg)}`;
+    if (SEVERITY[level] < this.minSeverity) return;
+    const time = new Date().toISOString();
+    if (this.json) {
+      const obj: Record<string, unknown> = { time, level, message: msg };
+      for (const [k, v] of Object.entries(fields)) obj[k] = typeof v === "number" || typeof v === "boolean" ? v : String(v);
+      this.write(JSON.stringify(obj).replace(/[\x7f-\x9f]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`));
+      return;
+    }
+    let line = `${time} ${level} ${escapeText(msg)}`;
     for (const [k, v] of Object.entries(fields)) line += ` ${k}=${quote(v)}`;
     this.write(line);
   }
@@ -98,6 +132,9 @@ export class LogEvents implements AgentEvents {
     const fields: Record<string, unknown> = { lines: c.lines, bytes: c.bytes, records: c.records, ...this.losses() };
     if (info.unacknowledgedBytes > 0) fields.unacknowledged_bytes = info.unacknowledgedBytes;
     this.log(info.unacknowledgedBytes > 0 ? "WARN" : "INFO", info.unacknowledgedBytes > 0 ? "logship stopped; unacknowledged data will be sent again on the next start" : "logship stopped", fields);
+  }
+  httpListening(address: string): void {
+    this.log("INFO", "http endpoint listening", { address, paths: "/metrics /health /ready /status" });
   }
   fileAdded(path: string, file: string, offset: number, reason: FileAddReason): void {
     this.counters.filesAdded++;
@@ -145,7 +182,7 @@ export class LogEvents implements AgentEvents {
     this.counters.recordsDropped++;
     this.log("ERROR", "record rejected by Kafka and dropped", { path, offset, bytes, reason });
   }
-  chunksAcked(records: number, lines: number, bytes: number): void {
+  chunksAcked(records: number, lines: number, bytes: number, _latencyMs?: number): void {
     const c = this.counters;
     c.records += records;
     c.lines += lines;
@@ -167,6 +204,9 @@ export class LogEvents implements AgentEvents {
     if (this.outageSince === 0) return;
     this.outageSince = 0;
     this.log("INFO", "Kafka sends succeed again", { down_for_ms: downMs });
+  }
+  offsetsSaved(_rows: number): void {
+    // routine: counted by the metrics, not logged
   }
   stateError(reason: string): void {
     const now = Date.now();
@@ -192,6 +232,9 @@ export class LogEvents implements AgentEvents {
   }
   configRejected(file: string, reason: string): void {
     this.log("ERROR", "new config rejected; keeping the old one", { file, reason });
+  }
+  restartNeeded(file: string, keys: string[]): void {
+    this.log("WARN", "config reloaded, but these keys apply only at the next start", { file, keys: keys.join(",") });
   }
   // The signal lines keep the words (and the INFO level) they had when main.ts printed them.
   reloadFailed(reason: string): void {

@@ -11,6 +11,8 @@ export type StartAt = "beginning" | "end";
 export type LongLines = "split" | "truncate" | "drop";
 export type Acks = "all" | "leader" | "none";
 export type Compression = "none" | "gzip";
+export type LogFormat = "text" | "json";
+export type LogLevel = "debug" | "info" | "warn" | "error";
 
 /** One `inputs[]` entry; its fields are documented by the rows of INPUT. Durations are ms, sizes bytes. */
 export interface InputConfig {
@@ -46,6 +48,17 @@ export interface StateConfig {
   flush_interval: number;
 }
 
+/** The `http` section; see HTTP. */
+export interface HttpConfig {
+  listen: string | undefined; // normalised "HOST:PORT" ("[v6]:PORT" for IPv6); undefined = no endpoint
+}
+
+/** The `log` section; see LOG. */
+export interface LogConfig {
+  format: LogFormat;
+  level: LogLevel;
+}
+
 /** A whole config; the top-level options are documented by the rows of TOP. */
 export interface AgentConfig {
   file: string; // the config file this came from (absolute)
@@ -53,6 +66,8 @@ export interface AgentConfig {
   inputs: InputConfig[];
   kafka: KafkaConfig;
   state: StateConfig;
+  http: HttpConfig;
+  log: LogConfig;
   scan_interval: number;
   poll_interval: number;
   shutdown_timeout: number;
@@ -71,6 +86,7 @@ export type KindRule =
   | { readonly kind: "enum"; readonly values: readonly string[] }
   | { readonly kind: "string" } // not blank
   | { readonly kind: "topic" } // a Kafka topic name
+  | { readonly kind: "listen" } // HOST:PORT or PORT (then 127.0.0.1); converts to "HOST:PORT"
   | { readonly kind: "list"; readonly nonEmpty: boolean }; // of strings; one string is a one-entry list
 
 /** A kind whose conversion yields a T. `out` is never set: it only carries T for the type checker. */
@@ -82,6 +98,7 @@ const int = (min: number): Kind<number> => ({ kind: "int", min });
 const oneOf = <const V extends string>(...values: V[]): Kind<V> => ({ kind: "enum", values });
 const str: Kind<string> = { kind: "string" };
 const topic: Kind<string> = { kind: "topic" };
+const listen: Kind<string> = { kind: "listen" };
 const list = (nonEmpty: boolean): Kind<string[]> => ({ kind: "list", nonEmpty });
 
 /** One option. Without a default it is required, or config.ts derives its value (the doc says how). */
@@ -134,8 +151,17 @@ export const STATE = {
   flush_interval: { kind: duration(0), default: 1 * SECOND, doc: "how often acknowledged offsets are written; 0 = after every acknowledged send" },
 } satisfies Spec<StateConfig>;
 
+export const HTTP = {
+  listen: { kind: listen, doc: "HOST:PORT (or PORT alone: 127.0.0.1) of the /metrics, /health, /ready and /status endpoint; unset = no endpoint" },
+} satisfies Spec<HttpConfig>;
+
+export const LOG = {
+  format: { kind: oneOf("text", "json"), default: "text", doc: "text (TIME LEVEL message key=value ...) | json (one object per line)" },
+  level: { kind: oneOf("debug", "info", "warn", "error"), default: "info", doc: "the least severe level written: debug | info | warn | error" },
+} satisfies Spec<LogConfig>;
+
 /** The sections, listed before TOP's keys among the known top-level keys. */
-export const SECTIONS = ["inputs", "kafka", "state"] as const;
+export const SECTIONS = ["inputs", "kafka", "state", "http", "log"] as const;
 
 export const TOP = {
   host: { kind: str, doc: "the `host` header; default: $HOSTNAME, else the machine's hostname" },
@@ -163,5 +189,7 @@ export const DEFAULTS = {
   input: defaultsOf(INPUT),
   kafka: defaultsOf(KAFKA),
   state: defaultsOf(STATE),
+  http: { listen: undefined as string | undefined, ...defaultsOf(HTTP) },
+  log: defaultsOf(LOG),
   ...defaultsOf(TOP),
 };

@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { DEFAULTS, loadConfig, parseConfig, parseDuration, parseSize, type AgentConfig } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
-import { INPUT, KAFKA, SECTIONS, STATE, TOP, type Row } from "../lib/options.ts";
+import { HTTP, INPUT, KAFKA, LOG, SECTIONS, STATE, TOP, type Row } from "../lib/options.ts";
 import { makeLogDir } from "./helpers/logDir.ts";
 
 const FILE = "/etc/logship/logship.yaml";
@@ -372,6 +372,37 @@ scan_interval: 5
   });
 });
 
+describe("http and log", () => {
+  test("http is off unless listen is set; a port alone listens on loopback", () => {
+    expect(parse(MINIMAL).http).toEqual({ listen: undefined });
+    expect(parse(MINIMAL + "http:\n").http).toEqual({ listen: undefined });
+    expect(parse(MINIMAL + "http:\n  listen: 9570\n").http.listen).toBe("127.0.0.1:9570");
+    expect(parse(MINIMAL + "http:\n  listen: 0.0.0.0:9570\n").http.listen).toBe("0.0.0.0:9570");
+    expect(parse(MINIMAL + "http:\n  listen: localhost:0\n").http.listen).toBe("localhost:0");
+    expect(parse(MINIMAL + 'http:\n  listen: "[::1]:9570"\n').http.listen).toBe("[::1]:9570");
+  });
+
+  test("a bad listen address is a located problem", () => {
+    const want = (got: string, what: string) => `${FILE}:7: http.listen: ${what} (got "${got}")`;
+    const port = "must be HOST:PORT, [IPV6]:PORT or PORT, with PORT from 0 to 65535 (0: any free port)";
+    expect(problem(MINIMAL + "http:\n  listen: 127.0.0.1:99999\n")).toBe(want("127.0.0.1:99999", port));
+    expect(problem(MINIMAL + "http:\n  listen: localhost\n")).toBe(want("localhost", port));
+    expect(problem(MINIMAL + "http:\n  listen: '127.0.0.1:'\n")).toBe(want("127.0.0.1:", port));
+    expect(problem(MINIMAL + "http:\n  listen: 300.1.1.1:80\n")).toBe(want("300.1.1.1:80", "must be HOST:PORT with HOST an IP address or a host name (an IPv4 octet is at most 255)"));
+    expect(problem(MINIMAL + "http:\n  listen: 'my host:80'\n")).toBe(want("my host:80", "must be HOST:PORT with HOST an IP address or a host name"));
+    expect(problem(MINIMAL + "http:\n  listen: '::1:80'\n")).toBe(want("::1:80", "must be HOST:PORT, [IPV6]:PORT or PORT (an IPv6 address goes in brackets)"));
+    expect(problem(MINIMAL + "http: 9570\n")).toBe(`${FILE}:6: http: must be a mapping (e.g. \`listen: 127.0.0.1:9570\`) (got 9570)`);
+    expect(problem(MINIMAL + "http:\n  listn: 9570\n")).toBe(`${FILE}:7: http.listn: unknown key (did you mean "listen"?); known keys: listen`);
+  });
+
+  test("log.format and log.level", () => {
+    expect(parse(MINIMAL).log).toEqual({ format: "text", level: "info" });
+    expect(parse(MINIMAL + "log:\n  format: json\n  level: warn\n").log).toEqual({ format: "json", level: "warn" });
+    expect(problem(MINIMAL + "log:\n  format: xml\n")).toBe(`${FILE}:7: log.format: must be one of text | json (got "xml")`);
+    expect(problem(MINIMAL + "log:\n  level: trace\n")).toBe(`${FILE}:7: log.level: must be one of debug | info | warn | error (got "trace")`);
+  });
+});
+
 describe("units", () => {
   test("parseDuration", () => {
     expect(parseDuration("0")).toBe(0);
@@ -421,7 +452,10 @@ describe("conf.example.yaml", () => {
     compare("inputs", Object.keys(doc.inputs[0]), c.inputs[0] as unknown as Record<string, unknown>, DEFAULTS.input);
     compare("kafka", Object.keys(doc.kafka), c.kafka as unknown as Record<string, unknown>, DEFAULTS.kafka);
     compare("state", Object.keys(doc.state), c.state as unknown as Record<string, unknown>, DEFAULTS.state);
-    const topLevel = Object.keys(doc).filter((k) => !["inputs", "kafka", "state"].includes(k));
+    compare("log", Object.keys(doc.log), c.log as unknown as Record<string, unknown>, DEFAULTS.log);
+    expect(doc.http).toBeNull(); // its one key, listen, is shown commented out: the endpoint is off by default
+    expect(c.http.listen).toBeUndefined();
+    const topLevel = Object.keys(doc).filter((k) => !(SECTIONS as readonly string[]).includes(k));
     compare("", topLevel, c as unknown as Record<string, unknown>, DEFAULTS as unknown as Record<string, unknown>);
     expect(checked.length).toBeGreaterThan(20);
   });
@@ -437,6 +471,8 @@ describe("conf.example.yaml", () => {
       ["inputs[0]", INPUT, [], documented.inputs[0], set.inputs[0], c.inputs[0]],
       ["kafka", KAFKA, [], documented.kafka, set.kafka, c.kafka],
       ["state", STATE, [], documented.state, set.state, c.state],
+      ["http", HTTP, [], documented.http, set.http ?? {}, c.http],
+      ["log", LOG, [], documented.log, set.log, c.log],
     ];
     let withDefault = 0;
     for (const [at, spec, sectionKeys, docKeys, setKeys, parsed] of sections) {
@@ -452,14 +488,14 @@ describe("conf.example.yaml", () => {
         expect({ at, key, set: key in setKeys, value: parsed[key] }).toEqual({ at, key, set: true, value: want });
       }
     }
-    expect(withDefault).toBe(Object.keys(DEFAULTS.input).length + Object.keys(DEFAULTS.kafka).length + Object.keys(DEFAULTS.state).length + 6);
+    expect(withDefault).toBe(Object.keys(DEFAULTS.input).length + Object.keys(DEFAULTS.kafka).length + Object.keys(DEFAULTS.state).length + Object.keys(DEFAULTS.log).length + 6);
   });
 
   test("documents every key that has a default (set, or shown commented out)", () => {
     const text = readFileSync(example, "utf8");
     const keyed = (key: string) => new RegExp(`^[\\s#-]*${key}:`, "m").test(text);
     const all = [...Object.keys(DEFAULTS.input), ...Object.keys(DEFAULTS.kafka), ...Object.keys(DEFAULTS.state), ...Object.keys(DEFAULTS).filter((k) => typeof (DEFAULTS as Record<string, unknown>)[k] !== "object")];
-    for (const key of [...all, "paths", "topic", "brokers", "host"]) expect({ key, documented: keyed(key) }).toEqual({ key, documented: true });
+    for (const key of [...all, ...Object.keys(DEFAULTS.log), "paths", "topic", "brokers", "host", "listen"]) expect({ key, documented: keyed(key) }).toEqual({ key, documented: true });
   });
 });
 

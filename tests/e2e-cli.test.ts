@@ -40,18 +40,19 @@ function expectConfigRefused(r: RunResult): string[] {
 }
 
 describe("logship command line (compiled binary)", () => {
-  test("--version, --help, run --help and check --help print and exit 0", async () => {
+  test("--version, --help, run --help, check --help and status --help print and exit 0", async () => {
     const version = await runLogship(["--version"]);
     expect(version.code).toBe(0);
     expect(version.stdout).toBe(`logship ${pkg.version}\n`);
 
     const help = await runLogship(["--help"]);
     expect(help.code).toBe(0);
-    expect(help.stdout).toContain("logship run --config FILE [--once]");
+    expect(help.stdout).toContain("logship run --config FILE [--once [--progress | --no-progress]]");
     expect(help.stdout).toContain("logship check --config FILE");
+    expect(help.stdout).toContain("logship status --config FILE");
     expect(help.stdout).toContain("Exit codes: 0 success, 1 runtime failure, 2 invalid config or usage.");
 
-    for (const cmd of ["run", "check"]) {
+    for (const cmd of ["run", "check", "status"]) {
       const r = await runLogship([cmd, "--help"]);
       expect(r.code).toBe(0);
       expect(r.stdout).toStartWith(`Usage: logship ${cmd} --config FILE`);
@@ -61,7 +62,7 @@ describe("logship command line (compiled binary)", () => {
 
   test("usage errors exit 2 with a one-line reason: unknown command, unknown option, no --config, no command", async () => {
     const cases: [string[], RegExp][] = [
-      [["frobnicate"], /^logship: unknown command "frobnicate"; expected run or check/],
+      [["frobnicate"], /^logship: unknown command "frobnicate"; expected run, check or status/],
       [["run", "--config", valid("usage.yaml"), "--bogus"], /^logship: .*'--bogus'.*logship run --help/],
       [["check"], /^logship: --config FILE is required/],
       [[], /Usage:/],
@@ -78,7 +79,7 @@ describe("logship command line (compiled binary)", () => {
     const cfg = writeConfig(dir, `inputs:\n  - paths: ["${logs}/*.log"]\nkafak:\n  brokers: ${BROKERS}\n  topic: cli\n`, "typo.yaml");
     for (const cmd of ["run", "check"]) {
       const problems = expectConfigRefused(await runLogship([cmd, "--config", cfg]));
-      expect(problems).toContain(`${cfg}:3: kafak: unknown key (did you mean "kafka"?); known keys: inputs, kafka, state, host, scan_interval, poll_interval, shutdown_timeout, max_open_files, max_inflight_bytes, stats_interval`);
+      expect(problems).toContain(`${cfg}:3: kafak: unknown key (did you mean "kafka"?); known keys: inputs, kafka, state, http, log, host, scan_interval, poll_interval, shutdown_timeout, max_open_files, max_inflight_bytes, stats_interval`);
       for (const p of problems) expect(p).toMatch(new RegExp(`^${cfg.replace(/[.]/g, "\\.")}:\\d+: [\\w.\\[\\]()]+: `));
     }
   });

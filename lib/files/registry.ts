@@ -80,9 +80,15 @@ export class FileIndex {
     private readonly clock: Clock,
   ) {}
 
-  /** The followed files and their acknowledged offsets (for status and diagnostics). */
-  status(): { path: string; file: string; offset: number; size: number; open: boolean }[] {
-    return [...this.files.values()].map((t) => ({ path: t.source.path, file: t.id, offset: this.checkpoint.offsetOf(t.id) ?? 0, size: t.size, open: t.tail !== null }));
+  /**
+   * The followed files and their acknowledged offsets (for /status and diagnostics);
+   * `wallAtZero` turns the clock's now() (lastGrowth) into epoch milliseconds.
+   */
+  status(wallAtZero: number): { path: string; file: string; size: number; offset: number; unread: number; open: boolean; lastGrowth: number }[] {
+    return [...this.files.values()].map((t) => {
+      const offset = this.checkpoint.offsetOf(t.id) ?? 0;
+      return { path: t.source.path, file: t.id, size: t.size, offset, unread: Math.max(0, t.size - offset), open: t.tail !== null, lastGrowth: Math.round(wallAtZero + t.lastGrowth) };
+    });
   }
 
   /** The directories that hold followed files (to watch). */

@@ -22,6 +22,7 @@ export interface Chunk {
   lines: number; // "\n" count in value
   size: number; // upper bound of the encoded record, gzip's worst case included (without the batch header)
   release?: () => void; // called once when the chunk is acknowledged or dropped (returns its read buffer)
+  queuedAt?: number; // clock.now() it entered the send queue (set by the sender; for the send latency)
 }
 
 export interface PackLimits {

@@ -57,7 +57,9 @@ export class Sender {
 
   /** Queues chunks in read order; their offsets now wait for these acks. */
   enqueue(chunks: Chunk[]): void {
+    const now = this.clock.now();
     for (const c of chunks) {
+      c.queuedAt = now;
       this.checkpoint.track(c);
       this.queue.push(c);
       this.inflightBytes += c.value.length;
@@ -131,7 +133,8 @@ export class Sender {
       bytes += c.value.length;
       lines += c.lines;
     }
-    this.events.chunksAcked(records.length, lines, bytes);
+    const queuedAt = records[0]?.queuedAt; // the oldest record of the send
+    this.events.chunksAcked(records.length, lines, bytes, queuedAt === undefined ? undefined : this.clock.now() - queuedAt);
     if (this.failingSince !== null) this.events.sendRecovered(this.clock.now() - this.failingSince);
     this.failingSince = null;
     this.attempt = 0;
