@@ -105,7 +105,7 @@ export class Agent {
     const clock = deps.clock ?? systemClock;
     const ops = config.http.listen ? OpsServer.listen(config.http.listen, clock) : null; // first: a taken port starts nothing
     const metrics = ops ? new Metrics(clock) : null;
-    const log = deps.events ?? new LogEvents(undefined, undefined, config.log);
+    const log = deps.events ?? new LogEvents(undefined, undefined, config.log, clock);
     const events = metrics ? metrics.events(log) : log;
     let store: Store;
     try {
@@ -294,7 +294,7 @@ export class Agent {
    * Writes acknowledged offsets. While writing fails (disk full), reading pauses: shipping on
    * would only grow what a crash re-sends. Offsets stay in memory and the flush timer retries.
    */
-  saveOffsets(): boolean {
+  private saveOffsets(): boolean {
     try {
       if (this.store.reopenIfReplaced()) {
         this.events.stateFileReplaced(this.store.path, this.checkpoint.size);

@@ -9,6 +9,7 @@
 // Every line logship prints, log line or not, passes its outside text (paths, reasons, config
 // values) through escapeText (lib/text.ts), so no control character reaches the terminal raw.
 
+import { systemClock, type Clock } from "./clock.ts";
 import { escapeText } from "./text.ts";
 
 export type FileAddReason = "new" | "resumed" | "start_at_end";
@@ -86,9 +87,9 @@ export interface LogStyle {
 /** The production events: counters plus one line per event on stderr. */
 export class LogEvents implements AgentEvents {
   readonly counters = new Counters();
-  private outageSince = 0;
+  private outageSince: number | null = null; // clock.now() sends began to fail
   private lastReminder = 0;
-  private stateFailingSince = 0;
+  private stateFailingSince: number | null = null; // clock.now() saves began to fail
   private lastStateReminder = 0;
   private readonly warnedOnce = new Set<string>();
   private readonly lastUnreadable = new Map<string, string>();
@@ -100,6 +101,7 @@ export class LogEvents implements AgentEvents {
     private readonly write: (line: string) => void = (line) => process.stderr.write(line + "\n"),
     private readonly reminderMs = 60_000,
     style: LogStyle = { format: "text", level: "info" },
+    private readonly clock: Clock = systemClock,
   ) {
     this.minSeverity = SEVERITY[style.level.toUpperCase() as Level];
     this.json = style.format === "json";
@@ -112,7 +114,7 @@ export class LogEvents implements AgentEvents {
    */
   private log(level: Level, msg: string, fields: Record<string, unknown> = {}): void {
     if (SEVERITY[level] < this.minSeverity) return;
-    const time = new Date().toISOString();
+    const time = new Date(this.clock.wall()).toISOString();
     if (this.json) {
       const obj: Record<string, unknown> = { time, level, message: msg };
       for (const [k, v] of Object.entries(fields)) obj[k] = typeof v === "number" || typeof v === "boolean" ? v : String(v);
@@ -190,8 +192,8 @@ export class LogEvents implements AgentEvents {
   }
   sendFailed(reason: string, code: string, retriable: boolean, attempt: number, retryInMs: number): void {
     this.counters.sendFailures++;
-    const now = Date.now();
-    if (this.outageSince === 0) {
+    const now = this.clock.now();
+    if (this.outageSince === null) {
       this.outageSince = now;
       this.lastReminder = now;
       this.log("ERROR", "Kafka send failed; reading paused, retrying with backoff", { code, retriable, reason, retry_in_ms: retryInMs });
@@ -201,16 +203,16 @@ export class LogEvents implements AgentEvents {
     }
   }
   sendRecovered(downMs: number): void {
-    if (this.outageSince === 0) return;
-    this.outageSince = 0;
+    if (this.outageSince === null) return;
+    this.outageSince = null;
     this.log("INFO", "Kafka sends succeed again", { down_for_ms: downMs });
   }
   offsetsSaved(_rows: number): void {
     // routine: counted by the metrics, not logged
   }
   stateError(reason: string): void {
-    const now = Date.now();
-    if (this.stateFailingSince === 0) {
+    const now = this.clock.now();
+    if (this.stateFailingSince === null) {
       this.stateFailingSince = now;
       this.lastStateReminder = now;
       this.log("ERROR", "cannot save offsets; reading paused, offsets held in memory, retrying", { reason });
@@ -220,8 +222,8 @@ export class LogEvents implements AgentEvents {
     }
   }
   stateRecovered(downMs: number): void {
-    if (this.stateFailingSince === 0) return;
-    this.stateFailingSince = 0;
+    if (this.stateFailingSince === null) return;
+    this.stateFailingSince = null;
     this.log("INFO", "offsets saved again", { failed_for_ms: downMs });
   }
   stateFileReplaced(path: string, files: number): void {

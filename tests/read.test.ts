@@ -333,12 +333,6 @@ describe("rewind", () => {
     expect(tail.partialBytes).toBe(4);
   });
 
-  test("size() is the file's current size", () => {
-    const { tail, name } = tailOf("12345");
-    expect(tail.size()).toBe(5);
-    dir.append(name, "678");
-    expect(tail.size()).toBe(8);
-  });
 });
 
 describe("with a buffer pool", () => {

@@ -16,7 +16,7 @@
 // one of them is released (acknowledged or dropped).
 // The Tail never decides what is acknowledged: its offset is the read position only.
 
-import { closeSync, fstatSync } from "node:fs";
+import { closeSync } from "node:fs";
 import { lease, type BufferPool, type Slabs } from "../memory.ts";
 import type { LongLines } from "../config.ts";
 import { readAt } from "./identify.ts";
@@ -85,10 +85,6 @@ export class Tail {
     return this.scanned - this.offset;
   }
 
-  /** Current size of the file behind the descriptor. */
-  size(): number {
-    return fstatSync(this.fd).size;
-  }
 
   /** True when the file holds bytes this Tail has not looked at yet. */
   hasNewBytes(size: number): boolean {

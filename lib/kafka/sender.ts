@@ -50,10 +50,6 @@ export class Sender {
     return this.queue.length;
   }
 
-  /** True while sends are failing (reading is then pointless beyond the cap). */
-  get failing(): boolean {
-    return this.failingSince !== null;
-  }
 
   /** Queues chunks in read order; their offsets now wait for these acks. */
   enqueue(chunks: Chunk[]): void {

@@ -66,9 +66,6 @@ export class Checkpoint {
     this.dirty.add(row.id);
   }
 
-  has(id: string): boolean {
-    return this.files.has(id);
-  }
 
   /** The newest row saved for a device + inode, if any. */
   byInode(dev: number, ino: number): Readonly<SavedFile> | undefined {
