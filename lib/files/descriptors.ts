@@ -24,6 +24,8 @@ import { Tail } from "./read.ts";
 
 /** Bytes asked of the OS per read. */
 export const READ_BYTES = 1024 * 1024;
+/** Bytes a file may read in one turn while other files wait for a descriptor. */
+export const TURN_BYTES = READ_BYTES;
 
 /** What sharing descriptors found, for the lifecycle to act on. */
 export interface Shared {

@@ -1,10 +1,8 @@
 // Following files: the file lifecycle in one place, and the one writer of followed files.
-// What a scan decides (scan.ts: new, resumed, matched again, carried on in a copy) is
-// applied here through named methods; each look at an open file turns what fstat and the
-// fingerprint say into a FileChange (look.ts), and apply() is the one switch over what can
-// happen to a followed file; reads hand out spans of complete lines.
-// In: scan decisions, the saved rows (state/checkpoint.ts); out: Shipments (a file's source
-// and a span of its lines) yielded to the agent, which ships each before resuming, and events.
+// What a scan decides (scan.ts: new, resumed, matched again, carried on in a copy) is applied
+// through named methods; a look at an open file gives a FileChange (look.ts), and apply() is
+// the one switch over what can happen to a followed file. Out: Shipments (a file's source and
+// a span of its lines) yielded to the agent, which ships each before resuming; events.
 //
 // Who writes a followed file (Tracked, registry.ts): this module, except the descriptor
 // fields (tail, resumeAt, partialPending, turnBytes), which descriptors.ts writes as it opens
@@ -32,17 +30,12 @@ import type { BufferPool, Slabs } from "../memory.ts";
 import type { Checkpoint } from "../state/checkpoint.ts";
 import type { SavedFile } from "../state/store.ts";
 import { Copies, wasOf, type Carried } from "./copies.ts";
-import { Descriptors, READ_BYTES } from "./descriptors.ts";
+import { Descriptors, TURN_BYTES } from "./descriptors.ts";
 import type { Candidate } from "./discover.ts";
 import { firstLineKey, observeFd, pathOfFd, type Observed } from "./identify.ts";
 import { observe, type FileChange } from "./look.ts";
 import type { Shipment, Span } from "./read.ts";
 import { caughtUp, existsAs, FileIndex, inputOf, partialDue, readMarkOf, savedMark, type Tracked } from "./registry.ts";
-
-/** Bytes a file may read in one turn while other files wait for a descriptor. */
-const TURN_BYTES = READ_BYTES;
-
-export type { Shipment };
 
 export class Follower {
   private readonly index: FileIndex;
@@ -297,8 +290,7 @@ export class Follower {
       return;
     }
     t.turnBytes += span.end - span.start;
-    t.readMark = readMarkOf(span.bytes, span.start, span.end) ?? t.readMark;
-    yield { source: t.source, span };
+    yield this.handOut(t, span);
     if (t.turnBytes < TURN_BYTES) return;
     this.fds.yieldTurn(t, true); // with more to read, it queues again (never let go)
     this.share(false);
@@ -315,8 +307,13 @@ export class Follower {
     if (!t.tail || this.opts.once || t.tail.partialBytes === 0 || !partialDue(t, this.input(t), now)) return null;
     if (t.tail.hasNewBytes(t.size)) return null; // more bytes arrived: read them first
     const span = t.tail.flushPartial();
-    if (span) t.readMark = readMarkOf(span.bytes, span.start, span.end) ?? t.readMark;
-    return span ? { source: t.source, span } : null;
+    return span && this.handOut(t, span);
+  }
+
+  /** A span of t's lines leaves: what was read last is marked (how a copy proves it holds it). */
+  private handOut(t: Tracked, span: Span): Shipment {
+    t.readMark = readMarkOf(span.bytes, span.start, span.end) ?? t.readMark;
+    return { source: t.source, span };
   }
 
   /** Closes a caught-up file that was deleted, renamed out of the globs, or idle too long. */
@@ -327,8 +324,7 @@ export class Follower {
       // A deleted file's last line will never be finished: it ships as it is.
       if (!tail.hasNewBytes(t.size) && tail.partialBytes > 0) {
         const span = tail.flushPartial();
-        if (span) t.readMark = readMarkOf(span.bytes, span.start, span.end) ?? t.readMark;
-        if (span) yield { source: t.source, span };
+        if (span) yield this.handOut(t, span);
       }
       if (t.size <= tail.offset) return void this.finish(t);
       if (input.close_removed > 0 && now - t.deletedAt >= input.close_removed) {
