@@ -392,11 +392,14 @@ export class Agent {
       // gives something moves an offset forward (or fills the in-flight cap). The set is
       // walked live, not copied: with thousands ready and room for a few dozen reads, a copy
       // per pump was a tenth of the CPU of shipping 10,000 files.
-      while (this.index.ready.size > 0 && this.sender.inflightBytes < cap) {
+      // A file whose topic is failing stays ready but is passed over (sender.readRoom): the
+      // loop ends when a round reads nothing; an ack of that topic pumps again.
+      for (let progress = true; progress && this.index.ready.size > 0 && this.sender.readRoom(cap) > 0; ) {
+        progress = false;
         for (const id of this.index.ready) {
-          if (this.sender.inflightBytes >= cap) break;
-          this.readOnce(id);
-            }
+          if (this.sender.readRoom(cap) <= 0) break;
+          if (this.readOnce(id)) progress = true;
+        }
       }
     } finally {
       this.pumping = false;
@@ -412,11 +415,13 @@ export class Agent {
       if (t?.tail && this.opts.once) this.doneOnce(t);
       return false;
     }
+    const room = this.sender.readRoom(this.config.max_inflight_bytes, t.source.topic);
+    if (room <= 0) return false; // its topic is failing: read again once it ships
     const now = this.clock.now();
     if (!this.life.look(t, now)) return true; // replaced: the new identity is ready instead
     let span: Span | null;
     try {
-      span = t.tail.read(this.config.max_inflight_bytes - this.sender.inflightBytes);
+      span = t.tail.read(room);
     } catch (err) {
       this.events.fileUnreadable(t.source.path, errorText(err));
       this.index.ready.delete(id);
