@@ -9,6 +9,7 @@ import { Agent } from "./lib/agent.ts";
 import { checkFiles, formatReport } from "./lib/check.ts";
 import { loadConfig, type AgentConfig } from "./lib/config.ts";
 import { ConfigError, errorText, formatProblem, StateError } from "./lib/errors.ts";
+import { guardStdio, writeStderr } from "./lib/events.ts";
 import { handleSignals } from "./lib/shutdown.ts";
 import { resetStore } from "./lib/state/store.ts";
 import { escapeText } from "./lib/text.ts";
@@ -124,20 +125,21 @@ function print(text: string, code: number, toStderr = false): number {
   return code;
 }
 
+guardStdio(); // a broken stdout or stderr pipe never ends the process (issue 11, item 16)
 main(Bun.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     if (err instanceof ConfigError) {
       const problems = err.problems.map((p) => escapeText(formatProblem(p))).join("\n");
-      process.stderr.write(`${problems}\nlogship: invalid config (${err.problems.length} problem${err.problems.length === 1 ? "" : "s"}); nothing was started\n`);
+      writeStderr(`${problems}\nlogship: invalid config (${err.problems.length} problem${err.problems.length === 1 ? "" : "s"}); nothing was started\n`);
       process.exit(2);
     }
     if (err instanceof UsageError) {
-      process.stderr.write(`logship: ${escapeText(err.message)}\n`);
+      writeStderr(`logship: ${escapeText(err.message)}\n`);
       process.exit(2);
     }
     const kind = err instanceof StateError ? "state" : "error";
-    process.stderr.write(`logship: ${kind}: ${escapeText(errorText(err))}\n`);
+    writeStderr(`logship: ${kind}: ${escapeText(errorText(err))}\n`);
     process.exit(1);
   },
 );

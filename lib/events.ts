@@ -50,6 +50,30 @@ export interface AgentEvents {
   buffersDropped(): void;
 }
 
+let stdioGuarded = false;
+
+/**
+ * Writes to stderr; a broken or closed stderr (EPIPE: `logship ... 2>&1 | logger` and the
+ * reader went away) is ignored, whether write() throws or the stream emits it as an error
+ * event: losing the log never stops shipping. stdout (check's report) is guarded alike.
+ */
+export function writeStderr(text: string): void {
+  guardStdio();
+  try {
+    process.stderr.write(text);
+  } catch {
+    // stderr is gone: nothing left to tell it to
+  }
+}
+
+/** Makes write errors of stdout and stderr harmless (see writeStderr); idempotent. */
+export function guardStdio(): void {
+  if (stdioGuarded) return;
+  stdioGuarded = true;
+  process.stderr.on("error", () => {});
+  process.stdout.on("error", () => {});
+}
+
 /** Running totals; the summary line and tests read them. */
 export class Counters {
   records = 0;
@@ -79,7 +103,7 @@ export class LogEvents implements AgentEvents {
   private readonly lastUnreadable = new Map<string, string>();
 
   constructor(
-    private readonly write: (line: string) => void = (line) => process.stderr.write(line + "\n"),
+    private readonly write: (line: string) => void = (line) => writeStderr(line + "\n"),
     private readonly reminderMs = 60_000,
   ) {}
 

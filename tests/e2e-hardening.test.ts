@@ -1,0 +1,83 @@
+// End to end, the hardening findings of issue 11 that are about the process: the compiled
+// binary with a broken stderr pipe, signals during startup, file-descriptor limits, a state
+// path that is not a file, config limits and --once's exit code. Kafka is the mock cluster
+// (loopback); each test has its own directory and topic.
+
+import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AgentProcess, checkDelivery, defaultHost, ensureBuilt, runLogship, writeConfig } from "./helpers/agentProcess.ts";
+import { consumeAll } from "./helpers/consume.ts";
+import { startMockCluster, type MockCluster } from "./helpers/mockCluster.ts";
+
+let cluster: MockCluster;
+const dirs: string[] = [];
+const running: AgentProcess[] = [];
+
+beforeAll(() => {
+  ensureBuilt();
+  cluster = startMockCluster({ brokers: 1 });
+}, 120_000);
+
+afterEach(async () => {
+  for (const a of running.splice(0)) await a.kill();
+});
+
+afterAll(() => {
+  cluster?.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+interface Workspace {
+  dir: string;
+  logs: string;
+  topic: string;
+  config: string;
+}
+
+/** A fresh directory with logs/, a topic of 4 partitions and a config; `extra` is appended at top level. */
+function workspace(name: string, extra = "", kafkaExtra = ""): Workspace {
+  const dir = mkdtempSync(join(tmpdir(), `logship-e2e-${name}-`));
+  dirs.push(dir);
+  const logs = join(dir, "logs");
+  mkdirSync(logs);
+  const topic = `e2e-${name}-${Date.now().toString(36)}`;
+  cluster.createTopic(topic, 4);
+  const config = writeConfig(
+    dir,
+    `inputs:
+  - paths: ["${logs}/*.log"]
+kafka:
+  brokers: ["${cluster.bootstraps}"]
+  topic: ${topic}
+${kafkaExtra}state:
+  path: ${dir}/state.db
+stats_interval: 0
+${extra}`,
+  );
+  return { dir, logs, topic, config };
+}
+
+function writeLogs(ws: Workspace, files: number, lines: number): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  for (let f = 0; f < files; f++) {
+    const path = join(ws.logs, `app-${f}.log`);
+    const content = Buffer.from(Array.from({ length: lines }, (_, i) => `file ${f} line ${String(i).padStart(5, "0")}\n`).join(""));
+    writeFileSync(path, content);
+    out.set(path, content);
+  }
+  return out;
+}
+
+/** Runs the binary with its stderr a pipe whose reader has already gone: every write to it fails with EPIPE. */
+const BROKEN_STDERR = ["bash", "-c", 'exec 2> >(true); sleep 0.3; exec "$0" "$@"'];
+
+test("a broken stderr pipe (EPIPE on every log line) neither crashes nor stops shipping (issue 11, item 16)", async () => {
+  const ws = workspace("epipe");
+  const files = writeLogs(ws, 5, 200);
+  const r = await runLogship(["run", "--config", ws.config, "--once"], { wrap: BROKEN_STDERR, timeoutMs: 60_000 });
+  expect(r.code).toBe(0);
+  expect(r.stderr).toBe(""); // the test's own pipe was replaced: nothing came through
+  checkDelivery(await consumeAll(cluster.bootstraps, ws.topic), files, { host: defaultHost() });
+}, 90_000);
