@@ -9,7 +9,7 @@ import { Agent } from "./lib/agent.ts";
 import { checkFiles, formatReport } from "./lib/check.ts";
 import { loadConfig, type AgentConfig } from "./lib/config.ts";
 import { ConfigError, errorText, formatProblem, StateError } from "./lib/errors.ts";
-import { guardStdio, writeStderr } from "./lib/events.ts";
+import { guardStdio, LogEvents, writeStderr } from "./lib/events.ts";
 import { handleSignals } from "./lib/shutdown.ts";
 import { resetStore } from "./lib/state/store.ts";
 import { escapeText } from "./lib/text.ts";
@@ -79,31 +79,44 @@ async function run(args: string[]): Promise<number> {
   const values = options("run", args, { once: { type: "boolean" }, "reset-state": { type: "boolean" } });
   if (values.help) return print(RUN_HELP, 0);
   let config = configFrom(values);
-  if (values["reset-state"]) await resetStore(config.state.path);
-  const agent = await Agent.start(config, { once: values.once === true });
+  // Signals are handled from here on, before the slow startup (reset, state, the first scan):
+  // a TERM then stops the agent as soon as it exists (lib/shutdown.ts).
+  const events = new LogEvents();
+  let agentReady!: { resolve: (a: Agent) => void; reject: (err: unknown) => void };
+  const starting = new Promise<Agent>((resolve, reject) => (agentReady = { resolve, reject }));
+  const signals = {
+    timeoutMs: () => config.shutdown_timeout,
+    exit: (code: number) => process.exit(code),
+    events,
+    reload: async () => {
+      if (values.once) return;
+      let next: AgentConfig;
+      try {
+        next = loadConfig(config.file);
+      } catch (err) {
+        events.configRejected(config.file, errorText(err).replace(/\n/g, "; "));
+        return;
+      }
+      config = next;
+      await (await starting).reload(next);
+    },
+  };
+  const stopOnSignal = handleSignals(starting, signals);
+  let agent: Agent;
+  try {
+    if (values["reset-state"]) await resetStore(config.state.path);
+    agent = await Agent.start(config, { once: values.once === true }, { events });
+  } catch (err) {
+    agentReady.reject(err);
+    throw err;
+  }
+  agentReady.resolve(agent);
   if (values.once) {
-    const stopOnSignal = handleSignals(agent, { timeoutMs: () => config.shutdown_timeout, reload: async () => {}, exit: (code) => process.exit(code), events: agent.events });
     await agent.finished;
     stopOnSignal();
     await agent.stop(config.shutdown_timeout);
     return 0;
   }
-  handleSignals(agent, {
-    timeoutMs: () => config.shutdown_timeout,
-    exit: (code) => process.exit(code),
-    events: agent.events,
-    reload: async () => {
-      let next: AgentConfig;
-      try {
-        next = loadConfig(config.file);
-      } catch (err) {
-        agent.events.configRejected(config.file, errorText(err).replace(/\n/g, "; "));
-        return;
-      }
-      config = next;
-      await agent.reload(next);
-    },
-  });
   await new Promise(() => {}); // runs until a signal handler exits the process
   return 0;
 }

@@ -81,3 +81,33 @@ test("a broken stderr pipe (EPIPE on every log line) neither crashes nor stops s
   expect(r.stderr).toBe(""); // the test's own pipe was replaced: nothing came through
   checkDelivery(await consumeAll(cluster.bootstraps, ws.topic), files, { host: defaultHost() });
 }, 90_000);
+
+/** `n` small log files, written fast (the first scan of them is startup's slow part). */
+function manyFiles(ws: Workspace, n: number): void {
+  for (let i = 0; i < n; i++) writeFileSync(join(ws.logs, `f-${i}.log`), `line of file ${i}\n`);
+}
+
+test("SIGTERM during startup (the first scan of 20,000 files) is handled: a log line, a clean stop, exit 0 (issue 11, item 17)", async () => {
+  const ws = workspace("startterm");
+  manyFiles(ws, 20_000);
+  const agent = AgentProcess.run(ws.config);
+  running.push(agent);
+  await agent.waitForLine(/logship started/, { timeoutMs: 30_000 });
+  agent.signal("SIGTERM");
+  expect(await agent.waitForExit(60_000)).toBe(0);
+  expect(agent.count(/SIGTERM: draining/)).toBe(1);
+  expect(agent.count(/logship stopped/)).toBe(1);
+}, 120_000);
+
+test("SIGHUP during startup does not kill it: the reload happens once it runs (issue 11, item 17)", async () => {
+  const ws = workspace("starthup");
+  manyFiles(ws, 20_000);
+  const agent = AgentProcess.run(ws.config);
+  running.push(agent);
+  await agent.waitForLine(/logship started/, { timeoutMs: 30_000 });
+  agent.signal("SIGHUP");
+  await agent.waitForLine(/config reloaded/, { timeoutMs: 60_000 });
+  expect(agent.count(/file added/)).toBeGreaterThanOrEqual(20_000); // the reload came after the first scan
+  agent.signal("SIGTERM");
+  expect(await agent.waitForExit(60_000)).toBe(0);
+}, 120_000);
