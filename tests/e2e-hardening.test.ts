@@ -111,3 +111,21 @@ test("SIGHUP during startup does not kill it: the reload happens once it runs (i
   agent.signal("SIGTERM");
   expect(await agent.waitForExit(60_000)).toBe(0);
 }, 120_000);
+
+test("check, run and --reset-state refuse a state.path that is a FIFO (or a directory), at once, exit 1 (issue 11, item 15)", async () => {
+  const ws = workspace("fifo");
+  writeLogs(ws, 1, 10);
+  const mk = Bun.spawnSync(["mkfifo", join(ws.dir, "state.db")]);
+  expect(mk.exitCode).toBe(0);
+  for (const args of [["check"], ["run"], ["run", "--reset-state"], ["run", "--once"]]) {
+    const r = await runLogship([...args, "--config", ws.config], { timeoutMs: 15_000 });
+    expect({ args, code: r.code }).toEqual({ args, code: 1 });
+    expect(r.stderr).toContain("is a FIFO (named pipe), not a regular file");
+  }
+  // a companion too: the -wal file a directory
+  const ws2 = workspace("walldir");
+  mkdirSync(join(ws2.dir, "state.db-wal"));
+  const r = await runLogship(["run", "--config", ws2.config, "--once"], { timeoutMs: 15_000 });
+  expect(r.code).toBe(1);
+  expect(r.stderr).toContain(`"${join(ws2.dir, "state.db-wal")}" is a directory`);
+}, 120_000);
