@@ -7,7 +7,7 @@
 // hold secrets, and these messages reach terminals and log collectors. The options and
 // their defaults live in options.ts only; conf.example.yaml mirrors them.
 
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from "yaml";
@@ -17,17 +17,41 @@ import { DEFAULTS, INPUT, KAFKA, SECTIONS, STATE, TOP, type AgentConfig, type In
 export { DEFAULTS } from "./options.ts";
 export type { Acks, AgentConfig, Compression, InputConfig, KafkaConfig, LongLines, StartAt, StateConfig } from "./options.ts";
 
+/** The largest config file read: a config is a few KiB; `--config /dev/zero` must not fill memory. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
 /** Reads and validates a config file; throws ConfigError listing every problem. */
 export function loadConfig(path: string, env: Record<string, string | undefined> = process.env): AgentConfig {
+  const fail = (message: string) => new ConfigError([{ file: path, line: 0, field: "(file)", message }]);
   const file = resolve(path);
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    text = readBounded(file, MAX_CONFIG_BYTES);
   } catch (err) {
-    const why = (err as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : String((err as Error).message);
-    throw new ConfigError([{ file: path, line: 0, field: "(file)", message: `cannot read config: ${why}` }]);
+    if (err instanceof RangeError) throw fail(`config file is larger than ${MAX_CONFIG_BYTES / 1024 / 1024} MiB; is --config the right file?`);
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "file not found" : code === "EISDIR" ? "it is a directory, not a YAML file" : String((err as Error).message);
+    throw fail(`cannot read config: ${why}`);
   }
   return parseConfig(text, file, env);
+}
+
+/** A file's text, read `limit` bytes at most: a RangeError when it holds more (also a device that never ends). */
+function readBounded(file: string, limit: number): string {
+  const fd = openSync(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(limit + 1);
+    let n = 0;
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n > limit) throw new RangeError("config too large");
+    }
+    return buf.toString("utf8", 0, n);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Validates config text; `file` names it in errors and anchors relative paths. */
@@ -166,7 +190,7 @@ class Validator {
       case "duration":
         return this.duration(n, field, k.min);
       case "size":
-        return this.size(n, field, k.min);
+        return this.size(n, field, k.min, k.max);
       case "int":
         return this.int(n, field, k.min);
       case "enum":
@@ -276,12 +300,13 @@ class Validator {
     return v;
   }
 
-  private size(n: Node, field: string, min: number): number | undefined {
+  private size(n: Node, field: string, min: number, max?: number): number | undefined {
     const s = this.scalarText(n, field);
     if (s === undefined) return undefined;
     const v = parseSize(s);
     if (v === undefined) return void this.fail(n, field, "must be a size in bytes, e.g. 1000000, 512KiB, 1MiB, 1MB", s);
     if (v < min) return void this.fail(n, field, `must be at least ${min} bytes`, s);
+    if (max !== undefined && v > max) return void this.fail(n, field, `must be at most ${max} bytes (${max / 1024 / 1024}MiB)`, s);
     return v;
   }
 

@@ -463,3 +463,38 @@ describe("conf.example.yaml", () => {
   });
 });
 
+
+describe("limits (issue 11, item 20)", () => {
+  test("max_line_bytes is at most 16MiB, said in the problem", () => {
+    const base = `inputs:\n  - paths: [/var/log/*.log]\n    max_line_bytes: SIZE\nkafka:\n  brokers: [127.0.0.1:9092]\n  topic: logs\n`;
+    expect(parse(base.replace("SIZE", "16MiB")).inputs[0]!.max_line_bytes).toBe(16 * 1024 * 1024);
+    expect(problem(base.replace("SIZE", "512MiB"))).toBe(`${FILE}:3: inputs[0].max_line_bytes: must be at most 16777216 bytes (16MiB) (got "512MiB")`);
+    expect(problem(base.replace("SIZE", "16777217"))).toContain("must be at most 16777216 bytes");
+  });
+
+  test("a config file over 1 MiB, or a device that never ends, is refused at once without reading it all", () => {
+    const dir = makeLogDir("bigconfig");
+    try {
+      const big = dir.path("big.yaml");
+      dir.write("big.yaml", `# ${"x".repeat(1024 * 1024)}\ninputs: []\n`);
+      for (const path of [big, "/dev/zero"]) {
+        const started = performance.now();
+        let err: unknown;
+        try {
+          loadConfig(path);
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(ConfigError);
+        expect((err as ConfigError).message).toBe(`${path}:0: (file): config file is larger than 1 MiB; is --config the right file?`);
+        expect(performance.now() - started).toBeLessThan(2_000);
+      }
+      // just under the cap is read (and judged on its content)
+      dir.write("ok.yaml", `# ${"x".repeat(1024 * 1024 - 200)}\ninputs:\n  - paths: [/var/log/*.log]\nkafka:\n  brokers: [127.0.0.1:9092]\n  topic: logs\n`);
+      expect(loadConfig(dir.path("ok.yaml")).inputs).toHaveLength(1);
+    } finally {
+      dir.cleanup();
+    }
+  });
+});
+
