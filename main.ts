@@ -72,6 +72,7 @@ function options(command: string, args: string[], extra: Record<string, { type: 
 
 function configFrom(values: Record<string, string | boolean | undefined>): AgentConfig {
   if (typeof values.config !== "string") throw new UsageError("--config FILE is required");
+  if (values.config === "") throw new UsageError("--config was given an empty file name (--config= or --config \"\"); give the YAML file, e.g. --config /etc/logship.yaml");
   return loadConfig(values.config);
 }
 
@@ -96,6 +97,11 @@ async function run(args: string[]): Promise<number> {
       } catch (err) {
         events.configRejected(config.file, errorText(err).replace(/\n/g, "; "));
         return;
+      }
+      if (next.state.path !== config.state.path) {
+        // The state file is locked and open: moving it is a restart's job, not a reload's.
+        events.reloadNeedsRestart("state.path", config.state.path, next.state.path);
+        next = { ...next, state: { ...next.state, path: config.state.path } };
       }
       config = next;
       await (await starting).reload(next);

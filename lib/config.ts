@@ -10,7 +10,7 @@
 import { closeSync, openSync, readSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from "yaml";
+import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from "yaml";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { DEFAULTS, INPUT, KAFKA, SECTIONS, STATE, TOP, type AgentConfig, type InputConfig, type KafkaConfig, type KindRule, type Spec, type StateConfig } from "./options.ts";
 
@@ -23,6 +23,7 @@ export const MAX_CONFIG_BYTES = 1024 * 1024;
 /** Reads and validates a config file; throws ConfigError listing every problem. */
 export function loadConfig(path: string, env: Record<string, string | undefined> = process.env): AgentConfig {
   const fail = (message: string) => new ConfigError([{ file: path, line: 0, field: "(file)", message }]);
+  if (path === "") throw fail("cannot read config: --config was given an empty path; give the YAML file, e.g. --config /etc/logship.yaml");
   const file = resolve(path);
   let text: string;
   try {
@@ -65,7 +66,7 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
     v.problems.push({ file, line, field: "(yaml)", message: e.message.split("\n")[0] ?? e.message });
   }
   if (v.problems.length > 0) throw new ConfigError(v.problems);
-  const root = doc.contents;
+  const root = resolveAliases(doc.contents, doc, new Set(), v);
   if (!isMap(root)) {
     v.fail(root ?? null, "(root)", "the config must be a mapping with at least `inputs` and `kafka`");
     throw new ConfigError(v.problems);
@@ -74,6 +75,74 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
   // In file order, so an operator can fix them top to bottom (the sort is stable).
   if (v.problems.length > 0 || config === undefined) throw new ConfigError(v.problems.sort((a, b) => a.line - b.line));
   return config;
+}
+
+/**
+ * Replaces YAML aliases (`*name`) by the node their anchor (`&name`) names, and applies merge
+ * keys (`<<: *base`, or a list of them): the merged mapping's keys are added where the mapping
+ * does not set them itself. In place; shared nodes are visited once (an alias bomb costs
+ * nothing), and problems inside an aliased value point at the anchor's lines.
+ */
+function resolveAliases(n: Node | null, doc: Document, done: Set<Node>, v: Validator): Node | null {
+  if (n === null) return null;
+  if (isAlias(n)) {
+    const target = anchored(doc, n.source, n.range?.[0] ?? Infinity);
+    if (!target) {
+      v.fail(n, "(yaml)", `alias *${n.source} names no anchor`);
+      return null;
+    }
+    return resolveAliases(target, doc, done, v);
+  }
+  if (done.has(n)) return n;
+  done.add(n);
+  if (isSeq(n)) n.items = n.items.map((item) => resolveAliases(item as Node, doc, done, v));
+  if (isMap(n)) {
+    const merged: Pair[] = [];
+    const own: Pair[] = [];
+    for (const pair of n.items) {
+      pair.value = resolveAliases(pair.value as Node | null, doc, done, v);
+      if (!(isScalar(pair.key) && pair.key.value === "<<")) {
+        own.push(pair);
+        continue;
+      }
+      const sources = isSeq(pair.value) ? pair.value.items : [pair.value];
+      for (const src of sources) {
+        const from = resolveAliases(src as Node | null, doc, done, v);
+        if (isMap(from)) merged.push(...(from.items as Pair[]));
+        else v.fail(from ?? (pair.key as Node), "<<", "a merge key takes a mapping (`<<: *name`) or a list of them");
+      }
+    }
+    const keyOfPair = (p: Pair) => (isScalar(p.key) ? String(p.key.value) : String(p.key));
+    const have = new Set(own.map(keyOfPair));
+    for (const p of merged) {
+      if (have.has(keyOfPair(p))) continue;
+      have.add(keyOfPair(p));
+      own.push(p);
+    }
+    n.items = own;
+  }
+  return n;
+}
+
+const anchorsOf = new WeakMap<Document, { name: string; node: Node; at: number }[]>();
+
+/**
+ * The node an alias at offset `at` names: the last anchor of that name before it. (yaml's own
+ * Alias.resolve counts the alias' expansion, which is exponential for nested aliases.)
+ */
+function anchored(doc: Document, name: string, at: number): Node | undefined {
+  let anchors = anchorsOf.get(doc);
+  if (!anchors) {
+    const found: { name: string; node: Node; at: number }[] = [];
+    visit(doc, (_key, node) => {
+      const a = (node as { anchor?: string }).anchor;
+      if (a && isNode(node)) found.push({ name: a, node, at: node.range?.[0] ?? 0 });
+    });
+    anchorsOf.set(doc, (anchors = found));
+  }
+  let best: Node | undefined;
+  for (const a of anchors) if (a.name === name && a.at < at) best = a.node;
+  return best;
 }
 
 type Fields = Map<string, { node: Node | null; pair: Pair }>;
@@ -216,6 +285,7 @@ class Validator {
     const out: Fields = new Map();
     for (const pair of map.items) {
       const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+      if (at === "" && key.startsWith("x-")) continue; // a top-level x-… key holds anchors for aliases (as in docker compose)
       if (!known.includes(key)) {
         // A key that is not a plain word (spaces, a complex key) is named in the message, not the field path.
         const plain = /^[A-Za-z0-9_-]+$/.test(key);

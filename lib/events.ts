@@ -35,6 +35,8 @@ export interface AgentEvents {
   stateFileReplaced(path: string, files: number): void;
   configReloaded(file: string): void;
   configRejected(file: string, reason: string): void;
+  /** A reload changed a setting that only a restart applies; the running value is kept. */
+  reloadNeedsRestart(field: string, running: string, wanted: string): void;
   /** The reload a SIGHUP asked for threw (a config that loads but cannot be applied). */
   reloadFailed(reason: string): void;
   /** SIGHUP while draining: no reload. */
@@ -216,6 +218,9 @@ export class LogEvents implements AgentEvents {
   }
   configRejected(file: string, reason: string): void {
     this.log("ERROR", "new config rejected; keeping the old one", { file, reason });
+  }
+  reloadNeedsRestart(field: string, running: string, wanted: string): void {
+    this.log("WARN", `${field} changed: it takes effect only after a restart; keeping the running value`, { running, wanted });
   }
   // The signal lines keep the words (and the INFO level) they had when main.ts printed them.
   reloadFailed(reason: string): void {

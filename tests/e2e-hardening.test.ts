@@ -4,7 +4,7 @@
 // (loopback); each test has its own directory and topic.
 
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentProcess, checkDelivery, defaultHost, ensureBuilt, runLogship, writeConfig } from "./helpers/agentProcess.ts";
@@ -129,3 +129,32 @@ test("check, run and --reset-state refuse a state.path that is a FIFO (or a dire
   expect(r.code).toBe(1);
   expect(r.stderr).toContain(`"${join(ws2.dir, "state.db-wal")}" is a directory`);
 }, 120_000);
+
+test("--config= (empty) is a usage error naming the problem, exit 2 (issue 11, item 22)", async () => {
+  for (const args of [["run", "--config="], ["check", "--config", ""]]) {
+    const r = await runLogship(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--config was given an empty file name");
+    expect(r.stderr).not.toContain("EISDIR");
+  }
+});
+
+test("a reload that changes state.path says it needs a restart and keeps the running state file (issue 11, item 22)", async () => {
+  const ws = workspace("reloadstate");
+  const files = writeLogs(ws, 1, 10);
+  const agent = AgentProcess.run(ws.config);
+  running.push(agent);
+  await agent.waitForLine(/file added/, { timeoutMs: 30_000 });
+  const moved = join(ws.dir, "elsewhere.db");
+  writeFileSync(ws.config, readFileSync(ws.config, "utf8").replace(`path: ${ws.dir}/state.db`, `path: ${moved}`));
+  agent.signal("SIGHUP");
+  const warn = await agent.waitForLine(/state\.path changed/, { timeoutMs: 30_000 });
+  expect(warn).toContain("WARN state.path changed: it takes effect only after a restart; keeping the running value");
+  expect(warn).toContain(`running=${ws.dir}/state.db`);
+  expect(warn).toContain(`wanted=${moved}`);
+  await agent.waitForLine(/config reloaded/, { timeoutMs: 30_000 });
+  agent.signal("SIGTERM");
+  expect(await agent.waitForExit(30_000)).toBe(0);
+  expect(existsSync(moved)).toBe(false); // never created: the running state file stayed in use
+  checkDelivery(await consumeAll(cluster.bootstraps, ws.topic), files, { host: defaultHost() });
+}, 90_000);
