@@ -3,12 +3,15 @@
 // Everything else lives in lib/. Log lines are LogEvents' (lib/events.ts); what is printed
 // here is the command line's own output, each line's outside text escaped (lib/text.ts).
 
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pkg from "./package.json" with { type: "json" };
 import { Agent } from "./lib/agent.ts";
 import { checkFiles, formatReport } from "./lib/check.ts";
 import { loadConfig, type AgentConfig } from "./lib/config.ts";
-import { ConfigError, errorText, formatProblem, StateError } from "./lib/errors.ts";
+import { ConfigError, errorText, formatProblem, StateError, type ConfigProblem } from "./lib/errors.ts";
+import { splitGlob } from "./lib/files/discover.ts";
+import { roomForLines } from "./lib/kafka/pack.ts";
 import { guardStdio, LogEvents, writeStderr } from "./lib/events.ts";
 import { handleSignals } from "./lib/shutdown.ts";
 import { resetStore } from "./lib/state/store.ts";
@@ -73,7 +76,39 @@ function options(command: string, args: string[], extra: Record<string, { type: 
 function configFrom(values: Record<string, string | boolean | undefined>): AgentConfig {
   if (typeof values.config !== "string") throw new UsageError("--config FILE is required");
   if (values.config === "") throw new UsageError("--config was given an empty file name (--config= or --config \"\"); give the YAML file, e.g. --config /etc/logship.yaml");
-  return loadConfig(values.config);
+  return loadChecked(values.config);
+}
+
+/** loadConfig, and refuses inputs none of whose files could ship (see shippable). */
+function loadChecked(file: string): AgentConfig {
+  const config = loadConfig(file);
+  const problems = shippable(config);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/**
+ * Inputs whose every file would be unshippable: even the shortest path a pattern can match
+ * makes a record's key and headers fill kafka.max_message_bytes. (A longer path matched later
+ * is logged as unshippable and skipped while the others ship.)
+ */
+function shippable(config: AgentConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const limits = { maxMessageBytes: config.kafka.max_message_bytes, targetMessageBytes: config.kafka.target_message_bytes };
+  config.inputs.forEach((input, i) => {
+    for (const pattern of input.paths) {
+      const { root, rest } = splitGlob(pattern);
+      const shortest = rest === "" ? root : join(root, "x");
+      if (roomForLines(config.host, shortest, input.topic, limits) >= 1) continue;
+      problems.push({
+        file: config.file,
+        line: 0,
+        field: `inputs[${i}].paths`,
+        message: `kafka.max_message_bytes (${config.kafka.max_message_bytes}) leaves no room for a line of ${pattern}: a record's key and headers (path, host, file id, offset) fill it; raise kafka.max_message_bytes or shorten the path`,
+      });
+    }
+  });
+  return problems;
 }
 
 async function run(args: string[]): Promise<number> {
@@ -93,7 +128,7 @@ async function run(args: string[]): Promise<number> {
       if (values.once) return;
       let next: AgentConfig;
       try {
-        next = loadConfig(config.file);
+        next = loadChecked(config.file);
       } catch (err) {
         events.configRejected(config.file, errorText(err).replace(/\n/g, "; "));
         return;

@@ -33,7 +33,7 @@ import { LogEvents, type AgentEvents, type FileAddReason } from "./events.ts";
 import { caughtUp, existsAs, FileIndex, inputOf, type Tracked } from "./files/registry.ts";
 import { compressedFormat, currentFingerprint, inodeKey, openIdentified, sameFile, type Observed } from "./files/identify.ts";
 import { FileLifecycle } from "./files/lifecycle.ts";
-import { pack } from "./kafka/pack.ts";
+import { pack, UnshippableError, type Chunk } from "./kafka/pack.ts";
 import { KafkaPublisher, type Publisher } from "./kafka/publish.ts";
 import type { Span } from "./files/read.ts";
 import { Sender } from "./kafka/sender.ts";
@@ -451,7 +451,16 @@ export class Agent {
   private ship(t: Tracked, span: Span): void {
     if (span.longLine) this.events.lineTooLong(t.source.path, span.longLine.offset, span.end - span.start, span.longLine.action);
     const k = this.config.kafka;
-    const chunks = pack(span, t.source, { maxMessageBytes: k.max_message_bytes, targetMessageBytes: k.target_message_bytes });
+    const limits = { maxMessageBytes: k.max_message_bytes, targetMessageBytes: k.target_message_bytes };
+    let chunks: Chunk[];
+    try {
+      chunks = pack(span, t.source, limits);
+    } catch (err) {
+      if (!(err instanceof UnshippableError)) throw err;
+      // Key and headers alone fill max_message_bytes: skipped (an empty chunk moves the offset), counted and logged.
+      this.events.fileUnshippable(t.source.path, t.id, span.end - span.start, errorText(err));
+      chunks = pack({ ...span, bytes: span.bytes.subarray(0, 0) }, t.source, limits);
+    }
     this.idleTrim.active();
     if (span.hold) {
       const release = span.hold(chunks.length);

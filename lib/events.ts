@@ -27,6 +27,8 @@ export interface AgentEvents {
   lineTooLong(path: string, offset: number, bytes: number, action: "split" | "truncate" | "drop"): void;
   dataLost(path: string, file: string, from: number, to: number, reason: string): void;
   recordDropped(path: string, offset: number, bytes: number, reason: string): void;
+  /** A file's path makes key + headers too large for max_message_bytes: `bytes` of it skipped. */
+  fileUnshippable(path: string, file: string, bytes: number, reason: string): void;
   chunksAcked(records: number, lines: number, bytes: number): void;
   sendFailed(reason: string, code: string, retriable: boolean, attempt: number, retryInMs: number): void;
   sendRecovered(downMs: number): void;
@@ -90,6 +92,8 @@ export class Counters {
   linesSplit = 0;
   recordsDropped = 0;
   bytesLost = 0;
+  filesUnshippable = 0;
+  bytesUnshippable = 0;
 }
 
 type Level = "INFO" | "WARN" | "ERROR";
@@ -170,6 +174,12 @@ export class LogEvents implements AgentEvents {
   recordDropped(path: string, offset: number, bytes: number, reason: string): void {
     this.counters.recordsDropped++;
     this.log("ERROR", "record rejected by Kafka and dropped", { path, offset, bytes, reason });
+  }
+  fileUnshippable(path: string, file: string, bytes: number, reason: string): void {
+    this.counters.bytesUnshippable += bytes;
+    if (!this.once(`unshippable:${file}`)) return;
+    this.counters.filesUnshippable++;
+    this.log("ERROR", "file cannot be shipped: its lines are skipped (said once per file; raise kafka.max_message_bytes or shorten the path)", { path, file, bytes, reason });
   }
   chunksAcked(records: number, lines: number, bytes: number): void {
     const c = this.counters;
@@ -254,6 +264,8 @@ export class LogEvents implements AgentEvents {
     if (c.recordsDropped > 0) out.records_dropped = c.recordsDropped;
     if (c.linesTruncated > 0) out.lines_truncated = c.linesTruncated;
     if (c.linesDropped > 0) out.lines_dropped = c.linesDropped;
+    if (c.filesUnshippable > 0) out.files_unshippable = c.filesUnshippable;
+    if (c.bytesUnshippable > 0) out.bytes_unshippable = c.bytesUnshippable;
     return out;
   }
 

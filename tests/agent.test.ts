@@ -154,3 +154,24 @@ test("two inputs on two topics, one topic failing: the other input ships, even w
   await h.until(() => textOf("missing") === bad, "the failing input caught up", 20_000);
   await h.until(() => savedOffset(h.statePath, h.dir.path("bad-1.log")) === bad.length, "its offset saved");
 });
+
+test("a file whose path makes key + headers fill max_message_bytes is logged as unshippable, counted and skipped; the others ship (issue 11, item 18)", async () => {
+  const h = new AgentHarness({ kafka: { max_message_bytes: 1_024, target_message_bytes: 1_024 }, agent: { max_inflight_bytes: 64 * 1024 } });
+  h.config.inputs[0]!.paths = [h.dir.path("**/*.log")];
+  harnesses.push(h);
+  const deep = ["a".repeat(200), "b".repeat(200), "c".repeat(200), "long.log"].join("/"); // a path of 600+ bytes
+  h.dir.append(deep, "never fits\nstill never\n");
+  h.dir.append("app.log", "one\ntwo\n");
+  await h.start(); // before: the RangeError of pack() ended the start (a crash loop)
+  await h.untilDelivered("one\ntwo\n");
+  h.dir.append(deep, "more\n");
+  h.dir.append("app.log", "three\n");
+  await h.untilDelivered("three\n");
+  await h.until(() => h.events.log.counters.bytesUnshippable === 28, "every skipped byte counted");
+  expect(h.events.count("fileUnshippable")).toBe(2);
+  expect(h.events.logged(/ERROR file cannot be shipped/)).toHaveLength(1); // said once per file
+  expect(h.events.log.counters.filesUnshippable).toBe(1);
+  expect(h.text()).not.toContain("never");
+  // its offset moved past the skipped lines: a restart does not try them again
+  await h.until(() => savedOffset(h.statePath, h.dir.path(deep)) === 28, "the unshippable file's offset saved past its lines");
+});

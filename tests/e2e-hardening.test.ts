@@ -158,3 +158,20 @@ test("a reload that changes state.path says it needs a restart and keeps the run
   expect(existsSync(moved)).toBe(false); // never created: the running state file stayed in use
   checkDelivery(await consumeAll(cluster.bootstraps, ws.topic), files, { host: defaultHost() });
 }, 90_000);
+
+test("a config where no file of an input could ship (its path alone fills max_message_bytes) is refused up front, exit 2 (issue 11, item 18)", async () => {
+  const ws = workspace("keytoolarge");
+  const longDir = join(ws.logs, "d".repeat(250), "e".repeat(250));
+  mkdirSync(longDir, { recursive: true });
+  writeFileSync(join(longDir, "app.log"), "a line\n");
+  const yaml = readFileSync(ws.config, "utf8").replace(`["${ws.logs}/*.log"]`, `["${longDir}/*.log"]`).replace("kafka:\n", "kafka:\n  max_message_bytes: 1024\n");
+  writeFileSync(ws.config, yaml);
+  for (const args of [["check"], ["run", "--once"]]) {
+    const r = await runLogship([...args, "--config", ws.config]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`inputs[0].paths: kafka.max_message_bytes (1024) leaves no room for a line of ${longDir}/*.log`);
+  }
+  // the same paths with room: accepted
+  writeFileSync(ws.config, yaml.replace("max_message_bytes: 1024", "max_message_bytes: 4096"));
+  expect((await runLogship(["check", "--config", ws.config])).code).toBe(0);
+});
