@@ -28,7 +28,8 @@ Commands:
   run     follow the configured files and publish new lines until signalled
   check   validate the config; list matched files with saved offsets and unread bytes
 
-Exit codes: 0 success, 1 runtime failure, 2 invalid config or usage.`;
+Exit codes: 0 success, 1 runtime failure, 2 invalid config or usage, 3 run --once did not
+ship everything matched (a file unreadable or unshippable, records dropped, or stopped early).`;
 
 const RUN_HELP = `Usage: logship run --config FILE [--once] [--reset-state]
 
@@ -38,6 +39,7 @@ are saved only after Kafka acknowledged the lines, so nothing is lost across res
 Options:
   -c, --config FILE   the YAML config (required)
       --once          ship what the files hold now, wait for acknowledgements, save, exit 0
+                      (3, with a summary line, when not everything matched was shipped)
       --reset-state   delete the state database first: every file is read again as new
   -h, --help          this help
 
@@ -120,9 +122,11 @@ async function run(args: string[]): Promise<number> {
   const events = new LogEvents();
   let agentReady!: { resolve: (a: Agent) => void; reject: (err: unknown) => void };
   const starting = new Promise<Agent>((resolve, reject) => (agentReady = { resolve, reject }));
+  let finished = false; // --once: everything matched at start was acknowledged
   const signals = {
     timeoutMs: () => config.shutdown_timeout,
-    exit: (code: number) => process.exit(code),
+    // --once stopped by TERM/INT: exit 3 unless it had finished (the drain's 0 becomes the run's outcome)
+    exit: (code: number) => process.exit(values.once && code === 0 ? onceOutcome(events, finished ? null : "signal") : code),
     events,
     reload: async () => {
       if (values.once) return;
@@ -154,12 +158,24 @@ async function run(args: string[]): Promise<number> {
   agentReady.resolve(agent);
   if (values.once) {
     await agent.finished;
+    finished = true;
     stopOnSignal();
     await agent.stop(config.shutdown_timeout);
-    return 0;
+    return onceOutcome(events, null);
   }
   await new Promise(() => {}); // runs until a signal handler exits the process
   return 0;
+}
+
+/** Exit code of a --once run that did not ship everything matched. */
+const ONCE_INCOMPLETE = 3;
+
+/** A --once run's exit code (after the agent stopped): 0, or 3 with a summary line naming what was not shipped. */
+function onceOutcome(events: LogEvents, stoppedBy: string | null): number {
+  const gaps = events.onceGaps();
+  if (stoppedBy === null && Object.keys(gaps).length === 0) return 0;
+  events.onceIncomplete(gaps, stoppedBy);
+  return ONCE_INCOMPLETE;
 }
 
 async function check(args: string[]): Promise<number> {

@@ -94,6 +94,7 @@ export class Counters {
   bytesLost = 0;
   filesUnshippable = 0;
   bytesUnshippable = 0;
+  unacknowledgedBytes = 0; // at the last stop
 }
 
 type Level = "INFO" | "WARN" | "ERROR";
@@ -107,6 +108,8 @@ export class LogEvents implements AgentEvents {
   private lastStateReminder = 0;
   private readonly warnedOnce = new Set<string>();
   private readonly lastUnreadable = new Map<string, string>();
+  /** Paths found unreadable and not followed since (--once's summary). */
+  private readonly unreadable = new Set<string>();
 
   constructor(
     private readonly write: (line: string) => void = (line) => writeStderr(line + "\n"),
@@ -125,6 +128,7 @@ export class LogEvents implements AgentEvents {
   }
   stopped(info: { unacknowledgedBytes: number }): void {
     const c = this.counters;
+    c.unacknowledgedBytes = info.unacknowledgedBytes;
     const fields: Record<string, unknown> = { lines: c.lines, bytes: c.bytes, records: c.records, ...this.losses() };
     if (info.unacknowledgedBytes > 0) fields.unacknowledged_bytes = info.unacknowledgedBytes;
     this.log(info.unacknowledgedBytes > 0 ? "WARN" : "INFO", info.unacknowledgedBytes > 0 ? "logship stopped; unacknowledged data will be sent again on the next start" : "logship stopped", fields);
@@ -132,6 +136,7 @@ export class LogEvents implements AgentEvents {
   fileAdded(path: string, file: string, offset: number, reason: FileAddReason): void {
     this.counters.filesAdded++;
     this.lastUnreadable.delete(path);
+    this.unreadable.delete(path);
     this.log("INFO", "file added", { path, file, offset, reason });
   }
   fileRenamed(from: string, to: string, file: string): void {
@@ -152,6 +157,7 @@ export class LogEvents implements AgentEvents {
     this.log("INFO", "file inactive; closed until it grows", { path, file });
   }
   fileUnreadable(path: string, reason: string): void {
+    this.unreadable.add(path);
     if (this.lastUnreadable.get(path) === reason) return; // said once; retried silently
     this.lastUnreadable.set(path, reason);
     this.log("WARN", "cannot read file; will retry", { path, reason });
@@ -254,6 +260,27 @@ export class LogEvents implements AgentEvents {
   summary(info: { filesTracked: number; filesOpen: number; inflightBytes: number }): void {
     const c = this.counters;
     this.log("INFO", "stats", { lines: c.lines, bytes: c.bytes, records: c.records, files_tracked: info.filesTracked, files_open: info.filesOpen, inflight_bytes: info.inflightBytes, ...this.losses() });
+  }
+
+  /**
+   * What a `--once` run did not ship (after stopped()): files unreadable, bytes left
+   * unacknowledged, files unshippable, records Kafka refused; empty when it shipped everything.
+   */
+  onceGaps(): Record<string, number> {
+    const c = this.counters;
+    const out: Record<string, number> = {};
+    if (this.unreadable.size > 0) out.unreadable_files = this.unreadable.size;
+    if (c.unacknowledgedBytes > 0) out.unacknowledged_bytes = c.unacknowledgedBytes;
+    if (c.filesUnshippable > 0) out.unshippable_files = c.filesUnshippable;
+    if (c.recordsDropped > 0) out.records_dropped = c.recordsDropped;
+    return out;
+  }
+
+  /** The summary line of a `--once` run that did not ship everything matched (exit 3). */
+  onceIncomplete(gaps: Record<string, number>, stoppedBy: string | null): void {
+    const fields: Record<string, unknown> = { ...gaps };
+    if (stoppedBy) fields.stopped_by = stoppedBy;
+    this.log("WARN", "--once finished, but not everything matched was shipped (exit 3)", fields);
   }
 
   /** Counters of data not shipped as written, shown only when non-zero. */

@@ -175,3 +175,48 @@ test("a config where no file of an input could ship (its path alone fills max_me
   writeFileSync(ws.config, yaml.replace("max_message_bytes: 1024", "max_message_bytes: 4096"));
   expect((await runLogship(["check", "--config", ws.config])).code).toBe(0);
 });
+
+test("--once exits 3 with a summary line when a matched file was unreadable; the others ship (issue 11, item 10)", async () => {
+  const ws = workspace("onceunreadable");
+  const files = writeLogs(ws, 3, 50);
+  expect(Bun.spawnSync(["mkfifo", join(ws.logs, "pipe.log")]).exitCode).toBe(0);
+  const r = await runLogship(["run", "--config", ws.config, "--once"], { timeoutMs: 60_000 });
+  expect(r.code).toBe(3);
+  const summary = r.lines.filter((l) => l.includes("--once finished, but not everything matched was shipped"));
+  expect(summary).toHaveLength(1);
+  expect(summary[0]).toContain("WARN");
+  expect(summary[0]).toContain("unreadable_files=1");
+  checkDelivery(await consumeAll(cluster.bootstraps, ws.topic), files, { host: defaultHost() });
+  // Without the FIFO the same run ships everything: exit 0, no summary line.
+  rmSync(join(ws.logs, "pipe.log"));
+  const again = await runLogship(["run", "--config", ws.config, "--once"], { timeoutMs: 60_000 });
+  expect(again.code).toBe(0);
+  expect(again.stderr).not.toContain("--once finished, but");
+}, 120_000);
+
+test("--once stopped by SIGTERM while Kafka is unreachable exits 3 naming the unacknowledged bytes (issue 11, item 10)", async () => {
+  const ws = workspace("onceterm", "shutdown_timeout: 1s\n", "  request_timeout: 1s\n  retry_backoff: 50ms\n  retry_backoff_max: 200ms\n");
+  writeLogs(ws, 2, 20);
+  writeFileSync(ws.config, readFileSync(ws.config, "utf8").replace(cluster.bootstraps, "127.0.0.1:1")); // nothing listens there
+  const agent = AgentProcess.run(ws.config, "--once");
+  running.push(agent);
+  await agent.waitForLine(/Kafka send failed/, { timeoutMs: 30_000 });
+  agent.signal("SIGTERM");
+  expect(await agent.waitForExit(30_000)).toBe(3);
+  const summary = agent.lines.find((l) => l.includes("--once finished, but not everything matched was shipped"));
+  expect(summary).toContain("unacknowledged_bytes=");
+  expect(summary).toContain("stopped_by=signal");
+}, 90_000);
+
+test("--once exits 3 when a matched file could not be shipped (its path too long for max_message_bytes) (issue 11, item 10)", async () => {
+  const ws = workspace("onceunshippable");
+  const files = writeLogs(ws, 2, 20);
+  const deep = join(ws.logs, "d".repeat(250), "e".repeat(250));
+  mkdirSync(deep, { recursive: true });
+  writeFileSync(join(deep, "x.log"), "cannot go\n");
+  writeFileSync(ws.config, readFileSync(ws.config, "utf8").replace(`${ws.logs}/*.log`, `${ws.logs}/**/*.log`).replace("kafka:\n", "kafka:\n  max_message_bytes: 1024\n"));
+  const r = await runLogship(["run", "--config", ws.config, "--once"], { timeoutMs: 60_000 });
+  expect(r.code).toBe(3);
+  expect(r.lines.find((l) => l.includes("--once finished, but"))).toContain("unshippable_files=1");
+  checkDelivery(await consumeAll(cluster.bootstraps, ws.topic), files, { host: defaultHost() });
+}, 90_000);
