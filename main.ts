@@ -13,6 +13,7 @@ import { ConfigError, errorText, formatProblem, StateError, type ConfigProblem }
 import { splitGlob } from "./lib/files/discover.ts";
 import { roomForLines } from "./lib/kafka/pack.ts";
 import { guardStdio, LogEvents, writeStderr } from "./lib/events.ts";
+import { FD_RESERVE, raiseFileLimit, usableOpenFiles } from "./lib/limits.ts";
 import { handleSignals } from "./lib/shutdown.ts";
 import { resetStore } from "./lib/state/store.ts";
 import { escapeText } from "./lib/text.ts";
@@ -142,11 +143,13 @@ async function run(args: string[]): Promise<number> {
         events.reloadNeedsRestart("state.path", config.state.path, next.state.path);
         next = { ...next, state: { ...next.state, path: config.state.path } };
       }
-      config = next;
-      await (await starting).reload(next);
+      config = fitOpenFiles(next, fileLimit.soft, events);
+      await (await starting).reload(config);
     },
   };
   const stopOnSignal = handleSignals(starting, signals);
+  const fileLimit = raiseFileLimit();
+  config = fitOpenFiles(config, fileLimit.soft, events);
   let agent: Agent;
   try {
     if (values["reset-state"]) await resetStore(config.state.path);
@@ -165,6 +168,14 @@ async function run(args: string[]): Promise<number> {
   }
   await new Promise(() => {}); // runs until a signal handler exits the process
   return 0;
+}
+
+/** max_open_files kept FD_RESERVE below the open-file limit (lib/limits.ts), with a WARN when that lowers it. */
+function fitOpenFiles(config: AgentConfig, softLimit: number, events: LogEvents): AgentConfig {
+  const usable = usableOpenFiles(config.max_open_files, softLimit);
+  if (usable === config.max_open_files) return config;
+  events.openFilesLowered(config.max_open_files, usable, softLimit, FD_RESERVE);
+  return { ...config, max_open_files: usable };
 }
 
 /** Exit code of a --once run that did not ship everything matched. */

@@ -276,6 +276,11 @@ export class LogEvents implements AgentEvents {
     return out;
   }
 
+  /** max_open_files was lowered to stay below the open-file limit (RLIMIT_NOFILE) with a reserve. */
+  openFilesLowered(configured: number, used: number, limit: number, reserve: number): void {
+    this.log("WARN", `max_open_files lowered to ${used}: the open-file limit (RLIMIT_NOFILE) is ${limit} and ${reserve} descriptors are kept for Kafka connections, the state database and watches`, { configured, used, limit });
+  }
+
   /** The summary line of a `--once` run that did not ship everything matched (exit 3). */
   onceIncomplete(gaps: Record<string, number>, stoppedBy: string | null): void {
     const fields: Record<string, unknown> = { ...gaps };

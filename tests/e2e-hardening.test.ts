@@ -220,3 +220,27 @@ test("--once exits 3 when a matched file could not be shipped (its path too long
   expect(r.lines.find((l) => l.includes("--once finished, but"))).toContain("unshippable_files=1");
   checkDelivery(await consumeAll(cluster.bootstraps, ws.topic), files, { host: defaultHost() });
 }, 90_000);
+
+test("with a hard open-file limit of 1024 and the default max_open_files 1024, 1,100 files still ship: descriptors are kept for Kafka, with a WARN (issue 11, item 13)", async () => {
+  const ws = workspace("nofile");
+  const files = writeLogs(ws, 1_100, 3);
+  const r = await runLogship(["run", "--config", ws.config, "--once"], { wrap: ["bash", "-c", 'ulimit -Sn 512 && ulimit -Hn 1024 && exec "$0" "$@"'], timeoutMs: 60_000 });
+  expect(r.code).toBe(0);
+  const warn = r.lines.filter((l) => l.includes("max_open_files lowered"));
+  expect(warn).toHaveLength(1);
+  expect(warn[0]).toContain("WARN max_open_files lowered to 960: the open-file limit (RLIMIT_NOFILE) is 1024");
+  checkDelivery(await consumeAll(cluster.bootstraps, ws.topic), files, { host: defaultHost() });
+}, 120_000);
+
+test("the soft open-file limit is raised to the hard one; a max_open_files that fits is left alone, without a WARN (issue 11, item 13)", async () => {
+  const ws = workspace("nofileraise", "max_open_files: 100\n");
+  writeLogs(ws, 2, 3);
+  const agent = AgentProcess.start(["run", "--config", ws.config], { wrap: ["bash", "-c", 'ulimit -Sn 200 && ulimit -Hn 4000 && exec "$0" "$@"'] });
+  running.push(agent);
+  await agent.waitForLine(/file added/, { timeoutMs: 30_000 });
+  const limits = readFileSync(`/proc/${agent.pid}/limits`, "utf8");
+  expect(/^Max open files\s+(\d+)\s+(\d+)/m.exec(limits)?.slice(1)).toEqual(["4000", "4000"]);
+  expect(agent.count(/max_open_files lowered/)).toBe(0);
+  agent.signal("SIGTERM");
+  expect(await agent.waitForExit(30_000)).toBe(0);
+}, 60_000);
