@@ -8,6 +8,7 @@ import { KafkaPublisher } from "../lib/kafka/publish.ts";
 import type { Chunk } from "../lib/kafka/pack.ts";
 
 const http = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("hello") });
+const httpPort = http.port!;
 const ssh = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: (s) => void s.write("SSH-2.0-OpenSSH_9.6\r\n"), data: () => {} } });
 // Answers a Kafka request's header like a broker: size, then the request's correlation id.
 const kafkaLike = Bun.listen({
@@ -43,7 +44,7 @@ async function sendError(port: number): Promise<string> {
 }
 
 test("a send to an HTTP or an SSH port says that the address is not a Kafka broker and what answered", async () => {
-  expect(await sendError(http.port)).toMatch(new RegExp(`^(Closed connection|Broker not connected|Connection closed) \\(127\\.0\\.0\\.1:${http.port} is not a Kafka broker: it answered like an HTTP server \\("HTTP/1\\.1 400`));
+  expect(await sendError(httpPort)).toMatch(new RegExp(`^(Closed connection|Broker not connected|Connection closed) \\(127\\.0\\.0\\.1:${httpPort} is not a Kafka broker: it answered like an HTTP server \\("HTTP/1\\.1 400`));
   expect(await sendError(ssh.port)).toMatch(new RegExp(`^(Closed connection|Broker not connected|Connection closed) \\(127\\.0\\.0\\.1:${ssh.port} is not a Kafka broker: it answered like an SSH server \\("SSH-2\\.0-OpenSSH_9\\.6"\\)\\)$`));
 }, 30_000);
 
