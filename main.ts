@@ -3,15 +3,19 @@
 // Everything else lives in lib/. Log lines are LogEvents' (lib/events.ts); what is printed
 // here is the command line's own output, each line's outside text escaped (lib/text.ts).
 
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pkg from "./package.json" with { type: "json" };
 import { Agent } from "./lib/agent.ts";
 import { checkFiles, formatReport } from "./lib/check.ts";
 import { loadConfig, type AgentConfig } from "./lib/config.ts";
-import { ConfigError, errorText, formatProblem, StateError } from "./lib/errors.ts";
+import { ConfigError, errorText, formatProblem, StateError, type ConfigProblem } from "./lib/errors.ts";
+import { splitGlob } from "./lib/files/discover.ts";
+import { roomForLines } from "./lib/kafka/pack.ts";
+import { guardStdio, LogEvents, writeStderr } from "./lib/events.ts";
+import { FD_RESERVE, raiseFileLimit, usableOpenFiles } from "./lib/limits.ts";
 import { handleSignals } from "./lib/shutdown.ts";
 import { systemClock } from "./lib/clock.ts";
-import { LogEvents } from "./lib/events.ts";
 import { ProgressLine } from "./lib/progress.ts";
 import { resetStore } from "./lib/state/store.ts";
 import { fetchStatus, formatStatus } from "./lib/http/status.ts";
@@ -30,7 +34,8 @@ Commands:
   check   validate the config; list matched files with saved offsets and unread bytes
   status  ask the running agent (through http.listen) for its followed files
 
-Exit codes: 0 success, 1 runtime failure, 2 invalid config or usage.`;
+Exit codes: 0 success, 1 runtime failure, 2 invalid config or usage, 3 run --once did not
+ship everything matched (a file unreadable or unshippable, records dropped, or stopped early).`;
 
 const RUN_HELP = `Usage: logship run --config FILE [--once [--progress | --no-progress]] [--reset-state]
 
@@ -40,6 +45,7 @@ are saved only after Kafka acknowledged the lines, so nothing is lost across res
 Options:
   -c, --config FILE   the YAML config (required)
       --once          ship what the files hold now, wait for acknowledgements, save, exit 0
+                      (3, with a summary line, when not everything matched was shipped)
       --progress      with --once: one updating line on stderr (files, MB, MB/s, ETA);
                       the default when stderr is a terminal
       --no-progress   with --once: no progress line, even on a terminal
@@ -92,7 +98,40 @@ function options(command: string, args: string[], extra: Record<string, { type: 
 
 function configFrom(values: Record<string, string | boolean | undefined>): AgentConfig {
   if (typeof values.config !== "string") throw new UsageError("--config FILE is required");
-  return loadConfig(values.config);
+  if (values.config === "") throw new UsageError("--config was given an empty file name (--config= or --config \"\"); give the YAML file, e.g. --config /etc/logship.yaml");
+  return loadChecked(values.config);
+}
+
+/** loadConfig, and refuses inputs none of whose files could ship (see shippable). */
+function loadChecked(file: string): AgentConfig {
+  const config = loadConfig(file);
+  const problems = shippable(config);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+/**
+ * Inputs whose every file would be unshippable: even the shortest path a pattern can match
+ * makes a record's key and headers fill kafka.max_message_bytes. (A longer path matched later
+ * is logged as unshippable and skipped while the others ship.)
+ */
+function shippable(config: AgentConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const limits = { maxMessageBytes: config.kafka.max_message_bytes, targetMessageBytes: config.kafka.target_message_bytes };
+  config.inputs.forEach((input, i) => {
+    for (const pattern of input.paths) {
+      const { root, rest } = splitGlob(pattern);
+      const shortest = rest === "" ? root : join(root, "x");
+      if (roomForLines(config.host, shortest, input.topic, limits) >= 1) continue;
+      problems.push({
+        file: config.file,
+        line: 0,
+        field: `inputs[${i}].paths`,
+        message: `kafka.max_message_bytes (${config.kafka.max_message_bytes}) leaves no room for a line of ${pattern}: a record's key and headers (path, host, file id, offset) fill it; raise kafka.max_message_bytes or shorten the path`,
+      });
+    }
+  });
+  return problems;
 }
 
 async function run(args: string[]): Promise<number> {
@@ -101,47 +140,88 @@ async function run(args: string[]): Promise<number> {
   if ((values.progress || values["no-progress"]) && !values.once) throw new UsageError("--progress and --no-progress go with --once (see logship run --help)");
   if (values.progress && values["no-progress"]) throw new UsageError("--progress or --no-progress, not both");
   let config = configFrom(values);
-  if (values["reset-state"]) await resetStore(config.state.path);
   // --once on a terminal: a progress line, which log lines clear and redraw (lib/progress.ts).
   const showProgress = values.once === true && (values.progress === true || (values["no-progress"] !== true && process.stderr.isTTY === true));
   let progress: ProgressLine | null = null;
-  const toStderr = (text: string) => void process.stderr.write(text);
-  const events = showProgress ? new LogEvents((line) => (progress ? progress.writer((l) => toStderr(l + "\n"))(line) : toStderr(line + "\n")), undefined, config.log) : undefined;
-  const agent = await Agent.start(config, { once: values.once === true }, { events });
+  const toStderr = (text: string) => writeStderr(text);
+  // Signals are handled from here on, before the slow startup (reset, state, the first scan):
+  // a TERM then stops the agent as soon as it exists (lib/shutdown.ts).
+  const events = new LogEvents((line) => (progress ? progress.writer((l) => toStderr(l + "\n"))(line) : toStderr(line + "\n")), undefined, config.log);
+  let agentReady!: { resolve: (a: Agent) => void; reject: (err: unknown) => void };
+  const starting = new Promise<Agent>((resolve, reject) => (agentReady = { resolve, reject }));
+  let finished = false; // --once: everything matched at start was acknowledged
+  const signals = {
+    timeoutMs: () => config.shutdown_timeout,
+    // --once stopped by TERM/INT: exit 3 unless it had finished (the drain's 0 becomes the run's outcome)
+    exit: (code: number) => process.exit(values.once && code === 0 ? onceOutcome(events, finished ? null : "signal") : code),
+    events,
+    reload: async () => {
+      if (values.once) return;
+      let next: AgentConfig;
+      try {
+        next = loadChecked(config.file);
+      } catch (err) {
+        events.configRejected(config.file, errorText(err).replace(/\n/g, "; "));
+        return;
+      }
+      if (next.state.path !== config.state.path) {
+        // The state file is locked and open: moving it is a restart's job, not a reload's.
+        events.reloadNeedsRestart("state.path", config.state.path, next.state.path);
+        next = { ...next, state: { ...next.state, path: config.state.path } };
+      }
+      // Read at start only: the endpoint's address and the log's form.
+      const atStart = [["http.listen", next.http.listen, config.http.listen], ["log.format", next.log.format, config.log.format], ["log.level", next.log.level, config.log.level]];
+      const changed = atStart.filter(([, a, b]) => a !== b).map(([key]) => key as string);
+      config = fitOpenFiles(next, fileLimit.soft, events);
+      await (await starting).reload(config);
+      if (changed.length > 0) events.restartNeeded(next.file, changed);
+    },
+  };
+  const stopOnSignal = handleSignals(starting, signals);
+  const fileLimit = raiseFileLimit();
+  config = fitOpenFiles(config, fileLimit.soft, events);
+  let agent: Agent;
+  try {
+    if (values["reset-state"]) await resetStore(config.state.path);
+    agent = await Agent.start(config, { once: values.once === true }, { events });
+  } catch (err) {
+    agentReady.reject(err);
+    throw err;
+  }
+  agentReady.resolve(agent);
   if (values.once) {
     if (showProgress) {
       progress = new ProgressLine(toStderr, () => agent.status(), systemClock);
       progress.start();
     }
-    const stopOnSignal = handleSignals(agent, { timeoutMs: () => config.shutdown_timeout, reload: async () => {}, exit: (code) => process.exit(code), events: agent.events });
     await agent.finished;
+    finished = true;
     progress?.finish();
     stopOnSignal();
     await agent.stop(config.shutdown_timeout);
-    return 0;
+    return onceOutcome(events, null);
   }
-  handleSignals(agent, {
-    timeoutMs: () => config.shutdown_timeout,
-    exit: (code) => process.exit(code),
-    events: agent.events,
-    reload: async () => {
-      let next: AgentConfig;
-      try {
-        next = loadConfig(config.file);
-      } catch (err) {
-        agent.events.configRejected(config.file, errorText(err).replace(/\n/g, "; "));
-        return;
-      }
-      // Read at start only: the endpoint's address and the log's form.
-      const atStart = [["http.listen", next.http.listen, config.http.listen], ["log.format", next.log.format, config.log.format], ["log.level", next.log.level, config.log.level]];
-      const changed = atStart.filter(([, a, b]) => a !== b).map(([key]) => key as string);
-      config = next;
-      await agent.reload(next);
-      if (changed.length > 0) agent.events.restartNeeded(next.file, changed);
-    },
-  });
   await new Promise(() => {}); // runs until a signal handler exits the process
   return 0;
+}
+
+/** max_open_files kept FD_RESERVE below the open-file limit (lib/limits.ts), with a WARN when that lowers it. */
+function fitOpenFiles(config: AgentConfig, softLimit: number, events: LogEvents): AgentConfig {
+  const usable = usableOpenFiles(config.max_open_files, softLimit);
+  if (usable === config.max_open_files) return config;
+  events.openFilesLowered(config.max_open_files, usable, softLimit, FD_RESERVE);
+  return { ...config, max_open_files: usable };
+}
+
+/** Exit code of a --once run that did not ship everything matched. */
+const ONCE_INCOMPLETE = 3;
+
+/** A --once run's exit code (after the agent stopped): 0, or 3 with a summary line naming what was not shipped. */
+function onceOutcome(events: LogEvents, stoppedBy: string | null): number {
+  const gaps = events.onceGaps();
+  if (stoppedBy === null && Object.keys(gaps).length === 0) return 0;
+  events.onceIncomplete(gaps, stoppedBy);
+  return ONCE_INCOMPLETE;
 }
 
 async function check(args: string[]): Promise<number> {
@@ -176,20 +256,21 @@ function print(text: string, code: number, toStderr = false): number {
   return code;
 }
 
+guardStdio(); // a broken stdout or stderr pipe never ends the process (issue 11, item 16)
 main(Bun.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     if (err instanceof ConfigError) {
       const problems = err.problems.map((p) => escapeText(formatProblem(p))).join("\n");
-      process.stderr.write(`${problems}\nlogship: invalid config (${err.problems.length} problem${err.problems.length === 1 ? "" : "s"}); nothing was started\n`);
+      writeStderr(`${problems}\nlogship: invalid config (${err.problems.length} problem${err.problems.length === 1 ? "" : "s"}); nothing was started\n`);
       process.exit(2);
     }
     if (err instanceof UsageError) {
-      process.stderr.write(`logship: ${escapeText(err.message)}\n`);
+      writeStderr(`logship: ${escapeText(err.message)}\n`);
       process.exit(2);
     }
     const kind = err instanceof StateError ? "state" : "error";
-    process.stderr.write(`logship: ${kind}: ${escapeText(errorText(err))}\n`);
+    writeStderr(`logship: ${kind}: ${escapeText(errorText(err))}\n`);
     process.exit(1);
   },
 );

@@ -25,7 +25,7 @@ import { Follower } from "./files/follow.ts";
 import type { Shipment } from "./files/read.ts";
 import { Scanner } from "./files/scan.ts";
 import { DirWatcher } from "./files/watch.ts";
-import { pack } from "./kafka/pack.ts";
+import { pack, UnshippableError, type Chunk } from "./kafka/pack.ts";
 import { KafkaPublisher, type Publisher } from "./kafka/publish.ts";
 import { Sender } from "./kafka/sender.ts";
 import { Metrics } from "./http/metrics.ts";
@@ -232,10 +232,13 @@ export class Agent {
       // gives something moves an offset forward (or fills the in-flight cap). The set is
       // walked live, not copied: with thousands ready and room for a few dozen reads, a copy
       // per pump was a tenth of the CPU of shipping 10,000 files.
-      while (ready.size > 0 && this.sender.inflightBytes < cap) {
+      // A file whose topic is failing stays ready but is passed over (sender.readRoom): the
+      // loop ends when a round reads nothing; an ack of that topic pumps again.
+      for (let progress = true; progress && ready.size > 0 && this.sender.readRoom(cap) > 0; ) {
+        progress = false;
         for (const id of ready) {
-          if (this.sender.inflightBytes >= cap) break;
-          for (const s of this.files.read(id, cap - this.sender.inflightBytes)) this.ship(s);
+          if (this.sender.readRoom(cap) <= 0) break;
+          if (this.readFrom(id, cap)) progress = true;
         }
       }
     } finally {
@@ -244,11 +247,30 @@ export class Agent {
     this.checkDone();
   }
 
+  /** One read of one ready file, its spans shipped as they come; false when it gave nothing (or its topic is failing). */
+  private readFrom(id: string, cap: number): boolean {
+    const reads = this.files.read(id, (topic) => this.sender.readRoom(cap, topic));
+    for (;;) {
+      const r = reads.next();
+      if (r.done) return r.value;
+      this.ship(r.value);
+    }
+  }
+
   /** Packs a span of a file's lines into chunks and queues them for Kafka (tracked by the checkpoint in read order). */
   private ship({ source, span }: Shipment): void {
     if (span.longLine) this.events.lineTooLong(source.path, span.longLine.offset, span.end - span.start, span.longLine.action);
     const k = this.config.kafka;
-    const chunks = pack(span, source, { maxMessageBytes: k.max_message_bytes, targetMessageBytes: k.target_message_bytes });
+    const limits = { maxMessageBytes: k.max_message_bytes, targetMessageBytes: k.target_message_bytes };
+    let chunks: Chunk[];
+    try {
+      chunks = pack(span, source, limits);
+    } catch (err) {
+      if (!(err instanceof UnshippableError)) throw err;
+      // Key and headers alone fill max_message_bytes: skipped (an empty chunk moves the offset), counted and logged.
+      this.events.fileUnshippable(source.path, source.file, span.end - span.start, errorText(err));
+      chunks = pack({ ...span, bytes: span.bytes.subarray(0, 0) }, source, limits);
+    }
     this.idleTrim.active();
     if (span.hold) {
       const release = span.hold(chunks.length);

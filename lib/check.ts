@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import type { AgentConfig } from "./config.ts";
 import { discover } from "./files/discover.ts";
 import { compressedFormat, identify, sameFile } from "./files/identify.ts";
-import { readSaved, type SavedFile } from "./state/store.ts";
+import { checkStatePath, readSaved, type SavedFile } from "./state/store.ts";
 import { escapeText } from "./text.ts";
 
 export interface FileReport {
@@ -40,6 +40,7 @@ export async function checkFiles(config: AgentConfig): Promise<{ files: FileRepo
 }
 
 function readRows(path: string): { rows: SavedFile[]; note: string } {
+  checkStatePath(path); // a FIFO would hang the read: refused (exit 1)
   if (!existsSync(path)) return { rows: [], note: `no state file yet at ${path}` };
   try {
     return { rows: readSaved(path), note: `state: ${path}` };

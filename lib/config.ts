@@ -7,10 +7,10 @@
 // hold secrets, and these messages reach terminals and log collectors. The options and
 // their defaults live in options.ts only; conf.example.yaml mirrors them.
 
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from "yaml";
+import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from "yaml";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { DEFAULTS, HTTP, INPUT, KAFKA, LOG, SECTIONS, STATE, TOP, type AgentConfig, type HttpConfig, type InputConfig, type KafkaConfig, type KindRule, type LogConfig, type Spec, type StateConfig } from "./options.ts";
 import { editDistance, parseDuration, parseListen, parseSize } from "./values.ts";
@@ -18,17 +18,42 @@ import { editDistance, parseDuration, parseListen, parseSize } from "./values.ts
 export { DEFAULTS } from "./options.ts";
 export type { Acks, AgentConfig, Compression, HttpConfig, InputConfig, KafkaConfig, LogConfig, LogFormat, LogLevel, LongLines, StartAt, StateConfig } from "./options.ts";
 
+/** The largest config file read: a config is a few KiB; `--config /dev/zero` must not fill memory. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
 /** Reads and validates a config file; throws ConfigError listing every problem. */
 export function loadConfig(path: string, env: Record<string, string | undefined> = process.env): AgentConfig {
+  const fail = (message: string) => new ConfigError([{ file: path, line: 0, field: "(file)", message }]);
+  if (path === "") throw fail("cannot read config: --config was given an empty path; give the YAML file, e.g. --config /etc/logship.yaml");
   const file = resolve(path);
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    text = readBounded(file, MAX_CONFIG_BYTES);
   } catch (err) {
-    const why = (err as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : String((err as Error).message);
-    throw new ConfigError([{ file: path, line: 0, field: "(file)", message: `cannot read config: ${why}` }]);
+    if (err instanceof RangeError) throw fail(`config file is larger than ${MAX_CONFIG_BYTES / 1024 / 1024} MiB; is --config the right file?`);
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? "file not found" : code === "EISDIR" ? "it is a directory, not a YAML file" : String((err as Error).message);
+    throw fail(`cannot read config: ${why}`);
   }
   return parseConfig(text, file, env);
+}
+
+/** A file's text, read `limit` bytes at most: a RangeError when it holds more (also a device that never ends). */
+function readBounded(file: string, limit: number): string {
+  const fd = openSync(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(limit + 1);
+    let n = 0;
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n > limit) throw new RangeError("config too large");
+    }
+    return buf.toString("utf8", 0, n);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Validates config text; `file` names it in errors and anchors relative paths. */
@@ -42,7 +67,7 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
     v.problems.push({ file, line, field: "(yaml)", message: e.message.split("\n")[0] ?? e.message });
   }
   if (v.problems.length > 0) throw new ConfigError(v.problems);
-  const root = doc.contents;
+  const root = resolveAliases(doc.contents, doc, new Set(), v);
   if (!isMap(root)) {
     v.fail(root ?? null, "(root)", "the config must be a mapping with at least `inputs` and `kafka`");
     throw new ConfigError(v.problems);
@@ -51,6 +76,74 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
   // In file order, so an operator can fix them top to bottom (the sort is stable).
   if (v.problems.length > 0 || config === undefined) throw new ConfigError(v.problems.sort((a, b) => a.line - b.line));
   return config;
+}
+
+/**
+ * Replaces YAML aliases (`*name`) by the node their anchor (`&name`) names, and applies merge
+ * keys (`<<: *base`, or a list of them): the merged mapping's keys are added where the mapping
+ * does not set them itself. In place; shared nodes are visited once (an alias bomb costs
+ * nothing), and problems inside an aliased value point at the anchor's lines.
+ */
+function resolveAliases(n: Node | null, doc: Document, done: Set<Node>, v: Validator): Node | null {
+  if (n === null) return null;
+  if (isAlias(n)) {
+    const target = anchored(doc, n.source, n.range?.[0] ?? Infinity);
+    if (!target) {
+      v.fail(n, "(yaml)", `alias *${n.source} names no anchor`);
+      return null;
+    }
+    return resolveAliases(target, doc, done, v);
+  }
+  if (done.has(n)) return n;
+  done.add(n);
+  if (isSeq(n)) n.items = n.items.map((item) => resolveAliases(item as Node, doc, done, v));
+  if (isMap(n)) {
+    const merged: Pair[] = [];
+    const own: Pair[] = [];
+    for (const pair of n.items) {
+      pair.value = resolveAliases(pair.value as Node | null, doc, done, v);
+      if (!(isScalar(pair.key) && pair.key.value === "<<")) {
+        own.push(pair);
+        continue;
+      }
+      const sources = isSeq(pair.value) ? pair.value.items : [pair.value];
+      for (const src of sources) {
+        const from = resolveAliases(src as Node | null, doc, done, v);
+        if (isMap(from)) merged.push(...(from.items as Pair[]));
+        else v.fail(from ?? (pair.key as Node), "<<", "a merge key takes a mapping (`<<: *name`) or a list of them");
+      }
+    }
+    const keyOfPair = (p: Pair) => (isScalar(p.key) ? String(p.key.value) : String(p.key));
+    const have = new Set(own.map(keyOfPair));
+    for (const p of merged) {
+      if (have.has(keyOfPair(p))) continue;
+      have.add(keyOfPair(p));
+      own.push(p);
+    }
+    n.items = own;
+  }
+  return n;
+}
+
+const anchorsOf = new WeakMap<Document, { name: string; node: Node; at: number }[]>();
+
+/**
+ * The node an alias at offset `at` names: the last anchor of that name before it. (yaml's own
+ * Alias.resolve counts the alias' expansion, which is exponential for nested aliases.)
+ */
+function anchored(doc: Document, name: string, at: number): Node | undefined {
+  let anchors = anchorsOf.get(doc);
+  if (!anchors) {
+    const found: { name: string; node: Node; at: number }[] = [];
+    visit(doc, (_key, node) => {
+      const a = (node as { anchor?: string }).anchor;
+      if (a && isNode(node)) found.push({ name: a, node, at: node.range?.[0] ?? 0 });
+    });
+    anchorsOf.set(doc, (anchors = found));
+  }
+  let best: Node | undefined;
+  for (const a of anchors) if (a.name === name && a.at < at) best = a.node;
+  return best;
 }
 
 type Fields = Map<string, { node: Node | null; pair: Pair }>;
@@ -180,7 +273,7 @@ class Validator {
       case "duration":
         return this.duration(n, field, k.min);
       case "size":
-        return this.size(n, field, k.min);
+        return this.size(n, field, k.min, k.max);
       case "int":
         return this.int(n, field, k.min);
       case "enum":
@@ -208,6 +301,7 @@ class Validator {
     const out: Fields = new Map();
     for (const pair of map.items) {
       const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+      if (at === "" && key.startsWith("x-")) continue; // a top-level x-… key holds anchors for aliases (as in docker compose)
       if (!known.includes(key)) {
         // A key that is not a plain word (spaces, a complex key) is named in the message, not the field path.
         const plain = /^[A-Za-z0-9_-]+$/.test(key);
@@ -301,12 +395,13 @@ class Validator {
     return v;
   }
 
-  private size(n: Node, field: string, min: number): number | undefined {
+  private size(n: Node, field: string, min: number, max?: number): number | undefined {
     const s = this.scalarText(n, field);
     if (s === undefined) return undefined;
     const v = parseSize(s);
     if (v === undefined) return void this.fail(n, field, "must be a size in bytes, e.g. 1000000, 512KiB, 1MiB, 1MB", s);
     if (v < min) return void this.fail(n, field, `must be at least ${min} bytes`, s);
+    if (max !== undefined && v > max) return void this.fail(n, field, `must be at most ${max} bytes (${max / 1024 / 1024}MiB)`, s);
     return v;
   }
 

@@ -30,6 +30,8 @@ export interface AgentEvents {
   lineTooLong(path: string, offset: number, bytes: number, action: "split" | "truncate" | "drop"): void;
   dataLost(path: string, file: string, from: number, to: number, reason: string): void;
   recordDropped(path: string, offset: number, bytes: number, reason: string): void;
+  /** A file's path makes key + headers too large for max_message_bytes: `bytes` of it skipped. */
+  fileUnshippable(path: string, file: string, bytes: number, reason: string): void;
   /** `latencyMs`: from the send's oldest record entering the send queue to the acknowledgement. */
   chunksAcked(records: number, lines: number, bytes: number, latencyMs?: number): void;
   sendFailed(reason: string, code: string, retriable: boolean, attempt: number, retryInMs: number): void;
@@ -43,6 +45,8 @@ export interface AgentEvents {
   configRejected(file: string, reason: string): void;
   /** A reloaded config changed options read at start only (http.listen, log.*): they apply at the next start. */
   restartNeeded(file: string, keys: string[]): void;
+  /** A reload changed a setting that only a restart applies (state.path); the running value is kept. */
+  reloadNeedsRestart(field: string, running: string, wanted: string): void;
   /** The reload a SIGHUP asked for threw (a config that loads but cannot be applied). */
   reloadFailed(reason: string): void;
   /** SIGHUP while draining: no reload. */
@@ -56,6 +60,30 @@ export interface AgentEvents {
   summary(info: { filesTracked: number; filesOpen: number; inflightBytes: number }): void;
   /** An idle agent dropped the buffers it kept for reuse (memory.ts' IdleTrim); not logged. */
   buffersDropped(): void;
+}
+
+let stdioGuarded = false;
+
+/**
+ * Writes to stderr; a broken or closed stderr (EPIPE: `logship ... 2>&1 | logger` and the
+ * reader went away) is ignored, whether write() throws or the stream emits it as an error
+ * event: losing the log never stops shipping. stdout (check's report) is guarded alike.
+ */
+export function writeStderr(text: string): void {
+  guardStdio();
+  try {
+    process.stderr.write(text);
+  } catch {
+    // stderr is gone: nothing left to tell it to
+  }
+}
+
+/** Makes write errors of stdout and stderr harmless (see writeStderr); idempotent. */
+export function guardStdio(): void {
+  if (stdioGuarded) return;
+  stdioGuarded = true;
+  process.stderr.on("error", () => {});
+  process.stdout.on("error", () => {});
 }
 
 /** Running totals; the summary line and tests read them. */
@@ -72,6 +100,9 @@ export class Counters {
   linesSplit = 0;
   recordsDropped = 0;
   bytesLost = 0;
+  filesUnshippable = 0;
+  bytesUnshippable = 0;
+  unacknowledgedBytes = 0; // at the last stop
 }
 
 type Level = "DEBUG" | "INFO" | "WARN" | "ERROR";
@@ -93,12 +124,14 @@ export class LogEvents implements AgentEvents {
   private lastStateReminder = 0;
   private readonly warnedOnce = new Set<string>();
   private readonly lastUnreadable = new Map<string, string>();
+  /** Paths found unreadable and not followed since (--once's summary). */
+  private readonly unreadable = new Set<string>();
 
   private readonly minSeverity: number;
   private readonly json: boolean;
 
   constructor(
-    private readonly write: (line: string) => void = (line) => process.stderr.write(line + "\n"),
+    private readonly write: (line: string) => void = (line) => writeStderr(line + "\n"),
     private readonly reminderMs = 60_000,
     style: LogStyle = { format: "text", level: "info" },
     private readonly clock: Clock = systemClock,
@@ -131,6 +164,7 @@ export class LogEvents implements AgentEvents {
   }
   stopped(info: { unacknowledgedBytes: number }): void {
     const c = this.counters;
+    c.unacknowledgedBytes = info.unacknowledgedBytes;
     const fields: Record<string, unknown> = { lines: c.lines, bytes: c.bytes, records: c.records, ...this.losses() };
     if (info.unacknowledgedBytes > 0) fields.unacknowledged_bytes = info.unacknowledgedBytes;
     this.log(info.unacknowledgedBytes > 0 ? "WARN" : "INFO", info.unacknowledgedBytes > 0 ? "logship stopped; unacknowledged data will be sent again on the next start" : "logship stopped", fields);
@@ -141,6 +175,7 @@ export class LogEvents implements AgentEvents {
   fileAdded(path: string, file: string, offset: number, reason: FileAddReason): void {
     this.counters.filesAdded++;
     this.lastUnreadable.delete(path);
+    this.unreadable.delete(path);
     this.log("INFO", "file added", { path, file, offset, reason });
   }
   fileRenamed(from: string, to: string, file: string): void {
@@ -161,6 +196,7 @@ export class LogEvents implements AgentEvents {
     this.log("INFO", "file inactive; closed until it grows", { path, file });
   }
   fileUnreadable(path: string, reason: string): void {
+    this.unreadable.add(path);
     if (this.lastUnreadable.get(path) === reason) return; // said once; retried silently
     this.lastUnreadable.set(path, reason);
     this.log("WARN", "cannot read file; will retry", { path, reason });
@@ -183,6 +219,12 @@ export class LogEvents implements AgentEvents {
   recordDropped(path: string, offset: number, bytes: number, reason: string): void {
     this.counters.recordsDropped++;
     this.log("ERROR", "record rejected by Kafka and dropped", { path, offset, bytes, reason });
+  }
+  fileUnshippable(path: string, file: string, bytes: number, reason: string): void {
+    this.counters.bytesUnshippable += bytes;
+    if (!this.once(`unshippable:${file}`)) return;
+    this.counters.filesUnshippable++;
+    this.log("ERROR", "file cannot be shipped: its lines are skipped (said once per file; raise kafka.max_message_bytes or shorten the path)", { path, file, bytes, reason });
   }
   chunksAcked(records: number, lines: number, bytes: number, _latencyMs?: number): void {
     const c = this.counters;
@@ -238,6 +280,9 @@ export class LogEvents implements AgentEvents {
   restartNeeded(file: string, keys: string[]): void {
     this.log("WARN", "config reloaded, but these keys apply only at the next start", { file, keys: keys.join(",") });
   }
+  reloadNeedsRestart(field: string, running: string, wanted: string): void {
+    this.log("WARN", `${field} changed: it takes effect only after a restart; keeping the running value`, { running, wanted });
+  }
   // The signal lines keep the words (and the INFO level) they had when main.ts printed them.
   reloadFailed(reason: string): void {
     this.log("INFO", `reload failed: ${reason}`);
@@ -262,6 +307,32 @@ export class LogEvents implements AgentEvents {
     this.log("INFO", "stats", { lines: c.lines, bytes: c.bytes, records: c.records, files_tracked: info.filesTracked, files_open: info.filesOpen, inflight_bytes: info.inflightBytes, ...this.losses() });
   }
 
+  /**
+   * What a `--once` run did not ship (after stopped()): files unreadable, bytes left
+   * unacknowledged, files unshippable, records Kafka refused; empty when it shipped everything.
+   */
+  onceGaps(): Record<string, number> {
+    const c = this.counters;
+    const out: Record<string, number> = {};
+    if (this.unreadable.size > 0) out.unreadable_files = this.unreadable.size;
+    if (c.unacknowledgedBytes > 0) out.unacknowledged_bytes = c.unacknowledgedBytes;
+    if (c.filesUnshippable > 0) out.unshippable_files = c.filesUnshippable;
+    if (c.recordsDropped > 0) out.records_dropped = c.recordsDropped;
+    return out;
+  }
+
+  /** max_open_files was lowered to stay below the open-file limit (RLIMIT_NOFILE) with a reserve. */
+  openFilesLowered(configured: number, used: number, limit: number, reserve: number): void {
+    this.log("WARN", `max_open_files lowered to ${used}: the open-file limit (RLIMIT_NOFILE) is ${limit} and ${reserve} descriptors are kept for Kafka connections, the state database and watches`, { configured, used, limit });
+  }
+
+  /** The summary line of a `--once` run that did not ship everything matched (exit 3). */
+  onceIncomplete(gaps: Record<string, number>, stoppedBy: string | null): void {
+    const fields: Record<string, unknown> = { ...gaps };
+    if (stoppedBy) fields.stopped_by = stoppedBy;
+    this.log("WARN", "--once finished, but not everything matched was shipped (exit 3)", fields);
+  }
+
   /** Counters of data not shipped as written, shown only when non-zero. */
   private losses(): Record<string, number> {
     const c = this.counters;
@@ -270,6 +341,8 @@ export class LogEvents implements AgentEvents {
     if (c.recordsDropped > 0) out.records_dropped = c.recordsDropped;
     if (c.linesTruncated > 0) out.lines_truncated = c.linesTruncated;
     if (c.linesDropped > 0) out.lines_dropped = c.linesDropped;
+    if (c.filesUnshippable > 0) out.files_unshippable = c.filesUnshippable;
+    if (c.bytesUnshippable > 0) out.bytes_unshippable = c.bytesUnshippable;
     return out;
   }
 

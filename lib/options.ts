@@ -81,7 +81,7 @@ export interface AgentConfig {
 /** What a value must look like; config.ts converts each kind and words its problems. */
 export type KindRule =
   | { readonly kind: "duration"; readonly min: number } // written with a unit (or 0); converts to ms
-  | { readonly kind: "size"; readonly min: number } // 1000000, 512KiB, 1MB; converts to bytes
+  | { readonly kind: "size"; readonly min: number; readonly max?: number } // 1000000, 512KiB, 1MB; converts to bytes
   | { readonly kind: "int"; readonly min: number }
   | { readonly kind: "enum"; readonly values: readonly string[] }
   | { readonly kind: "string" } // not blank
@@ -93,7 +93,7 @@ export type KindRule =
 export type Kind<T> = KindRule & { readonly out?: T };
 
 const duration = (minMs: number): Kind<number> => ({ kind: "duration", min: minMs });
-const size = (minBytes: number): Kind<number> => ({ kind: "size", min: minBytes });
+const size = (minBytes: number, maxBytes?: number): Kind<number> => ({ kind: "size", min: minBytes, max: maxBytes });
 const int = (min: number): Kind<number> => ({ kind: "int", min });
 const oneOf = <const V extends string>(...values: V[]): Kind<V> => ({ kind: "enum", values });
 const str: Kind<string> = { kind: "string" };
@@ -114,6 +114,9 @@ export type Spec<T> = { readonly [K in keyof T]-?: Row<T[K]> };
 
 // --- the tables ------------------------------------------------------------------------
 
+/** The largest max_line_bytes: a line up to it is read and held whole, so it bounds memory. */
+export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const SECOND = 1000;
@@ -125,7 +128,7 @@ export const INPUT = {
   exclude: { kind: list(false), default: [], doc: 'globs; a pattern without "/" is matched against the base name too' },
   start_at: { kind: oneOf("beginning", "end"), default: "beginning", doc: "where the files present at a first start (empty state) begin; later files start at 0" },
   topic: { kind: topic, doc: "overrides kafka.topic for this input; one of the two is required" },
-  max_line_bytes: { kind: size(16), default: MiB, doc: "a longer line is handled as long_lines says" },
+  max_line_bytes: { kind: size(16, MAX_LINE_BYTES), default: MiB, doc: "a longer line is handled as long_lines says; at most 16MiB (a line is held whole in memory)" },
   long_lines: { kind: oneOf("split", "truncate", "drop"), default: "split", doc: "split (ship it in pieces) | truncate (ship the first max_line_bytes) | drop" },
   partial_line_timeout: { kind: duration(0), default: 5 * SECOND, doc: 'a last line without "\\n" ships as it is after this long idle; 0 = wait for ever' },
   close_inactive: { kind: duration(0), default: 5 * MINUTE, doc: "close a file's descriptor after this long without growth" },

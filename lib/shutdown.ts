@@ -4,6 +4,10 @@
 // time, a failed one is logged (never an unhandled rejection, which would end the process),
 // and a SIGHUP while draining is ignored, so a reload cannot restart what is being stopped.
 // What happens is told through the agent's events (LogEvents prints it), never printed here.
+// The handlers are installed before the slow startup work (opening the state, the first scan
+// of thousands of files): the agent is then still a promise. A TERM/INT meanwhile is logged at
+// once and stops the agent as soon as it exists (exit 0); a HUP reloads once it runs; a second
+// TERM/INT exits 1 at once. If startup itself fails, the command line reports it, not this.
 
 import { errorText } from "./errors.ts";
 import type { AgentEvents } from "./events.ts";
@@ -20,13 +24,16 @@ export interface SignalOptions {
   events: Pick<AgentEvents, "reloadFailed" | "reloadIgnored" | "stopRequested" | "stopForced" | "shutdownFailed">;
 }
 
-/** Installs the handlers; returns a function that removes them. */
-export function handleSignals(agent: Stoppable, opts: SignalOptions): () => void {
+/** Installs the handlers; returns a function that removes them. `agent` may still be starting. */
+export function handleSignals(starting: Stoppable | Promise<Stoppable>, opts: SignalOptions): () => void {
   let draining = false;
+  let started: Stoppable | null = null;
+  const agent = Promise.resolve(starting);
+  agent.then((a) => (started = a)).catch(() => {}); // a failed start is the command line's to report
   const onStop = (signal: NodeJS.Signals) => {
     if (draining) {
       opts.events.stopForced(signal);
-      agent.stopNow();
+      started?.stopNow();
       opts.exit(1);
       return;
     }
@@ -35,10 +42,13 @@ export function handleSignals(agent: Stoppable, opts: SignalOptions): () => void
     opts.events.stopRequested(signal, timeout);
     // The backstop: whatever hangs, the process leaves shortly after the deadline.
     const backstop = setTimeout(() => {
-      agent.stopNow();
+      started?.stopNow();
       opts.exit(0);
     }, timeout + 1_000);
-    agent.stop(timeout).then(
+    agent.then(
+      (a) => a.stop(timeout),
+      () => new Promise<void>(() => clearTimeout(backstop)), // startup failed: the command line exits
+    ).then(
       () => {
         clearTimeout(backstop);
         opts.exit(0);
@@ -54,6 +64,7 @@ export function handleSignals(agent: Stoppable, opts: SignalOptions): () => void
   const onHup = () => {
     if (draining) return opts.events.reloadIgnored("SIGHUP");
     reloads = reloads
+      .then(() => agent)
       .then(() => (draining ? undefined : opts.reload()))
       .catch((err: unknown) => opts.events.reloadFailed(errorText(err)));
   };

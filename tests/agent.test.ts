@@ -5,7 +5,7 @@ import { afterEach, expect, test } from "bun:test";
 import { Agent } from "../lib/agent.ts";
 import { openStore, type Store } from "../lib/state/store.ts";
 import { AgentHarness } from "./helpers/agentHarness.ts";
-import { FakePublisher } from "./helpers/fakePublisher.ts";
+import { FakePublisher, retriableError } from "./helpers/fakePublisher.ts";
 
 const harnesses: AgentHarness[] = [];
 afterEach(async () => {
@@ -109,4 +109,69 @@ test("identifying thousands of files collects garbage as it goes: a young collec
   } finally {
     (Bun as { gc: (full: boolean) => void }).gc = gc;
   }
+});
+
+test("two inputs on two topics, one topic failing: the other input ships, even when the failing one filled the in-flight cap (issue 11, item 11)", async () => {
+  // The missing topic's first send hangs until the test fails it, so the agent reads it up to the cap first.
+  let missingCalls = 0;
+  let missingExists = false;
+  const shipped = new Map<string, Buffer[]>(); // values copied when acknowledged (read buffers are reused after)
+  const unknownTopic = () => retriableError("fake: This server does not host this topic-partition", "UNKNOWN_TOPIC_OR_PARTITION");
+  const fake = new FakePublisher({
+    policy: (chunks) => {
+      const missing = chunks.some((c) => c.source.topic === "missing");
+      if (missing && !missingExists) return missingCalls++ === 0 ? "hold" : unknownTopic();
+      for (const c of chunks) shipped.set(c.source.topic, [...(shipped.get(c.source.topic) ?? []), Buffer.from(c.value)]);
+      return "ack";
+    },
+  });
+  const textOf = (topic: string) => Buffer.concat(shipped.get(topic) ?? []).toString();
+  const h = new AgentHarness({
+    publisher: () => fake,
+    kafka: { retry_backoff: 20, retry_backoff_max: 200 }, // max_inflight_bytes: the default 2 MiB
+    inputs: [{ topic: "missing" }, { topic: "logs" }],
+  });
+  h.config.inputs[0]!.paths = [h.dir.path("bad-*.log")];
+  h.config.inputs[1]!.paths = [h.dir.path("good-*.log")];
+  harnesses.push(h);
+  const bad = Array.from({ length: 100_000 }, (_, i) => `bad ${String(i).padStart(6, "0")} ${"x".repeat(40)}\n`).join(""); // 5.2 MB: more than the cap
+  h.dir.append("bad-1.log", bad);
+  await h.start();
+  const unacked = () => (h.agent as unknown as { sender: { inflightBytes: number } }).sender.inflightBytes; // only the missing topic's lines wait
+  await h.until(() => unacked() >= 2 * 1024 * 1024, "the missing topic's lines took the whole in-flight cap");
+  fake.pending[0]!.reject(unknownTopic());
+  await h.until(() => fake.calls.length >= 3, "the missing topic was retried");
+  h.dir.append("good-1.log", "good one\ngood two\n");
+  await h.until(() => textOf("logs") === "good one\ngood two\n", "the healthy topic shipped");
+  h.dir.append("good-1.log", "good three\n");
+  await h.until(() => textOf("logs").endsWith("good three\n"), "and goes on shipping");
+  await h.until(() => savedOffset(h.statePath, h.dir.path("good-1.log")) === 29, "its offset saved");
+  expect(savedOffset(h.statePath, h.dir.path("bad-1.log")) ?? 0).toBe(0);
+  expect(h.agent!.status().find((s) => s.path.endsWith("bad-1.log"))!.offset).toBe(0);
+  expect(unacked()).toBeLessThan(3 * 1024 * 1024); // no more of it was read meanwhile
+  // The topic is created: the failing input ships all of it, in order, and its offset reaches the end.
+  missingExists = true;
+  await h.until(() => textOf("missing") === bad, "the failing input caught up", 20_000);
+  await h.until(() => savedOffset(h.statePath, h.dir.path("bad-1.log")) === bad.length, "its offset saved");
+});
+
+test("a file whose path makes key + headers fill max_message_bytes is logged as unshippable, counted and skipped; the others ship (issue 11, item 18)", async () => {
+  const h = new AgentHarness({ kafka: { max_message_bytes: 1_024, target_message_bytes: 1_024 }, agent: { max_inflight_bytes: 64 * 1024 } });
+  h.config.inputs[0]!.paths = [h.dir.path("**/*.log")];
+  harnesses.push(h);
+  const deep = ["a".repeat(200), "b".repeat(200), "c".repeat(200), "long.log"].join("/"); // a path of 600+ bytes
+  h.dir.append(deep, "never fits\nstill never\n");
+  h.dir.append("app.log", "one\ntwo\n");
+  await h.start(); // before: the RangeError of pack() ended the start (a crash loop)
+  await h.untilDelivered("one\ntwo\n");
+  h.dir.append(deep, "more\n");
+  h.dir.append("app.log", "three\n");
+  await h.untilDelivered("three\n");
+  await h.until(() => h.events.log.counters.bytesUnshippable === 28, "every skipped byte counted");
+  expect(h.events.count("fileUnshippable")).toBe(2);
+  expect(h.events.logged(/ERROR file cannot be shipped/)).toHaveLength(1); // said once per file
+  expect(h.events.log.counters.filesUnshippable).toBe(1);
+  expect(h.text()).not.toContain("never");
+  // its offset moved past the skipped lines: a restart does not try them again
+  await h.until(() => savedOffset(h.statePath, h.dir.path(deep)) === 28, "the unshippable file's offset saved past its lines");
 });

@@ -499,3 +499,95 @@ describe("conf.example.yaml", () => {
   });
 });
 
+
+describe("limits (issue 11, item 20)", () => {
+  test("max_line_bytes is at most 16MiB, said in the problem", () => {
+    const base = `inputs:\n  - paths: [/var/log/*.log]\n    max_line_bytes: SIZE\nkafka:\n  brokers: [127.0.0.1:9092]\n  topic: logs\n`;
+    expect(parse(base.replace("SIZE", "16MiB")).inputs[0]!.max_line_bytes).toBe(16 * 1024 * 1024);
+    expect(problem(base.replace("SIZE", "512MiB"))).toBe(`${FILE}:3: inputs[0].max_line_bytes: must be at most 16777216 bytes (16MiB) (got "512MiB")`);
+    expect(problem(base.replace("SIZE", "16777217"))).toContain("must be at most 16777216 bytes");
+  });
+
+  test("a config file over 1 MiB, or a device that never ends, is refused at once without reading it all", () => {
+    const dir = makeLogDir("bigconfig");
+    try {
+      const big = dir.path("big.yaml");
+      dir.write("big.yaml", `# ${"x".repeat(1024 * 1024)}\ninputs: []\n`);
+      for (const path of [big, "/dev/zero"]) {
+        const started = performance.now();
+        let err: unknown;
+        try {
+          loadConfig(path);
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(ConfigError);
+        expect((err as ConfigError).message).toBe(`${path}:0: (file): config file is larger than 1 MiB; is --config the right file?`);
+        expect(performance.now() - started).toBeLessThan(2_000);
+      }
+      // just under the cap is read (and judged on its content)
+      dir.write("ok.yaml", `# ${"x".repeat(1024 * 1024 - 200)}\ninputs:\n  - paths: [/var/log/*.log]\nkafka:\n  brokers: [127.0.0.1:9092]\n  topic: logs\n`);
+      expect(loadConfig(dir.path("ok.yaml")).inputs).toHaveLength(1);
+    } finally {
+      dir.cleanup();
+    }
+  });
+});
+
+describe("YAML anchors, aliases and merge keys; --config edge cases (issue 11, item 22)", () => {
+  test("aliases and merge keys are applied; a key set beside the merge wins; top-level x- keys hold anchors", () => {
+    const c = parse(`x-input: &common
+  close_inactive: 1m
+  max_line_bytes: 64KiB
+  exclude: &ex ["*.gz"]
+inputs:
+  - <<: *common
+    paths: [/var/log/a/*.log]
+  - <<: [*common]
+    paths: [/var/log/b/*.log]
+    close_inactive: 2m
+    exclude: *ex
+kafka:
+  brokers: &brokers [127.0.0.1:9092]
+  topic: &topic logs
+  client_id: *topic
+`);
+    expect(c.inputs.map((i) => [i.paths, i.close_inactive, i.max_line_bytes, i.exclude])).toEqual([
+      [["/var/log/a/*.log"], 60_000, 65_536, ["*.gz"]],
+      [["/var/log/b/*.log"], 120_000, 65_536, ["*.gz"]],
+    ]);
+    expect(c.kafka.client_id).toBe("logs");
+  });
+
+  test("a problem inside an aliased value is located at the anchor; unknown keys elsewhere stay errors", () => {
+    const lines = problems(`x-input: &common
+  close_inactive: soon
+inputs:
+  - <<: *common
+    paths: [/var/log/a/*.log]
+kafka:
+  brokers: [127.0.0.1:9092]
+  topic: logs
+defaults: 1
+`);
+    expect(lines).toEqual([
+      `${FILE}:2: inputs[0].close_inactive: must be a duration with a unit, e.g. 500ms, 10s, 5m, 1h, 7d (got "soon")`,
+      expect.stringContaining(`${FILE}:9: defaults: unknown key`),
+    ]);
+    expect(problem(`inputs:\n  - <<: 3\n    paths: [/a/*.log]\nkafka:\n  brokers: [127.0.0.1:9092]\n  topic: logs\n`)).toContain("<<: a merge key takes a mapping");
+  });
+
+  test("an alias bomb costs nothing: shared nodes are walked once", () => {
+    let yaml = "x-a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+    for (let i = 1; i < 30; i++) yaml += `x-a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(", ")}]\n`;
+    yaml += `inputs:\n  - paths: [/var/log/*.log]\nkafka:\n  brokers: [127.0.0.1:9092]\n  topic: logs\n`;
+    const started = performance.now();
+    expect(parse(yaml).inputs).toHaveLength(1);
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
+  test("an empty --config path and a directory are named as such", () => {
+    expect(() => loadConfig("")).toThrow("--config was given an empty path");
+    expect(() => loadConfig("/tmp")).toThrow("it is a directory, not a YAML file");
+  });
+});

@@ -50,7 +50,7 @@ describe("logship command line (compiled binary)", () => {
     expect(help.stdout).toContain("logship run --config FILE [--once [--progress | --no-progress]]");
     expect(help.stdout).toContain("logship check --config FILE");
     expect(help.stdout).toContain("logship status --config FILE");
-    expect(help.stdout).toContain("Exit codes: 0 success, 1 runtime failure, 2 invalid config or usage.");
+    expect(help.stdout).toContain("Exit codes: 0 success, 1 runtime failure, 2 invalid config or usage, 3 run --once did not\nship everything matched");
 
     for (const cmd of ["run", "check", "status"]) {
       const r = await runLogship([cmd, "--help"]);

@@ -417,3 +417,49 @@ describe("read buffers go back once", () => {
     expect(released).toBe(1);
   });
 });
+
+describe("a failing topic backs off alone (issue 11, item 11)", () => {
+  const onTopic = (cp: Checkpoint, topic: string, ls: string[]) => {
+    const f = file(cp, ls);
+    const source: Source = { ...f.source, topic };
+    return { ...f, source, chunks: (limits: PackLimits) => pack({ bytes: f.bytes, start: 0, end: f.size }, source, limits) };
+  };
+  const small = { maxMessageBytes: 1_000_000, targetMessageBytes: 300 };
+
+  test("two files on two topics, one topic failing: the other ships in full, the failing one's offset waits", async () => {
+    const kafka = new FakePublisher({ policy: (chunks) => (chunks.some((c) => c.source.topic === "missing") ? retriableError("fake: unknown topic", "UNKNOWN_TOPIC_OR_PARTITION") : "ack") });
+    const { cp, sender, events } = setup(kafka);
+    const bad = onTopic(cp, "missing", lines("bad", 40));
+    const good = onTopic(cp, "logs", lines("good", 40));
+    sender.enqueue(bad.chunks(small)); // the failing topic's lines came first
+    sender.enqueue(good.chunks(small));
+    sender.start();
+    await eventually(() => cp.offsetOf(good.row.id) === good.size);
+    expect(ackedOf(kafka, good.source)).toBe(good.bytes.toString());
+    expect(cp.offsetOf(bad.row.id)).toBe(0);
+    expect(sender.failingTopic("missing")).toBe(true);
+    expect(sender.failingTopic("logs")).toBe(false);
+    expect(sender.readRoom(1_000_000, "missing")).toBe(0); // its files are not read meanwhile
+    expect(sender.readRoom(1_000_000, "logs")).toBeGreaterThan(0);
+    // The topic appears: its lines go, in order, and its offset moves to the end.
+    await eventually(() => events.of("sendFailed").length >= 2);
+    kafka.policy = () => "ack";
+    await eventually(() => cp.offsetOf(bad.row.id) === bad.size);
+    expect(ackedOf(kafka, bad.source)).toBe(bad.bytes.toString());
+    const starts = kafka.acked.filter((c) => c.source === bad.source).map((c) => c.start);
+    expect(starts).toEqual([...starts].sort((x, y) => x - y));
+    expect(await sender.drain(Date.now() + 5_000)).toBe(true);
+  });
+
+  test("a healthy topic keeps half the in-flight cap when a failing topic holds all of it", () => {
+    const { cp, sender } = setup(new FakePublisher().holdAll());
+    const bad = onTopic(cp, "missing", lines("bad", 100));
+    sender.enqueue(bad.chunks(small));
+    const cap = bad.size; // the failing topic filled the cap before it failed
+    expect(sender.readRoom(cap, "logs")).toBe(0); // nothing failing yet: the cap holds as before
+    (sender as unknown as { lanes: Map<string, { failingSince: number | null }> }).lanes.get("missing")!.failingSince = 0;
+    expect(sender.readRoom(cap, "missing")).toBe(0);
+    expect(sender.readRoom(cap, "logs")).toBe(Math.floor(cap / 2));
+    expect(sender.readRoom(cap)).toBe(Math.floor(cap / 2));
+  });
+});

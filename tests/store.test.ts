@@ -379,3 +379,27 @@ describe("the database deleted while logship runs", () => {
     expect(existsSync(path)).toBe(false);
   });
 });
+
+describe("a state path that is not a regular file (issue 11, item 15)", () => {
+  test("openStore, readSaved and resetStore refuse a FIFO, a directory and a FIFO companion with a StateError, without opening them", async () => {
+    const { checkStatePath, readSaved } = await import("../lib/state/store.ts");
+    const dir = makeLogDir("statekind");
+    try {
+      const fifo = dir.path("fifo.db");
+      expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+      const asDir = dir.mkdir("dir.db");
+      const withWal = dir.path("wal.db");
+      expect(Bun.spawnSync(["mkfifo", `${withWal}-wal`]).exitCode).toBe(0);
+      for (const [p, what] of [[fifo, "a FIFO"], [asDir, "a directory"], [withWal, "a FIFO"]] as const) {
+        expect(() => checkStatePath(p)).toThrow(what);
+        expect(() => openStore(p)).toThrow(StateError);
+        expect(() => readSaved(p)).toThrow(StateError);
+        await expect(resetStore(p)).rejects.toThrow(StateError);
+      }
+      expect(() => checkStatePath(dir.path("absent.db"))).not.toThrow();
+      expect(() => checkStatePath(dir.path("no/such/dir/state.db"))).not.toThrow();
+    } finally {
+      dir.cleanup();
+    }
+  });
+});

@@ -259,41 +259,48 @@ export class Follower {
   }
 
   /**
-   * One read of a ready file, under `room` bytes: a span of its lines, or null when it had
-   * nothing complete to give (it is then no longer ready; an idle partial line may still be
-   * yielded). A turn ends after TURN_BYTES when other files wait for a descriptor.
+   * One read of a ready file, under the room its topic has (roomFor): yields a span of its
+   * lines, or nothing complete (it is then no longer ready; an idle partial line may still be
+   * yielded). Returns whether it made progress. A turn ends after TURN_BYTES when other files
+   * wait for a descriptor.
    */
-  *read(id: string, room: number): Generator<Shipment> {
+  *read(id: string, roomFor: (topic: string) => number): Generator<Shipment, boolean> {
     const t = this.index.files.get(id);
     if (!t?.tail || (t.stopAt !== null && t.tail.offset >= t.stopAt)) {
       this.index.ready.delete(id);
       if (t?.tail && this.opts.once) this.doneOnce(t);
-      return;
+      return false;
     }
+    const room = roomFor(t.source.topic);
+    if (room <= 0) return false; // its topic is failing: it stays ready, read once that topic ships again
     const now = this.clock.now();
-    if (!this.look(t, now)) return; // replaced: the new identity is ready instead
+    if (!this.look(t, now)) return true; // replaced: the new identity is ready instead
     let span: Span | null;
     try {
       span = t.tail.read(room);
     } catch (err) {
       this.events.fileUnreadable(t.source.path, errorText(err));
       this.index.ready.delete(id);
-      return;
+      return false;
     }
     if (!span) {
       this.index.ready.delete(id);
-      if (this.opts.once) return this.doneOnce(t);
+      if (this.opts.once) {
+        this.doneOnce(t);
+        return false;
+      }
       const idle = this.idlePartial(t, now);
       if (idle) yield idle;
       if (this.fds.yieldTurn(t, false)) this.letGo(t);
       this.share(false);
-      return;
+      return false;
     }
     t.turnBytes += span.end - span.start;
     yield this.handOut(t, span);
-    if (t.turnBytes < TURN_BYTES) return;
+    if (t.turnBytes < TURN_BYTES) return true;
     this.fds.yieldTurn(t, true); // with more to read, it queues again (never let go)
     this.share(false);
+    return true;
   }
 
   /** --once: a file read to its size at start is closed, and its descriptor goes to a waiting file. */

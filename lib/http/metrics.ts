@@ -14,7 +14,7 @@ import type { AgentEvents, FileAddReason } from "../events.ts";
 import { Counter, Gauge, Histogram, Registry } from "./exposition.ts";
 
 /** The `reason` values of logship_bytes_lost_total, and how a `data lost` line's reason maps to them. */
-export const LOST_REASONS = ["copytruncate", "close_removed", "renamed_out", "deleted_while_closed", "truncated_unread", "other"] as const;
+export const LOST_REASONS = ["copytruncate", "close_removed", "renamed_out", "deleted_while_closed", "truncated_unread", "unshippable", "other"] as const;
 export type LostReason = (typeof LOST_REASONS)[number];
 
 /** Maps the text of a `data lost` event (lib/files/) to its label; tests/metrics.test.ts holds every such text to a label other than "other". */
@@ -228,6 +228,13 @@ class MetricsEvents implements AgentEvents {
   }
   restartNeeded(file: string, keys: string[]): void {
     this.inner.restartNeeded(file, keys);
+  }
+  reloadNeedsRestart(field: string, running: string, wanted: string): void {
+    this.inner.reloadNeedsRestart(field, running, wanted);
+  }
+  fileUnshippable(path: string, file: string, bytes: number, reason: string): void {
+    this.m.lost.inc(bytes, "unshippable"); // a path too long for max_message_bytes: skipped, logged once per file
+    this.inner.fileUnshippable(path, file, bytes, reason);
   }
   reloadFailed(reason: string): void {
     this.m.reloadFailures.inc();

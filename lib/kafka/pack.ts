@@ -64,6 +64,19 @@ export function hardCapacity(source: Source, offset: number, limits: PackLimits)
   return room - compressionSlack(room) - recordOverhead(source, offset);
 }
 
+/** A file whose key and headers alone fill a record of max_message_bytes: none of its lines can be shipped. */
+export class UnshippableError extends RangeError {
+  override name = "UnshippableError";
+}
+
+/** A file id as long as any (device:inode:time:random), for reckoning record overhead before a file is seen. */
+export const LONGEST_FILE_ID = "0".repeat(64);
+
+/** Bytes a line may take in a record of a file at `path` at a far offset (≤ 0: no line fits), before any file is seen. */
+export function roomForLines(host: string, path: string, topic: string, limits: PackLimits): number {
+  return hardCapacity({ host, path, topic, file: LONGEST_FILE_ID }, 10 ** 15, limits);
+}
+
 export function pack(span: Span, source: Source, limits: PackLimits): Chunk[] {
   const bytes = span.bytes;
   if (bytes.length === 0) {
@@ -75,7 +88,7 @@ export function pack(span: Span, source: Source, limits: PackLimits): Chunk[] {
     const offset = span.start + pos;
     const overhead = recordOverhead(source, offset);
     const hard = hardCapacity(source, offset, limits);
-    if (hard < 1) throw new RangeError(`max_message_bytes ${limits.maxMessageBytes} leaves no room for a value at ${source.path}`);
+    if (hard < 1) throw new UnshippableError(`kafka.max_message_bytes (${limits.maxMessageBytes}) leaves no room for a line: the key and headers of a record of this file take ${overhead} bytes (its path is ${Buffer.byteLength(source.path)} bytes)`);
     const soft = Math.max(1, Math.min(hard, limits.targetMessageBytes - overhead));
     const take = cutLength(bytes, pos, soft, hard);
     const value = bytes.subarray(pos, pos + take);

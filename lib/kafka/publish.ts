@@ -10,6 +10,7 @@ import { PublishError } from "../errors.ts";
 import { collector } from "../memory.ts";
 import { installKafkajsPatches, withEncoderArena } from "./patches/index.ts";
 import { BATCH_OVERHEAD, chunkHeaders, type Chunk } from "./pack.ts";
+import { probe } from "./probe.ts";
 
 /** What the agent needs from Kafka; tests substitute a fake. */
 export interface Publisher {
@@ -26,6 +27,7 @@ export class KafkaPublisher implements Publisher {
   private readonly kafka: Kafka;
   private readonly producer: Producer;
   private connected: Promise<void> | null = null;
+  private probed = false; // the broker addresses were probed since the last successful send
   private readonly partitionCounts = new Map<string, number>();
   /** The partitioner's view of a topic of n partitions, made once per n: it is asked per record. */
   private readonly partitionLists = new Map<number, PartitionMetadata[]>();
@@ -85,11 +87,21 @@ export class KafkaPublisher implements Publisher {
         this.config.acks !== "none",
       );
     } catch (err) {
-      throw toPublishError(err, [...byTopic.keys()]);
+      throw await this.notKafka(toPublishError(err, [...byTopic.keys()]));
     }
+    this.probed = false;
     let bytes = 0;
     for (const c of chunks) bytes += c.value.length;
     collector.sent(bytes, chunks.length);
+  }
+
+  /** Once per outage, a connection failure names what answers at a broker address that is not Kafka (probe.ts). */
+  private async notKafka(err: PublishError): Promise<PublishError> {
+    if (this.probed || !NOT_CONNECTED.has(err.message)) return err;
+    this.probed = true;
+    const found = await Promise.all(this.config.brokers.map(async (b) => ((await probe(b)) ?? "").replace(/^./, (c) => `${b} is not a Kafka broker: ${c}`)));
+    const why = found.filter((f) => f !== "").join("; ");
+    return why === "" ? err : new PublishError(`${err.message} (${why})`, { retriable: err.retriable, code: err.code, cause: err });
   }
 
   private connect(): Promise<void> {
@@ -110,6 +122,9 @@ export class KafkaPublisher implements Publisher {
     }
   }
 }
+
+/** kafkajs' messages for a broker address that does not talk Kafka (among others). */
+const NOT_CONNECTED = new Set(["Broker not connected", "Closed connection", "Connection closed"]);
 
 /** Kafka error types that a smaller record can fix. */
 export const TOO_LARGE = new Set(["MESSAGE_TOO_LARGE", "RECORD_LIST_TOO_LARGE"]);

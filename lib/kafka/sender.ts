@@ -1,9 +1,18 @@
-// Sending: the queue between reading and Kafka. Chunks enter in read order and are tracked
-// by the checkpoint at once; one send is in flight at a time, so a file's records reach
-// Kafka in order even across retries. A failed send is retried with exponential backoff
-// (capped) and reading stays paused meanwhile, because the queue's bytes count against the
-// agent's in-flight cap. A record Kafka calls too large is cut at line ends and retried;
-// a single line that is still too large is dropped, counted and logged, never retried for ever.
+// Sending: the queues between reading and Kafka, one per topic (a lane). Chunks enter in read
+// order and are tracked by the checkpoint at once; each lane has one send in flight at a time,
+// so a file's records (a file has one topic) reach Kafka in order even across retries. A
+// failed send is retried with exponential backoff (capped) in its own lane only: a topic that
+// does not exist, or whose partition has no leader, backs off alone while the other topics
+// ship on (the checkpoint moves each file's offset over its acknowledged prefix, whatever
+// order the lanes' acks come in). Reading of a failing lane's files pauses (readRoom), and the
+// lanes' bytes count against the agent's in-flight cap. A record Kafka calls too large is cut
+// at line ends and retried; a single line that is still too large is dropped, counted and
+// logged, never retried for ever.
+//
+// Memory while a lane fails: healthy lanes read while everything queued is under the cap, or,
+// when failing lanes hold the cap, while they themselves hold under half of it and everything
+// is under one and a half times the cap. So a failing topic never stops the others, and the
+// bytes read but not acknowledged stay under 1.5 × max_inflight_bytes (plus one read).
 
 import { systemClock, type Cancel, type Clock } from "../clock.ts";
 import type { Checkpoint } from "../state/checkpoint.ts";
@@ -20,16 +29,9 @@ export interface SenderOptions {
 }
 
 export class Sender {
-  private queue: Chunk[] = [];
-  private wake: (() => void) | null = null;
-  private sleeping: { cancel: Cancel; resolve: () => void } | null = null;
-  private running: Promise<void> | null = null;
-  private stopping = false;
-  private aborted = false;
-  private attempt = 0;
-  private failingSince: number | null = null; // clock.now() when sends began to fail; null while they succeed
-  private singleNext = false; // after "too large", send the first record alone
-  /** Bytes of chunk values queued or in flight. */
+  private readonly lanes = new Map<string, Lane>();
+  private started = false;
+  /** Bytes of chunk values queued or in flight, all lanes together. */
   inflightBytes = 0;
   /** Called after every acknowledged send (room for more reading). */
   onAcked: () => void = () => {};
@@ -46,28 +48,54 @@ export class Sender {
     this.opts = opts;
   }
 
+  /** Chunks queued or in flight, all lanes together. */
   get queued(): number {
-    return this.queue.length;
+    let n = 0;
+    for (const lane of this.lanes.values()) n += lane.queue.length;
+    return n;
   }
 
 
-  /** Queues chunks in read order; their offsets now wait for these acks. */
+  /** True while the sends of `topic` are failing. */
+  failingTopic(topic: string): boolean {
+    return (this.lanes.get(topic)?.failingSince ?? null) !== null;
+  }
+
+  /**
+   * Bytes a file of `topic` may read now under the in-flight cap `cap` (0: none). Without a
+   * topic, the most any healthy lane may read. A failing lane reads nothing; a healthy one
+   * reads under the cap, or, while failing lanes hold it, within half of it (see the header).
+   */
+  readRoom(cap: number, topic?: string): number {
+    if (topic !== undefined && this.failingTopic(topic)) return 0;
+    let failingBytes = 0;
+    for (const lane of this.lanes.values()) if (lane.failingSince !== null) failingBytes += lane.bytes;
+    const healthy = this.inflightBytes - failingBytes;
+    return Math.floor(Math.max(0, cap - this.inflightBytes, Math.min(cap / 2 - healthy, cap + cap / 2 - this.inflightBytes)));
+  }
+
+  /** Queues chunks in read order, each in its topic's lane; their offsets now wait for these acks. */
   enqueue(chunks: Chunk[]): void {
     const now = this.clock.now();
+    const woken = new Set<Lane>();
     for (const c of chunks) {
       c.queuedAt = now;
       this.checkpoint.track(c);
-      this.queue.push(c);
+      const lane = this.lane(c.source.topic);
+      lane.queue.push(c);
+      lane.bytes += c.value.length;
       this.inflightBytes += c.value.length;
+      woken.add(lane);
     }
-    this.wakeUp();
+    for (const lane of woken) this.wakeUp(lane);
   }
 
   start(): void {
-    this.running ??= this.loop();
+    this.started = true;
+    for (const lane of this.lanes.values()) lane.running ??= this.loop(lane);
   }
 
-  /** Swaps the Kafka client (config reload); the current send finishes on the old one. */
+  /** Swaps the Kafka client (config reload); the current sends finish on the old one. */
   usePublisher(p: Publisher): Publisher {
     const old = this.publisher;
     this.publisher = p;
@@ -77,50 +105,64 @@ export class Sender {
   /** Sends what is queued, then stops. Resolves true if everything was acknowledged before `deadline` (the clock's now()). */
   async drain(deadline: number): Promise<boolean> {
     this.stopping = true;
-    this.wakeUp();
-    const loop = this.running ?? Promise.resolve();
+    for (const lane of this.lanes.values()) this.wakeUp(lane);
+    const loops = Promise.all([...this.lanes.values()].map((lane) => lane.running ?? Promise.resolve()));
     let cancel: Cancel = () => {};
     const timedOut = new Promise<"timeout">((r) => (cancel = this.clock.after(deadline - this.clock.now(), () => r("timeout"))));
-    const outcome = await Promise.race([loop.then(() => "done" as const), timedOut]);
+    const outcome = await Promise.race([loops.then(() => "done" as const), timedOut]);
     cancel();
     if (outcome === "timeout") this.abort();
-    return this.queue.length === 0;
+    return this.queued === 0;
   }
 
   /** Stops at once: nothing more is sent; unacknowledged chunks stay unacknowledged. */
   abort(): void {
     this.aborted = true;
     this.stopping = true;
-    this.wakeUp();
+    for (const lane of this.lanes.values()) this.wakeUp(lane);
   }
 
-  private async loop(): Promise<void> {
+  private stopping = false;
+  private aborted = false;
+
+  private lane(topic: string): Lane {
+    let lane = this.lanes.get(topic);
+    if (!lane) {
+      lane = new Lane(topic);
+      this.lanes.set(topic, lane);
+      if (this.started) lane.running = this.loop(lane);
+    }
+    return lane;
+  }
+
+  private async loop(lane: Lane): Promise<void> {
     while (!this.aborted) {
-      if (this.queue.length === 0) {
+      if (lane.queue.length === 0) {
         if (this.stopping) return;
-        await new Promise<void>((r) => (this.wake = r));
+        await new Promise<void>((r) => (lane.wake = r));
         continue;
       }
-      const batch = this.singleNext ? throughFirstRecord(this.queue) : nextBatch(this.queue, this.opts, (t, k) => this.publisher.partitionOf(t, k));
-      this.singleNext = false;
+      const batch = lane.singleNext ? throughFirstRecord(lane.queue) : nextBatch(lane.queue, this.opts, (t, k) => this.publisher.partitionOf(t, k));
+      lane.singleNext = false;
       const records = batch.filter((c) => c.value.length > 0);
       try {
         if (records.length > 0) await this.publisher.send(records);
         if (this.aborted) return;
-        this.acked(batch, records);
+        this.acked(lane, batch, records);
       } catch (err) {
         if (this.aborted) return;
-        await this.failed(records, toPublishError(err));
+        await this.failed(lane, records, toPublishError(err));
       }
     }
   }
 
-  /** `batch` (a prefix of the queue) is done; `records` are the chunks of it Kafka holds now. */
-  private acked(batch: Chunk[], records: Chunk[]): void {
-    this.queue.splice(0, batch.length);
+  /** `batch` (a prefix of the lane's queue) is done; `records` are the chunks of it Kafka holds now. */
+  private acked(lane: Lane, batch: Chunk[], records: Chunk[]): void {
+    lane.queue.splice(0, batch.length);
     this.checkpoint.acked(batch);
     for (const c of batch) {
       this.inflightBytes -= c.value.length;
+      lane.bytes -= c.value.length;
       c.release?.();
     }
     let bytes = 0;
@@ -131,20 +173,20 @@ export class Sender {
     }
     const queuedAt = records[0]?.queuedAt; // the oldest record of the send
     this.events.chunksAcked(records.length, lines, bytes, queuedAt === undefined ? undefined : this.clock.now() - queuedAt);
-    if (this.failingSince !== null) this.events.sendRecovered(this.clock.now() - this.failingSince);
-    this.failingSince = null;
-    this.attempt = 0;
+    if (lane.failingSince !== null) this.events.sendRecovered(this.clock.now() - lane.failingSince);
+    lane.failingSince = null;
+    lane.attempt = 0;
     this.onAcked();
   }
 
-  private async failed(records: Chunk[], err: PublishError): Promise<void> {
-    if (TOO_LARGE.has(err.code)) return this.tooLarge(records, err);
-    this.attempt++;
-    this.failingSince ??= this.clock.now();
-    const base = Math.min(this.opts.retryBackoffMaxMs, this.opts.retryBackoffMs * 2 ** Math.min(this.attempt - 1, 30));
+  private async failed(lane: Lane, records: Chunk[], err: PublishError): Promise<void> {
+    if (TOO_LARGE.has(err.code)) return this.tooLarge(lane, records, err);
+    lane.attempt++;
+    lane.failingSince ??= this.clock.now();
+    const base = Math.min(this.opts.retryBackoffMaxMs, this.opts.retryBackoffMs * 2 ** Math.min(lane.attempt - 1, 30));
     const delay = Math.round(base / 2 + Math.random() * (base / 2)); // jitter, so agents do not retry in step
-    this.events.sendFailed(err.message, err.code, err.retriable, this.attempt, delay);
-    await this.sleep(delay);
+    this.events.sendFailed(err.message, err.code, err.retriable, lane.attempt, delay);
+    await this.sleep(lane, delay);
   }
 
   /**
@@ -152,43 +194,58 @@ export class Sender {
    * send its first half alone), or drop it when it is a single line. Each refusal makes the
    * next send smaller, so this ends; empty chunks (skipped bytes) are never the culprit.
    */
-  private tooLarge(records: Chunk[], err: PublishError): void {
-    this.singleNext = true;
+  private tooLarge(lane: Lane, records: Chunk[], err: PublishError): void {
+    lane.singleNext = true;
     if (records.length !== 1) return;
     const refused = records[0]!;
-    const at = this.queue.indexOf(refused);
+    const at = lane.queue.indexOf(refused);
     const halves = splitAtLine(refused);
     if (halves) {
-      this.queue.splice(at, 1, ...halves);
+      lane.queue.splice(at, 1, ...halves);
       this.checkpoint.split(refused, halves);
       return;
     }
-    this.singleNext = false;
+    lane.singleNext = false;
     this.events.recordDropped(refused.source.path, refused.start, refused.value.length, err.code);
-    this.acked(this.queue.slice(0, at + 1), []); // with the empty chunks ahead of it
+    this.acked(lane, lane.queue.slice(0, at + 1), []); // with the empty chunks ahead of it
   }
 
-  private sleep(ms: number): Promise<void> {
+  private sleep(lane: Lane, ms: number): Promise<void> {
     return new Promise((resolve) => {
       const cancel = this.clock.after(ms, () => {
-        this.sleeping = null;
+        lane.sleeping = null;
         resolve();
       });
-      this.sleeping = { cancel, resolve };
+      lane.sleeping = { cancel, resolve };
     });
   }
 
-  private wakeUp(): void {
-    const w = this.wake;
-    this.wake = null;
+  private wakeUp(lane: Lane): void {
+    const w = lane.wake;
+    lane.wake = null;
     w?.();
-    if (this.sleeping && this.aborted) {
-      this.sleeping.cancel();
-      const s = this.sleeping;
-      this.sleeping = null;
+    if (lane.sleeping && this.aborted) {
+      lane.sleeping.cancel();
+      const s = lane.sleeping;
+      lane.sleeping = null;
       s.resolve();
     }
   }
+}
+
+/** One topic's queue: its chunks in read order, one send in flight, its own backoff. */
+class Lane {
+  queue: Chunk[] = [];
+  /** Bytes of chunk values queued or in flight in this lane. */
+  bytes = 0;
+  attempt = 0;
+  failingSince: number | null = null; // clock.now() when this lane's sends began to fail; null while they succeed
+  singleNext = false; // after "too large", send the first record alone
+  wake: (() => void) | null = null;
+  sleeping: { cancel: Cancel; resolve: () => void } | null = null;
+  running: Promise<void> | null = null;
+
+  constructor(readonly topic: string) {}
 }
 
 /** The head of the queue up to and including its first non-empty chunk (one record). */

@@ -7,6 +7,7 @@ import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { StateError } from "../errors.ts";
 import { lockState } from "./lock.ts";
+import { checkStatePath } from "./store.ts";
 
 const LOGSHIP_COLUMNS = ["id", "dev", "ino", "fingerprint", "fp_len", "path", "offset", "seen_at", "gone_since"];
 const SQLITE_MAGIC = Buffer.from("SQLite format 3\0", "latin1");
@@ -21,6 +22,7 @@ const SQLITE_MAGIC = Buffer.from("SQLite format 3\0", "latin1");
  */
 export async function resetStore(path: string): Promise<void> {
   if (!existsSync(dirname(path))) return; // nothing there, and no agent can be using it
+  checkStatePath(path);
   const lock = lockState(path); // never under a running agent
   try {
     const problem = notLogshipState(path);

@@ -8,7 +8,7 @@
 // only a file that is recognisably a logship database (resetStore).
 
 import { Database, type Statement } from "bun:sqlite";
-import { chmodSync, closeSync, constants, existsSync, fchmodSync, mkdirSync, openSync, statSync, unlinkSync } from "node:fs";
+import { chmodSync, closeSync, constants, existsSync, fchmodSync, mkdirSync, openSync, statSync, unlinkSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
 import { StateError } from "../errors.ts";
 import { lockState, type StateLock } from "./lock.ts";
@@ -242,8 +242,39 @@ const ADVICE = (path: string) =>
   `or run with --reset-state (which deletes it only if it is recognisably a logship database). Either way every file is read again as new (start_at applies), ` +
   `so Kafka may receive duplicates.`;
 
+/**
+ * Refuses a state path, or one of its companions (-wal, -shm, .lock), that exists but is not a
+ * regular file: SQLite (and check's read-only look, and --reset-state's) would wait for ever on
+ * a FIFO, and a device or directory is never logship's state. Absent is fine (it is created).
+ */
+export function checkStatePath(path: string): void {
+  for (const p of [path, `${path}-wal`, `${path}-shm`, `${path}.lock`]) {
+    let st: Stats;
+    try {
+      st = statSync(p);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") continue; // created later (or its directory is)
+      throw new StateError(`cannot look at state file "${p}": ${(err as Error).message}`, { cause: err });
+    }
+    if (!st.isFile()) {
+      throw new StateError(`state.path "${path}": "${p}" is ${kindOf(st)}, not a regular file; logship keeps its state only in a regular file (created when absent). Check state.path in the config.`);
+    }
+  }
+}
+
+function kindOf(st: Stats): string {
+  if (st.isFIFO()) return "a FIFO (named pipe)";
+  if (st.isDirectory()) return "a directory";
+  if (st.isSocket()) return "a socket";
+  if (st.isCharacterDevice()) return "a character device";
+  if (st.isBlockDevice()) return "a block device";
+  return "not a regular file";
+}
+
 /** Opens (creating if needed) the state database; a damaged one is refused with advice. */
 export function openStore(path: string): Store {
+  checkStatePath(path);
   makeDirectory(path);
   const lock = lockState(path);
   try {
@@ -314,6 +345,7 @@ function migrate(db: Database): void {
  * beside a running agent). Throws when the file cannot be read.
  */
 export function readSaved(path: string): SavedFile[] {
+  checkStatePath(path);
   const db = new Database(path, { readonly: true });
   try {
     return (db.query(SELECT_ALL).all() as Row[]).map(toSaved);

@@ -10,8 +10,10 @@
 //
 // Invariant: a buffer goes back to the pool only after the send that took it was answered
 // by Kafka, and between sends no buffer of the pool is in use. There is one EncoderArena for
-// the process (`encoderArena`): kafkajs' Encoder is patched once, process-wide, and the
-// sender has one send in flight; an overlapping send runs unpooled rather than share it.
+// the process (`encoderArena`): kafkajs' Encoder is patched once, process-wide. The sender
+// has one send in flight per topic; a send that starts while another is under way runs
+// unpooled, and the arena of a send that was overlapped is not pooled either (its buffers
+// may hold the other send's request).
 
 import { BufferPool } from "../../memory.ts";
 
@@ -54,20 +56,37 @@ export class EncoderArena {
     return b;
   }
 
+  /** Sends under way, pooled or not. */
+  private active = 0;
+  /** The arena's buffers may hold another send's request (sends overlapped): they go to the collector, not the pool. */
+  private shared = false;
+
   /** See withEncoderArena. */
   async run<T>(send: () => Promise<T>, answered: boolean): Promise<T> {
-    if (this.arena !== null || !answered) return send();
+    this.active++;
+    if (this.arena !== null || this.active > 1 || !answered) {
+      // Overlapping sends (the sender's lanes) cannot tell whose encoding takes a buffer:
+      // whatever the arena handed out during the overlap is left to the collector.
+      if (this.arena !== null) this.shared = true;
+      try {
+        return await send();
+      } finally {
+        this.active--;
+      }
+    }
     const mine: Buffer[] = [];
     this.arena = mine;
+    this.shared = false;
     let ok = false;
     try {
       const result = await send();
       ok = true;
       return result;
     } finally {
+      this.active--;
       this.arena = null;
       this.small = null;
-      if (ok) for (const b of mine) this.pool.give(b);
+      if (ok && !this.shared) for (const b of mine) this.pool.give(b);
     }
   }
 }
@@ -77,7 +96,7 @@ export const encoderArena = new EncoderArena();
 
 /**
  * Runs one send with pooled encoder buffers; they return to the pool if it succeeds.
- * Sends must not overlap (the sender has one in flight); an overlapping one runs unpooled.
+ * Overlapping sends (one per topic lane) are safe: they run unpooled, see EncoderArena.run.
  * `answered` must be false when the send resolves without a broker response (acks=none):
  * its request may then still be queued in the socket, so its buffers are not reused.
  */
