@@ -136,7 +136,7 @@ function anchored(doc: Document, name: string, at: number): Node | undefined {
   if (!anchors) {
     const found: { name: string; node: Node; at: number }[] = [];
     visit(doc, (_key, node) => {
-      const a = (node as { anchor?: string }).anchor;
+      const a = (node as { anchor?: string } | null)?.anchor; // an empty value visits as null
       if (a && isNode(node)) found.push({ name: a, node, at: node.range?.[0] ?? 0 });
     });
     anchorsOf.set(doc, (anchors = found));

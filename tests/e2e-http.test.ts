@@ -5,6 +5,7 @@
 // `logship status` prints the running agent's files; a taken port and an unreachable Kafka
 // are reported as the README says.
 
+import { LOST_REASONS } from "../lib/http/metrics.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -137,7 +138,7 @@ describe("operations endpoint of the compiled binary", () => {
       expect(await promQuery(promUrl, `up{job="logship"}`)).toBe(1);
       expect(await promQuery(promUrl, `logship_unread_bytes{job="logship"}`)).toBe(0);
       expect(await promQuery(promUrl, `sum(logship_bytes_lost_total{job="logship"})`)).toBe(0);
-      expect(await promQuery(promUrl, `count(logship_bytes_lost_total{job="logship"})`)).toBe(6); // one series per reason, present from the start
+      expect(await promQuery(promUrl, `count(logship_bytes_lost_total{job="logship"})`)).toBe(LOST_REASONS.length); // one series per reason, present from the start
 
       // More lines: the count follows, exactly.
       appendFileSync(join(ws.logs, "app-1.log"), lines("more", 0, 1_234));
