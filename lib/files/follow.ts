@@ -32,7 +32,7 @@ import type { SavedFile } from "../state/store.ts";
 import { Copies, wasOf, type Carried } from "./copies.ts";
 import { Descriptors, TURN_BYTES } from "./descriptors.ts";
 import type { Candidate } from "./discover.ts";
-import { firstLineKey, observeFd, pathOfFd, type Observed } from "./identify.ts";
+import { observeFd, pathOfFd, type Observed } from "./identify.ts";
 import { observe, type FileChange } from "./look.ts";
 import type { Shipment, Span } from "./read.ts";
 import { caughtUp, existsAs, FileIndex, inputOf, partialDue, readMarkOf, savedMark, type Tracked } from "./registry.ts";
@@ -151,11 +151,7 @@ export class Follower {
       case "grown":
       case "removed": {
         const { st, seen } = change;
-        if (seen) {
-          const row = this.checkpoint.row(t.id);
-          if (row) this.index.lengthen(row, seen);
-          if (t.lineKey === null) this.index.indexLine(t, firstLineKey(seen.head));
-        }
+        if (seen) this.index.headSeen(t, seen);
         this.checkpoint.looked(t.id, st.birthtimeMs, st.size, st.mtimeMs);
         if (st.size > t.size) t.lastGrowth = now;
         if (st.size > t.size || t.tail!.hasNewBytes(st.size)) this.index.ready.add(t.id);
@@ -259,10 +255,9 @@ export class Follower {
   }
 
   /**
-   * One read of a ready file, under the room its topic has (roomFor): yields a span of its
-   * lines, or nothing complete (it is then no longer ready; an idle partial line may still be
-   * yielded). Returns whether it made progress. A turn ends after TURN_BYTES when other files
-   * wait for a descriptor.
+   * One read of a ready file under its topic's room: yields a span of its lines, or nothing
+   * (then it is no longer ready; an idle partial line may be yielded). Returns whether it made
+   * progress. A turn ends after TURN_BYTES when other files wait for a descriptor.
    */
   *read(id: string, roomFor: (topic: string) => number): Generator<Shipment, boolean> {
     const t = this.index.files.get(id);
@@ -285,13 +280,9 @@ export class Follower {
     }
     if (!span) {
       this.index.ready.delete(id);
-      if (this.opts.once) {
-        this.doneOnce(t);
-        return false;
-      }
-      const idle = this.idlePartial(t, now);
+      const idle = this.opts.once ? this.doneOnce(t) : this.idlePartial(t, now);
       if (idle) yield idle;
-      if (this.fds.yieldTurn(t, false)) this.letGo(t);
+      if (!this.opts.once && this.fds.yieldTurn(t, false)) this.letGo(t);
       this.share(false);
       return false;
     }
@@ -304,9 +295,10 @@ export class Follower {
   }
 
   /** --once: a file read to its size at start is closed, and its descriptor goes to a waiting file. */
-  private doneOnce(t: Tracked): void {
+  private doneOnce(t: Tracked): null {
     this.fds.close(t);
     this.share(false);
+    return null;
   }
 
   /** A last line without "\n" that has waited partial_line_timeout ships as it is. */

@@ -220,6 +220,13 @@ export class FileIndex {
     }
   }
 
+  /** t's head was read again (and still matches): its fingerprint is lengthened, its first line indexed once complete. */
+  headSeen(t: Tracked, seen: Observed): void {
+    const row = this.checkpoint.row(t.id);
+    if (row) this.lengthen(row, seen);
+    if (t.lineKey === null) this.indexLine(t, firstLineKey(seen.head));
+  }
+
   /** Lengthens a short fingerprint to what the file holds now; `seen.head` must already match it. */
   lengthen(row: Readonly<SavedFile>, seen: Observed): void {
     if (seen.head.length <= row.fpLen) return;
