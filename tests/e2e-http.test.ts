@@ -104,8 +104,8 @@ describe("operations endpoint of the compiled binary", () => {
     // The backlog ships: every file's acknowledged offset reaches its size.
     await eventually(
       async () => {
-        const s = (await (await fetch(`${base}/status`)).json()) as { files: { unread: number }[] };
-        return s.files.length === 3 && s.files.every((f) => f.unread === 0);
+        const s = (await (await fetch(`${base}/status`)).json()) as { files: { unread: number; lastRead: number | null }[] };
+        return s.files.length === 3 && s.files.every((f) => f.unread === 0 && typeof f.lastRead === "number" && Math.abs(Date.now() - f.lastRead) < 60_000);
       },
       { timeoutMs: 30_000, message: "backlog shipped" },
     );
@@ -152,7 +152,7 @@ describe("operations endpoint of the compiled binary", () => {
     const st = await runLogship(["status", "--config", cfg]);
     expect(st.code).toBe(0);
     const rows = st.stdout.trim().split("\n");
-    expect(rows[0]).toMatch(/^PATH\s+SIZE\s+OFFSET\s+UNREAD\s+OPEN\s+LAST GROWTH\s+FILE$/);
+    expect(rows[0]).toMatch(/^PATH\s+SIZE\s+OFFSET\s+UNREAD\s+OPEN\s+LAST READ\s+LAST GROWTH\s+FILE$/);
     for (let i = 0; i < 3; i++) expect(rows.some((r) => r.startsWith(join(ws.logs, `app-${i}.log`)) && /\s0\s+(open|closed)\s/.test(r))).toBe(true);
     expect(rows.at(-1)).toBe("3 file(s) followed, 3 open, 0 byte(s) unread, 0 byte(s) waiting for Kafka");
 

@@ -20,8 +20,8 @@ test("the table: one row per file, cells escaped, a summary line", () => {
   const text = formatStatus(
     {
       files: [
-        { path: "/var/log/a.log", file: "1:2:x", size: 1000, offset: 400, unread: 600, open: true, lastGrowth: now - 5_000 },
-        { path: "/var/log/evil\x1b[2J.log", file: "1:3:y", size: 10, offset: 10, unread: 0, open: false, lastGrowth: now - 3 * 3_600_000 },
+        { path: "/var/log/a.log", file: "1:2:x", size: 1000, offset: 400, unread: 600, open: true, lastGrowth: now - 5_000, lastRead: now - 4_000 },
+        { path: "/var/log/evil\x1b[2J.log", file: "1:3:y", size: 10, offset: 10, unread: 0, open: false, lastGrowth: now - 3 * 3_600_000, lastRead: null },
       ],
       filesTracked: 2,
       filesOpen: 1,
@@ -30,9 +30,9 @@ test("the table: one row per file, cells escaped, a summary line", () => {
     now,
   );
   expect(text.split("\n")).toEqual([
-    "PATH                      SIZE  OFFSET  UNREAD  OPEN    LAST GROWTH  FILE",
-    "/var/log/a.log            1000  400     600     open    5s ago       1:2:x",
-    "/var/log/evil\\x1b[2J.log  10    10      0       closed  3h ago       1:3:y",
+    "PATH                      SIZE  OFFSET  UNREAD  OPEN    LAST READ  LAST GROWTH  FILE",
+    "/var/log/a.log            1000  400     600     open    4s ago     5s ago       1:2:x",
+    "/var/log/evil\\x1b[2J.log  10    10      0       closed  -          3h ago       1:3:y",
     "2 file(s) followed, 1 open, 600 byte(s) unread, 200 byte(s) waiting for Kafka",
   ]);
 });

@@ -312,6 +312,7 @@ export class Follower {
   /** A span of t's lines leaves: what was read last is marked (how a copy proves it holds it). */
   private handOut(t: Tracked, span: Span): Shipment {
     t.readMark = readMarkOf(span.bytes, span.start, span.end) ?? t.readMark;
+    t.lastRead = this.clock.now();
     return { source: t.source, span };
   }
 

@@ -44,6 +44,7 @@ export interface Tracked {
   partialPending: boolean; // closed with an unfinished last line seen
   formerPath: string | null; // its name before its latest rename (a copy made just before is named after it)
   readMark: ReadMark | null; // the last bytes read: how a copy of it proves it holds them (copies.ts)
+  lastRead: number | null; // clock.now() a span of it was last handed out; null before the first
 }
 
 /** A checksum of the last bytes read before `end` (up to MARK_BYTES): a copy holding them at the same offsets holds what was read. */
@@ -84,10 +85,12 @@ export class FileIndex {
    * The followed files and their acknowledged offsets (for /status and diagnostics);
    * `wallAtZero` turns the clock's now() (lastGrowth) into epoch milliseconds.
    */
-  status(wallAtZero: number): { path: string; file: string; size: number; offset: number; unread: number; open: boolean; lastGrowth: number }[] {
+  status(wallAtZero: number): { path: string; file: string; size: number; offset: number; unread: number; open: boolean; lastGrowth: number; lastRead: number | null }[] {
+    const wall = (at: number) => Math.round(wallAtZero + at);
     return [...this.files.values()].map((t) => {
       const offset = this.checkpoint.offsetOf(t.id) ?? 0;
-      return { path: t.source.path, file: t.id, size: t.size, offset, unread: Math.max(0, t.size - offset), open: t.tail !== null, lastGrowth: Math.round(wallAtZero + t.lastGrowth) };
+      const lastRead = t.lastRead === null ? null : wall(t.lastRead);
+      return { path: t.source.path, file: t.id, size: t.size, offset, unread: Math.max(0, t.size - offset), open: t.tail !== null, lastGrowth: wall(t.lastGrowth), lastRead };
     });
   }
 
@@ -109,7 +112,7 @@ export class FileIndex {
     const t: Tracked = {
       id, input, source: { file: id, path, topic, host: config.host }, dev: seen.dev, ino: seen.ino, born: seen.birthtimeMs, tail: null, resumeAt,
       size: seen.size, mtimeMs: seen.mtimeMs, lastGrowth: this.clock.now(), matched, deletedAt: null, stopAt: this.once ? seen.size : null,
-      lineKey: null, turnBytes: 0, partialPending: false, formerPath: null, readMark: null,
+      lineKey: null, turnBytes: 0, partialPending: false, formerPath: null, readMark: null, lastRead: null,
     };
     this.files.set(id, t);
     this.byInode.set(inodeKey(t.dev, t.ino), id);

@@ -20,6 +20,7 @@ export interface FileStatus {
   unread: number; // size - offset
   open: boolean; // holds a descriptor
   lastGrowth: number | null; // Unix ms the file last grew as logship saw it (when it was added, if it has not grown since)
+  lastRead: number | null; // Unix ms logship last read lines of it (null: none read since it started following it)
 }
 
 /** What the endpoint reads from the agent. */

@@ -39,8 +39,9 @@ export async function fetchStatus(listen: string | undefined, configFile: string
 
 /** The table of followed files and a summary line; every cell escaped (lib/text.ts). */
 export function formatStatus(s: StatusReply, wallNow: number): string {
-  const head = ["PATH", "SIZE", "OFFSET", "UNREAD", "OPEN", "LAST GROWTH", "FILE"];
-  const rows = s.files.map((f) => [f.path, String(f.size), String(f.offset), String(f.unread), f.open ? "open" : "closed", f.lastGrowth === null ? "-" : ago(wallNow - f.lastGrowth), f.file].map(escapeText));
+  const head = ["PATH", "SIZE", "OFFSET", "UNREAD", "OPEN", "LAST READ", "LAST GROWTH", "FILE"];
+  const when = (at: number | null | undefined) => (at === null || at === undefined ? "-" : ago(wallNow - at));
+  const rows = s.files.map((f) => [f.path, String(f.size), String(f.offset), String(f.unread), f.open ? "open" : "closed", when(f.lastRead), when(f.lastGrowth), f.file].map(escapeText));
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
   const unread = s.files.reduce((n, f) => n + f.unread, 0);

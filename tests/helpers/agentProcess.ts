@@ -56,7 +56,7 @@ export function ensureBuilt(): string {
   const newest = Math.max(...sourceFiles().map(mtimeMs));
   upToDate = built >= newest;
   if (upToDate) return LOGSHIP;
-  const r = Bun.spawnSync([process.execPath, "run", "build"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  const r = Bun.spawnSync([process.execPath, "scripts/build.ts"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" }); // the amd64 binary only: what the tests run
   if (r.exitCode !== 0) {
     throw new Error(`bun run build failed (exit ${r.exitCode}):\n${r.stdout.toString()}\n${r.stderr.toString()}`);
   }
