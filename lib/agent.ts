@@ -188,7 +188,7 @@ export class Agent {
   }
 
   private async scanOnce(): Promise<void> {
-    const candidates = await discover(this.config.inputs, (pattern, reason) => this.events.fileUnreadable(pattern, reason));
+    const candidates = await discover(this.config.inputs, (pattern, reason) => this.events.fileUnreadable(pattern, reason), (path, reason) => this.events.fileRefused(path, reason));
     if (this.stopping) return;
     this.scanner.scan(candidates);
     this.watchDirs();

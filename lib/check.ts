@@ -6,6 +6,7 @@ import { existsSync } from "node:fs";
 import type { AgentConfig } from "./config.ts";
 import { discover } from "./files/discover.ts";
 import { compressedFormat, identify, sameFile } from "./files/identify.ts";
+import { judgePath } from "./files/links.ts";
 import { checkStatePath, readSaved, type SavedFile } from "./state/store.ts";
 import { escapeText } from "./text.ts";
 
@@ -22,10 +23,18 @@ export async function checkFiles(config: AgentConfig): Promise<{ files: FileRepo
   const { rows, note } = readRows(config.state.path);
   const byInode = new Map(rows.map((r) => [`${r.dev}:${r.ino}`, r]));
   const problems: FileReport[] = [];
-  const candidates = await discover(config.inputs, (pattern, reason) => problems.push({ path: pattern, topic: "", size: null, offset: null, unread: null, note: `cannot scan: ${reason}` }));
+  const refusedNote = (path: string, reason: string): FileReport => ({ path, topic: "", size: null, offset: null, unread: null, note: `not followed: ${reason}` });
+  const candidates = await discover(
+    config.inputs,
+    (pattern, reason) => problems.push({ path: pattern, topic: "", size: null, offset: null, unread: null, note: `cannot scan: ${reason}` }),
+    (path, reason) => problems.push(refusedNote(path, reason)),
+  );
   const files = candidates.map((c): FileReport => {
-    const topic = config.inputs[c.input]!.topic;
+    const input = config.inputs[c.input]!;
+    const topic = input.topic;
     try {
+      const judged = judgePath(c.path, input.follow_symlinks);
+      if ("refused" in judged) return { ...refusedNote(c.path, judged.refused), topic };
       const seen = identify(c.path);
       const format = compressedFormat(seen);
       if (format) return { path: c.path, topic, size: seen.size, offset: null, unread: null, note: `${format}-compressed: skipped` };

@@ -286,6 +286,8 @@ class Validator {
         return this.listenAddress(n, field);
       case "list":
         return this.strList(n, field, k.nonEmpty);
+      case "bool":
+        return isScalar(n) && typeof n.value === "boolean" ? n.value : void this.fail(n, field, "must be true or false", shown(n));
     }
   }
 

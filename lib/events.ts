@@ -26,6 +26,8 @@ export interface AgentEvents {
   fileFinished(path: string, file: string, offset: number): void;
   fileClosedInactive(path: string, file: string): void;
   fileUnreadable(path: string, reason: string): void;
+  /** A matched path logship must not read (a symlink that fails the protected_symlinks rule, /proc, /sys, /dev). */
+  fileRefused(path: string, reason: string): void;
   fileSkippedCompressed(path: string, format: string): void;
   lineTooLong(path: string, offset: number, bytes: number, action: "split" | "truncate" | "drop"): void;
   dataLost(path: string, file: string, from: number, to: number, reason: string): void;
@@ -200,6 +202,10 @@ export class LogEvents implements AgentEvents {
     if (this.lastUnreadable.get(path) === reason) return; // said once; retried silently
     this.lastUnreadable.set(path, reason);
     this.log("WARN", "cannot read file; will retry", { path, reason });
+  }
+  fileRefused(path: string, reason: string): void {
+    if (!this.once(`refused:${path}:${reason}`)) return;
+    this.log("WARN", "file not followed", { path, reason });
   }
   fileSkippedCompressed(path: string, format: string): void {
     if (!this.once(`compressed:${path}`)) return;

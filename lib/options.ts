@@ -25,6 +25,7 @@ export interface InputConfig {
   partial_line_timeout: number; // 0 = for ever
   close_inactive: number;
   close_removed: number;
+  follow_symlinks: boolean; // follow a symlink that passes the protected_symlinks rule (files/links.ts); false: none
 }
 
 /** The `kafka` section; see KAFKA. */
@@ -87,7 +88,8 @@ export type KindRule =
   | { readonly kind: "string" } // not blank
   | { readonly kind: "topic" } // a Kafka topic name
   | { readonly kind: "listen" } // HOST:PORT or PORT (then 127.0.0.1); converts to "HOST:PORT"
-  | { readonly kind: "list"; readonly nonEmpty: boolean }; // of strings; one string is a one-entry list
+  | { readonly kind: "list"; readonly nonEmpty: boolean } // of strings; one string is a one-entry list
+  | { readonly kind: "bool" }; // true or false
 
 /** A kind whose conversion yields a T. `out` is never set: it only carries T for the type checker. */
 export type Kind<T> = KindRule & { readonly out?: T };
@@ -100,6 +102,7 @@ const str: Kind<string> = { kind: "string" };
 const topic: Kind<string> = { kind: "topic" };
 const listen: Kind<string> = { kind: "listen" };
 const list = (nonEmpty: boolean): Kind<string[]> => ({ kind: "list", nonEmpty });
+const bool: Kind<boolean> = { kind: "bool" };
 
 /** One option. Without a default it is required, or config.ts derives its value (the doc says how). */
 export interface Row<T> {
@@ -133,6 +136,7 @@ export const INPUT = {
   partial_line_timeout: { kind: duration(0), default: 5 * SECOND, doc: 'a last line without "\\n" ships as it is after this long idle; 0 = wait for ever' },
   close_inactive: { kind: duration(0), default: 5 * MINUTE, doc: "close a file's descriptor after this long without growth" },
   close_removed: { kind: duration(0), default: 5 * MINUTE, doc: "a deleted file is read to its end, but held open at most this long; 0 = until drained" },
+  follow_symlinks: { kind: bool, default: true, doc: "follow a symlink only when owned by root or by its target's owner, never into /proc, /sys or /dev; false: none" },
 } satisfies Spec<InputConfig>;
 
 export const KAFKA = {

@@ -80,6 +80,7 @@ describe("a valid config", () => {
     partial_line_timeout: 1m30s
     close_inactive: 0
     close_removed: 2h
+    follow_symlinks: false
 kafka:
   brokers: ["k1:9092", "[::1]:9093"]
   topic: logs
@@ -113,6 +114,7 @@ stats_interval: 0
       partial_line_timeout: 90_000,
       close_inactive: 0,
       close_removed: 7_200_000,
+      follow_symlinks: false,
     });
     expect(c.kafka).toEqual({
       brokers: ["k1:9092", "[::1]:9093"],

@@ -6,7 +6,7 @@
 
 import { afterEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { copyFileSync, linkSync, mkdirSync, openSync, statSync, symlinkSync } from "node:fs";
+import { chownSync, copyFileSync, lchownSync, linkSync, mkdirSync, openSync, statSync, symlinkSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { Tail } from "../lib/files/read.ts";
 import { AgentHarness, lines } from "./helpers/agentHarness.ts";
@@ -643,5 +643,55 @@ describe("14. a file that cannot be read", () => {
     await h.untilDelivered("p 0001\n");
     await h.settle();
     h.expectStreams([lines("k", 0, 4), lines("p", 0, 2)]);
+  });
+});
+
+describe("15. symlinks and pseudo file systems (logship runs as root among files users write)", () => {
+  // These tests make files and links owned by another user (uid 1000) with chown: they run as
+  // root, as CI does and as logship does on a server.
+  const USER = 1000;
+
+  test("a symlink is followed only when owned by root or by its target's owner; never into /proc; each refusal said once", async () => {
+    h = new AgentHarness();
+    h.config.inputs[0]!.paths = [h.dir.path("logs/**/*.log")];
+    h.dir.append("secret/shadow", "root:secret-hash\n"); // root's, outside the globs
+    h.dir.append("home/own.txt", "the user's own line\n");
+    chownSync(h.dir.path("home/own.txt"), USER, USER);
+    h.dir.append("secret-dir/inner.log", "root's directory line\n");
+    h.dir.mkdir("logs");
+    const link = (target: string, name: string, uid: number) => {
+      symlinkSync(target, h.dir.path(name));
+      lchownSync(h.dir.path(name), uid, uid);
+    };
+    link(h.dir.path("secret/shadow"), "logs/user-to-root.log", USER); // a user's link to root's file: refused
+    link(h.dir.path("home/own.txt"), "logs/user-to-own.log", USER); // a user's link to their own file: followed
+    link(h.dir.path("secret/shadow"), "logs/root-to-root.log", 0); // root's link: followed
+    link("/proc/self/environ", "logs/environ.log", 0); // even root's link never leads into /proc
+    link(h.dir.path("secret-dir"), "logs/user-dir", USER); // a user's link to root's directory: not walked
+    h.dir.append("logs/plain.log", "plain\n");
+    await h.start();
+    await h.untilDelivered("plain\n", "the user's own line\n", "root:secret-hash\n");
+    await h.settle();
+    expect(h.textOf("logs/user-to-root.log")).toBe("");
+    expect(h.textOf("logs/environ.log")).toBe("");
+    expect(h.text()).not.toContain("root's directory line");
+    expect(h.text()).not.toContain("PATH="); // nothing of an environment
+    const refused = [...new Set(h.events.of("fileRefused").map((a) => String(a[0]).slice(h.dir.root.length + 1)))].sort(); // judged at every scan
+    expect(refused).toEqual(["logs/environ.log", "logs/user-dir", "logs/user-to-root.log"]);
+    expect(h.events.logged(/file not followed/).find((l) => l.includes("user-to-root"))).toContain("owned by uid 1000");
+    expect(h.events.logged(/file not followed/).find((l) => l.includes("environ"))).toContain("/proc");
+    expect(h.events.logged(/file not followed/)).toHaveLength(3); // said once each, whatever the scans
+  });
+
+  test("follow_symlinks: false follows none, root's included; plain files ship", async () => {
+    h = new AgentHarness({ input: { follow_symlinks: false } });
+    h.dir.append("secret/shadow", "root:secret-hash\n");
+    symlinkSync(h.dir.path("secret/shadow"), h.dir.path("root-link.log"));
+    h.dir.append("plain.log", "plain\n");
+    await h.start();
+    await h.untilDelivered("plain\n");
+    await h.settle();
+    expect(h.text()).toBe("plain\n");
+    expect(h.events.logged(/file not followed/)[0]).toContain("follow_symlinks is false");
   });
 });

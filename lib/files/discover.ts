@@ -9,9 +9,10 @@
 // wildcard) is listed whatever it is, so naming a directory or a FIFO is reported. Names
 // starting with "." are matched only by a pattern segment that starts with ".".
 
-import { readdirSync, statSync, type Dirent } from "node:fs";
+import { lstatSync, readdirSync, statSync, type Dirent } from "node:fs";
 import { basename, join, sep } from "node:path";
 import type { InputConfig } from "../config.ts";
+import { linkRefusal } from "./links.ts";
 
 export interface Candidate {
   path: string; // absolute
@@ -49,13 +50,17 @@ export class Excluder {
  * Lists the paths every input matches. A pattern that cannot be scanned (a directory
  * without permission, say) is reported through `onError` and the rest go on.
  */
-export async function discover(inputs: InputConfig[], onError: (pattern: string, reason: string) => void = () => {}): Promise<Candidate[]> {
+export async function discover(
+  inputs: InputConfig[],
+  onError: (pattern: string, reason: string) => void = () => {},
+  onRefused: (path: string, reason: string) => void = () => {},
+): Promise<Candidate[]> {
   const seen = new Set<string>();
   const out: Candidate[] = [];
   for (const [index, input] of inputs.entries()) {
     const excluder = new Excluder(input.exclude);
     for (const pattern of input.paths) {
-      for (const path of await expand(pattern, onError)) {
+      for (const path of await expand(pattern, input.follow_symlinks ?? true, onError, onRefused)) {
         if (seen.has(path) || excluder.excludes(path)) continue;
         seen.add(path);
         out.push({ path, input: index });
@@ -65,7 +70,7 @@ export async function discover(inputs: InputConfig[], onError: (pattern: string,
   return out;
 }
 
-async function expand(pattern: string, onError: (pattern: string, reason: string) => void): Promise<string[]> {
+async function expand(pattern: string, follow: boolean, onError: (pattern: string, reason: string) => void, onRefused: (path: string, reason: string) => void): Promise<string[]> {
   const { root, rest } = splitGlob(pattern);
   if (rest === "") {
     // A plain path: listed if it exists; identify reports what is wrong with it.
@@ -105,6 +110,13 @@ async function expand(pattern: string, onError: (pattern: string, reason: string
           isDir = statSync(path).isDirectory();
         } catch {
           isDir = false; // dangling: listed, identify finds nothing there
+        }
+        // A linked directory is walked only when the link may be followed (links.ts); a linked
+        // file is listed, and the scan judges it.
+        const refused = isDir ? linkRefusal(path, lstatSync(path), follow) : null;
+        if (refused) {
+          onRefused(path, refused);
+          continue;
         }
       }
       if (isDir) {

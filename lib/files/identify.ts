@@ -92,7 +92,11 @@ export function openIdentified(path: string, st: Stats = statSync(path)): { fd: 
   if (!st.isFile()) throw Object.assign(new Error(`not a regular file (${kindOf(st)})`), { code: "ENOTFILE" });
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    return { fd, seen: observeFd(fd, path) };
+    const seen = observeFd(fd, path);
+    // The file judged is the file read: a name swapped (a symlink put in place) between the
+    // stat and the open is not read now; the next scan judges what it leads to then.
+    if (seen.dev !== st.dev || seen.ino !== st.ino) throw Object.assign(new Error("changed while being opened (judged again at the next scan)"), { code: "ECHANGED" });
+    return { fd, seen };
   } catch (err) {
     closeSync(fd);
     throw err;

@@ -11,7 +11,7 @@
 // known inodes; closed files no longer matched are let go; new inodes last, so a copy is
 // judged against what its original holds now.
 
-import { closeSync, statSync, type Stats } from "node:fs";
+import { closeSync, type Stats } from "node:fs";
 import type { Clock } from "../clock.ts";
 import type { AgentConfig } from "../config.ts";
 import { errorText } from "../errors.ts";
@@ -20,6 +20,7 @@ import type { Checkpoint } from "../state/checkpoint.ts";
 import type { SavedFile } from "../state/store.ts";
 import type { Candidate } from "./discover.ts";
 import type { Follower } from "./follow.ts";
+import { judgePath } from "./links.ts";
 import { compressedFormat, currentFingerprint, inodeKey, lastLineEnd, openIdentified, sameFile, sameLook, type Observed } from "./identify.ts";
 
 export class Scanner {
@@ -47,7 +48,7 @@ export class Scanner {
     // rotation into another directory, say), not only one beside the original.
     copies.duringScan(candidates.map((c) => c.path), () => {
       for (const c of candidates) {
-        const st = this.statCandidate(c.path);
+        const st = this.statCandidate(c);
         if (!st) continue;
         present.add(inodeKey(st.dev, st.ino));
         if (index.byInode.has(inodeKey(st.dev, st.ino)) || index.savedRow(st.dev, st.ino)) this.consider(c, st);
@@ -65,11 +66,15 @@ export class Scanner {
     index.expireState();
   }
 
-  private statCandidate(path: string): Stats | null {
+  /** What a matched path leads to, when logship may read it (links.ts: symlinks, /proc, /sys, /dev). */
+  private statCandidate(c: Candidate): Stats | null {
     try {
-      return statSync(path);
+      const judged = judgePath(c.path, this.config().inputs[c.input]?.follow_symlinks ?? true);
+      if ("st" in judged) return judged.st;
+      this.events.fileRefused(c.path, judged.refused);
+      return null;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.events.fileUnreadable(path, errorText(err));
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.events.fileUnreadable(c.path, errorText(err));
       return null;
     }
   }

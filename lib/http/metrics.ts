@@ -229,6 +229,9 @@ class MetricsEvents implements AgentEvents {
   restartNeeded(file: string, keys: string[]): void {
     this.inner.restartNeeded(file, keys);
   }
+  fileRefused(path: string, reason: string): void {
+    this.inner.fileRefused(path, reason);
+  }
   reloadNeedsRestart(field: string, running: string, wanted: string): void {
     this.inner.reloadNeedsRestart(field, running, wanted);
   }
