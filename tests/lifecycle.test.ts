@@ -695,3 +695,20 @@ describe("15. symlinks and pseudo file systems (logship runs as root among files
     expect(h.events.logged(/file not followed/)[0]).toContain("follow_symlinks is false");
   });
 });
+
+describe("16. logship's own files", () => {
+  test("its state database, WAL, shared memory and lock are never shipped, though the globs match them", async () => {
+    h = new AgentHarness({ state: { path: "" } });
+    h.config.state.path = h.dir.path("state.db"); // beside the logs
+    h.config.inputs[0]!.paths = [h.dir.path("*")];
+    h.dir.append("app.log", lines("a", 0, 5));
+    await h.start();
+    await h.untilDelivered("a 0004\n");
+    h.dir.append("app.log", lines("a", 5, 5)); // more offsets saved: the database and its WAL change
+    await h.untilDelivered("a 0009\n");
+    await h.settle(6);
+    h.expectStreams([lines("a", 0, 10)]);
+    const refused = new Set(h.events.of("fileRefused").map((a) => String(a[0]).slice(h.dir.root.length + 1)));
+    expect([...refused].sort()).toEqual(["state.db", "state.db-shm", "state.db-wal", "state.db.lock"]);
+  });
+});

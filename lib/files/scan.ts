@@ -11,7 +11,7 @@
 // known inodes; closed files no longer matched are let go; new inodes last, so a copy is
 // judged against what its original holds now.
 
-import { closeSync, type Stats } from "node:fs";
+import { closeSync, statSync, type Stats } from "node:fs";
 import type { Clock } from "../clock.ts";
 import type { AgentConfig } from "../config.ts";
 import { errorText } from "../errors.ts";
@@ -44,12 +44,17 @@ export class Scanner {
     this.files.beginScan(now);
     const present = new Set<string>();
     const fresh: [Candidate, Stats][] = [];
+    const own = ownStateFiles(this.config().state.path);
     // While the scan runs, a copy carrying on a truncated file may be any matched path (a
     // rotation into another directory, say), not only one beside the original.
     copies.duringScan(candidates.map((c) => c.path), () => {
       for (const c of candidates) {
         const st = this.statCandidate(c);
         if (!st) continue;
+        if (own.has(inodeKey(st.dev, st.ino))) {
+          this.events.fileRefused(c.path, "it is logship's own state file (state.path): never shipped");
+          continue;
+        }
         present.add(inodeKey(st.dev, st.ino));
         if (index.byInode.has(inodeKey(st.dev, st.ino)) || index.savedRow(st.dev, st.ino)) this.consider(c, st);
         else fresh.push([c, st]);
@@ -167,4 +172,18 @@ export class Scanner {
     }
     this.files.start(c, fd, seen, row, reason);
   }
+}
+
+/** The inodes of logship's own state files (the database, its WAL and shared memory, the lock): never shipped, whatever the globs. */
+function ownStateFiles(statePath: string): Set<string> {
+  const out = new Set<string>();
+  for (const p of [statePath, `${statePath}-wal`, `${statePath}-shm`, `${statePath}.lock`]) {
+    try {
+      const st = statSync(p);
+      out.add(inodeKey(st.dev, st.ino));
+    } catch {
+      // not there (yet)
+    }
+  }
+  return out;
 }
