@@ -7,19 +7,18 @@
 // hold secrets, and these messages reach terminals and log collectors. The options and
 // their defaults live in options.ts only; conf.example.yaml mirrors them.
 
-import { closeSync, openSync, readSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from "yaml";
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from "yaml";
+import { MAX_CONFIG_BYTES, readBounded, resolveAliases } from "./config-source.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { DEFAULTS, HTTP, INPUT, KAFKA, LOG, SECTIONS, STATE, TOP, type AgentConfig, type HttpConfig, type InputConfig, type KafkaConfig, type KindRule, type LogConfig, type Spec, type StateConfig } from "./options.ts";
 import { editDistance, parseDuration, parseListen, parseSize } from "./values.ts";
 
 export { DEFAULTS } from "./options.ts";
+export { parseDuration, parseListen, parseSize } from "./values.ts";
+export { MAX_CONFIG_BYTES } from "./config-source.ts";
 export type { Acks, AgentConfig, Compression, HttpConfig, InputConfig, KafkaConfig, LogConfig, LogFormat, LogLevel, LongLines, StartAt, StateConfig } from "./options.ts";
-
-/** The largest config file read: a config is a few KiB; `--config /dev/zero` must not fill memory. */
-export const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /** Reads and validates a config file; throws ConfigError listing every problem. */
 export function loadConfig(path: string, env: Record<string, string | undefined> = process.env): AgentConfig {
@@ -36,24 +35,6 @@ export function loadConfig(path: string, env: Record<string, string | undefined>
     throw fail(`cannot read config: ${why}`);
   }
   return parseConfig(text, file, env);
-}
-
-/** A file's text, read `limit` bytes at most: a RangeError when it holds more (also a device that never ends). */
-function readBounded(file: string, limit: number): string {
-  const fd = openSync(file, "r");
-  try {
-    const buf = Buffer.allocUnsafe(limit + 1);
-    let n = 0;
-    for (;;) {
-      const got = readSync(fd, buf, n, buf.length - n, null);
-      if (got === 0) break;
-      n += got;
-      if (n > limit) throw new RangeError("config too large");
-    }
-    return buf.toString("utf8", 0, n);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Validates config text; `file` names it in errors and anchors relative paths. */
@@ -76,74 +57,6 @@ export function parseConfig(text: string, file: string, env: Record<string, stri
   // In file order, so an operator can fix them top to bottom (the sort is stable).
   if (v.problems.length > 0 || config === undefined) throw new ConfigError(v.problems.sort((a, b) => a.line - b.line));
   return config;
-}
-
-/**
- * Replaces YAML aliases (`*name`) by the node their anchor (`&name`) names, and applies merge
- * keys (`<<: *base`, or a list of them): the merged mapping's keys are added where the mapping
- * does not set them itself. In place; shared nodes are visited once (an alias bomb costs
- * nothing), and problems inside an aliased value point at the anchor's lines.
- */
-function resolveAliases(n: Node | null, doc: Document, done: Set<Node>, v: Validator): Node | null {
-  if (n === null) return null;
-  if (isAlias(n)) {
-    const target = anchored(doc, n.source, n.range?.[0] ?? Infinity);
-    if (!target) {
-      v.fail(n, "(yaml)", `alias *${n.source} names no anchor`);
-      return null;
-    }
-    return resolveAliases(target, doc, done, v);
-  }
-  if (done.has(n)) return n;
-  done.add(n);
-  if (isSeq(n)) n.items = n.items.map((item) => resolveAliases(item as Node, doc, done, v));
-  if (isMap(n)) {
-    const merged: Pair[] = [];
-    const own: Pair[] = [];
-    for (const pair of n.items) {
-      pair.value = resolveAliases(pair.value as Node | null, doc, done, v);
-      if (!(isScalar(pair.key) && pair.key.value === "<<")) {
-        own.push(pair);
-        continue;
-      }
-      const sources = isSeq(pair.value) ? pair.value.items : [pair.value];
-      for (const src of sources) {
-        const from = resolveAliases(src as Node | null, doc, done, v);
-        if (isMap(from)) merged.push(...(from.items as Pair[]));
-        else v.fail(from ?? (pair.key as Node), "<<", "a merge key takes a mapping (`<<: *name`) or a list of them");
-      }
-    }
-    const keyOfPair = (p: Pair) => (isScalar(p.key) ? String(p.key.value) : String(p.key));
-    const have = new Set(own.map(keyOfPair));
-    for (const p of merged) {
-      if (have.has(keyOfPair(p))) continue;
-      have.add(keyOfPair(p));
-      own.push(p);
-    }
-    n.items = own;
-  }
-  return n;
-}
-
-const anchorsOf = new WeakMap<Document, { name: string; node: Node; at: number }[]>();
-
-/**
- * The node an alias at offset `at` names: the last anchor of that name before it. (yaml's own
- * Alias.resolve counts the alias' expansion, which is exponential for nested aliases.)
- */
-function anchored(doc: Document, name: string, at: number): Node | undefined {
-  let anchors = anchorsOf.get(doc);
-  if (!anchors) {
-    const found: { name: string; node: Node; at: number }[] = [];
-    visit(doc, (_key, node) => {
-      const a = (node as { anchor?: string } | null)?.anchor; // an empty value visits as null
-      if (a && isNode(node)) found.push({ name: a, node, at: node.range?.[0] ?? 0 });
-    });
-    anchorsOf.set(doc, (anchors = found));
-  }
-  let best: Node | undefined;
-  for (const a of anchors) if (a.name === name && a.at < at) best = a.node;
-  return best;
 }
 
 type Fields = Map<string, { node: Node | null; pair: Pair }>;
@@ -479,12 +392,8 @@ function keyOf(entry: { node: Node | null; pair: Pair }): Node | null {
   return (entry.pair.key as Node | null) ?? entry.node;
 }
 
-function shownOrNull(n: Node | null): unknown {
-  return n === null ? null : shown(n);
-}
-
+/** A value as a problem names it: a scalar's value, else what it is. */
 function shown(n: Node): unknown {
   return isScalar(n) ? n.value : isSeq(n) ? "a list" : isMap(n) ? "a mapping" : String(n);
 }
-
-export { parseDuration, parseListen, parseSize } from "./values.ts";
+const shownOrNull = (n: Node | null): unknown => (n === null ? null : shown(n));
