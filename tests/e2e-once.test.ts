@@ -3,13 +3,15 @@
 // so the mock's ~5 MB per-partition retention is never reached); the cluster is shared.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
-import { checkDelivery, defaultHost, ensureBuilt, runLogship, writeConfig, type RunResult } from "./helpers/agentProcess.ts";
+import { ensureBuilt, runLogship, type RunResult } from "./helpers/agentProcess.ts";
 import { consumeAll } from "./helpers/consume.ts";
+import { checkDelivery, defaultHost, fileContents as contents } from "./helpers/delivery.ts";
+import { fixedLines } from "./helpers/lines.ts";
 import { startMockCluster, type MockCluster } from "./helpers/mockCluster.ts";
+import { removeWorkspace, topicWorkspace, writeConfig, type TopicWorkspace } from "./helpers/workspace.ts";
 
 let cluster: MockCluster;
 const dirs: string[] = [];
@@ -21,21 +23,17 @@ beforeAll(() => {
 
 afterAll(() => {
   cluster?.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  for (const d of dirs) removeWorkspace(d);
 });
 
-/** A fresh directory with logs/ and a topic of 8 partitions. */
-function workspace(name: string): { dir: string; logs: string; topic: string } {
-  const dir = mkdtempSync(join(tmpdir(), `logship-e2e-${name}-`));
-  dirs.push(dir);
-  const logs = join(dir, "logs");
-  mkdirSync(logs);
-  const topic = `e2e-${name}-${Date.now().toString(36)}`;
-  cluster.createTopic(topic, 8);
-  return { dir, logs, topic };
+/** A fresh directory with logs/ and a topic of 8 partitions, removed after the file's tests. */
+function workspace(name: string): TopicWorkspace {
+  const ws = topicWorkspace(cluster, name);
+  dirs.push(ws.dir);
+  return ws;
 }
 
-function config(ws: { dir: string; logs: string; topic: string }, kafka = ""): string {
+function config(ws: TopicWorkspace, kafka = ""): string {
   return writeConfig(
     ws.dir,
     `inputs:
@@ -55,17 +53,13 @@ function line(tag: string, n: number): Buffer {
   const head = `${tag} ${String(n).padStart(6, "0")} `;
   if (n % 1009 === 0) return Buffer.concat([Buffer.from(head), Buffer.from([0xff, 0xfe, 0x00, 0xc3]), Buffer.from("x".repeat(39 - head.length - 4) + "\n")]);
   if (n % 997 === 0) return Buffer.from(`${head}${"c".repeat(38 - head.length)}\r\n`);
-  return Buffer.from(`${head}${"y".repeat(39 - head.length)}\n`);
+  return fixedLines(tag, n, n + 1);
 }
 
 function lines(tag: string, from: number, to: number): Buffer {
   const parts: Buffer[] = [];
   for (let n = from; n < to; n++) parts.push(line(tag, n));
   return Buffer.concat(parts);
-}
-
-function contents(paths: string[]): Map<string, Buffer> {
-  return new Map(paths.map((p) => [p, readFileSync(p)]));
 }
 
 async function once(configPath: string, opts: { cwd?: string; binary?: string } = {}): Promise<RunResult> {

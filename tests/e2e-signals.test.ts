@@ -4,13 +4,15 @@
 // the agent is signalled; what arrived is read back with kcat and checked line by line.
 
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { AgentProcess, checkDelivery, defaultHost, ensureBuilt, runLogship, writeConfig, type RunResult } from "./helpers/agentProcess.ts";
+import { AgentProcess, ensureBuilt, runLogship, type RunResult } from "./helpers/agentProcess.ts";
 import { consumeAll } from "./helpers/consume.ts";
+import { checkDelivery, defaultHost, fileContents as contents } from "./helpers/delivery.ts";
 import { eventually } from "./helpers/eventually.ts";
+import { fixedLines } from "./helpers/lines.ts";
 import { startMockCluster, type MockCluster } from "./helpers/mockCluster.ts";
+import { removeWorkspace, topicWorkspace, writeConfig, type TopicWorkspace } from "./helpers/workspace.ts";
 
 const BROKER = 1;
 let cluster: MockCluster;
@@ -30,26 +32,18 @@ afterEach(async () => {
 
 afterAll(() => {
   cluster?.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  for (const d of dirs) removeWorkspace(d);
 });
 
-interface Workspace {
-  dir: string;
-  logs: string;
-  topic: string;
+interface Workspace extends TopicWorkspace {
   config: string;
 }
 
 /** A fresh directory, a topic of 8 partitions and a config; `extra` is appended at top level. */
 function workspace(name: string, extra: string, kafkaExtra = ""): Workspace {
-  const dir = mkdtempSync(join(tmpdir(), `logship-e2e-${name}-`));
-  dirs.push(dir);
-  const logs = join(dir, "logs");
-  mkdirSync(logs);
-  const topic = `e2e-${name}-${Date.now().toString(36)}`;
-  cluster.createTopic(topic, 8);
-  const config = writeConfig(dir, validConfig(logs, topic, dir, extra, kafkaExtra));
-  return { dir, logs, topic, config };
+  const ws = topicWorkspace(cluster, name);
+  dirs.push(ws.dir);
+  return { ...ws, config: writeConfig(ws.dir, validConfig(ws.logs, ws.topic, ws.dir, extra, kafkaExtra)) };
 }
 
 function validConfig(logs: string, topic: string, dir: string, extra: string, kafkaExtra: string): string {
@@ -69,24 +63,10 @@ function start(ws: Workspace, once = false): AgentProcess {
   return a;
 }
 
-/** Lines of 40 bytes: "TAG NNNNNN yyyy...\n". */
-function lines(tag: string, from: number, to: number): Buffer {
-  const parts: string[] = [];
-  for (let n = from; n < to; n++) {
-    const head = `${tag} ${String(n).padStart(6, "0")} `;
-    parts.push(`${head}${"y".repeat(39 - head.length)}\n`);
-  }
-  return Buffer.from(parts.join(""));
-}
-
 function writeBacklog(ws: Workspace, files: number, perFile: number): string[] {
   const paths = Array.from({ length: files }, (_, i) => join(ws.logs, `big-${i}.log`));
-  paths.forEach((p, i) => writeFileSync(p, lines(`b${i}`, 1, perFile + 1)));
+  paths.forEach((p, i) => writeFileSync(p, fixedLines(`b${i}`, 1, perFile + 1)));
   return paths;
-}
-
-function contents(paths: string[]): Map<string, Buffer> {
-  return new Map(paths.map((p) => [p, readFileSync(p)]));
 }
 
 /** Lines acknowledged so far, from the agent's stats lines (stats_interval must be set). */
@@ -184,14 +164,14 @@ describe("logship run: signals and crashes (compiled binary, mock cluster)", () 
     const a = join(ws.logs, "a.log");
     const b = join(ws.logs, "b.log");
     const c = join(ws.logs, "c.log");
-    writeFileSync(a, lines("ra", 1, 101));
-    writeFileSync(b, lines("rb", 1, 101));
+    writeFileSync(a, fixedLines("ra", 1, 101));
+    writeFileSync(b, fixedLines("rb", 1, 101));
     const agent = start(ws);
     const arrived = (paths: string[]) => async () => checkDelivery(await consumeAll(cluster.bootstraps, ws.topic), contents(paths), { host, duplicates: "forbid" });
     await eventually(arrived([a, b]), { timeoutMs: 15_000, intervalMs: 200, message: "initial lines arrive" });
 
-    appendFileSync(a, lines("ra", 101, 151));
-    writeFileSync(c, lines("rc", 1, 21)); // a new file the globs match
+    appendFileSync(a, fixedLines("ra", 101, 151));
+    writeFileSync(c, fixedLines("rc", 1, 21)); // a new file the globs match
     const afterAppend = await eventually(arrived([a, b, c]), { timeoutMs: 15_000, intervalMs: 200, message: "appended lines and a new file arrive" });
     expect(afterAppend.lines).toBe(270);
 
@@ -202,7 +182,7 @@ describe("logship run: signals and crashes (compiled binary, mock cluster)", () 
     agent.signal("SIGHUP");
     const rejected = await agent.waitForLine(/ERROR new config rejected; keeping the old one/, { after: mark });
     expect(rejected).toContain(`${ws.config}:3: kafak: unknown key`);
-    appendFileSync(b, lines("rb", 101, 131));
+    appendFileSync(b, fixedLines("rb", 101, 131));
     await eventually(arrived([a, b, c]), { timeoutMs: 15_000, intervalMs: 200, message: "lines appended after the rejected reload arrive" });
     expect(agent.exitCode).toBeNull();
 
@@ -214,7 +194,7 @@ describe("logship run: signals and crashes (compiled binary, mock cluster)", () 
     // With Kafka down, the first SIGTERM waits (up to 60 s) for acknowledgements; the second exits at once.
     cluster.brokerDown(BROKER);
     mark = agent.lines.length;
-    appendFileSync(a, lines("ra", 151, 161));
+    appendFileSync(a, fixedLines("ra", 151, 161));
     await agent.waitForLine(/ERROR Kafka send failed/, { after: mark, timeoutMs: 20_000 });
     agent.signal("SIGTERM");
     await agent.waitForLine(/SIGTERM: draining in-flight data/, { after: mark });
