@@ -2,7 +2,7 @@
 // the topic is read back with kcat. Each test has its own directory and topic (8 partitions,
 // so the mock's ~5 MB per-partition retention is never reached); the cluster is shared.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { appendFileSync, copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
@@ -10,28 +10,13 @@ import { ensureBuilt, runLogship, type RunResult } from "./helpers/agentProcess.
 import { consumeAll } from "./helpers/consume.ts";
 import { checkDelivery, defaultHost, fileContents as contents } from "./helpers/delivery.ts";
 import { fixedLines } from "./helpers/lines.ts";
-import { startMockCluster, type MockCluster } from "./helpers/mockCluster.ts";
-import { removeWorkspace, topicWorkspace, writeConfig, type TopicWorkspace } from "./helpers/workspace.ts";
+import { useCluster } from "./helpers/useCluster.ts";
+import { writeConfig, type TopicWorkspace } from "./helpers/workspace.ts";
 
-let cluster: MockCluster;
-const dirs: string[] = [];
-
-beforeAll(() => {
-  ensureBuilt();
-  cluster = startMockCluster({ brokers: 1 });
-}, 120_000);
-
-afterAll(() => {
-  cluster?.close();
-  for (const d of dirs) removeWorkspace(d);
-});
+const e2e = useCluster(1, { build: true });
 
 /** A fresh directory with logs/ and a topic of 8 partitions, removed after the file's tests. */
-function workspace(name: string): TopicWorkspace {
-  const ws = topicWorkspace(cluster, name);
-  dirs.push(ws.dir);
-  return ws;
-}
+const workspace = (name: string): TopicWorkspace => e2e.topicWorkspace(name);
 
 function config(ws: TopicWorkspace, kafka = ""): string {
   return writeConfig(
@@ -39,7 +24,7 @@ function config(ws: TopicWorkspace, kafka = ""): string {
     `inputs:
   - paths: ["${ws.logs}/*.log"]
 kafka:
-  brokers: ["${cluster.bootstraps}"]
+  brokers: ["${e2e.cluster.bootstraps}"]
   topic: ${ws.topic}
 ${kafka}state:
   path: ${ws.dir}/state.db
@@ -89,7 +74,7 @@ describe("logship run --once (compiled binary, mock cluster)", () => {
     paths.forEach((p, i) => writeFileSync(p, lines(`f${i}`, 1, 10_001)));
     const r = await once(config(ws));
 
-    const records = await consumeAll(cluster.bootstraps, ws.topic, { timeoutMs: 30_000 });
+    const records = await consumeAll(e2e.cluster.bootstraps, ws.topic, { timeoutMs: 30_000 });
     const report = checkDelivery(records, contents(paths), { host, duplicates: "forbid" });
     expect(report.lines).toBe(80_000);
     expect(report.bytes).toBe(80_000 * 40);
@@ -108,7 +93,7 @@ describe("logship run --once (compiled binary, mock cluster)", () => {
     paths.forEach((p, i) => writeFileSync(p, lines(`g${i}`, 1, 20_001)));
     const r = await once(config(ws, "  compression: gzip\n"));
     expect(r.stderr).toMatch(/INFO logship stopped lines=60000 bytes=2400000 /);
-    const records = await consumeAll(cluster.bootstraps, ws.topic, { timeoutMs: 30_000 });
+    const records = await consumeAll(e2e.cluster.bootstraps, ws.topic, { timeoutMs: 30_000 });
     const report = checkDelivery(records, contents(paths), { host, duplicates: "forbid" });
     expect(report.lines).toBe(60_000);
   }, 60_000);
@@ -126,7 +111,7 @@ describe("logship run --once (compiled binary, mock cluster)", () => {
     expect(second.stderr).toMatch(/INFO logship stopped lines=800 bytes=32000 /);
     for (const p of paths) expect(second.stderr).toContain(`path=${p} `);
     expect(second.lines.filter((l) => l.includes("reason=resumed") && l.includes("offset=80000"))).toHaveLength(3);
-    const records = await consumeAll(cluster.bootstraps, ws.topic);
+    const records = await consumeAll(e2e.cluster.bootstraps, ws.topic);
     const report = checkDelivery(records, contents(paths), { host, duplicates: "forbid" });
     expect(report.lines).toBe(3 * 2_000 + 800);
     const rows = await checkRows(cfg);
@@ -141,14 +126,14 @@ describe("logship run --once (compiled binary, mock cluster)", () => {
     const cfg = config(ws);
     await once(cfg);
 
-    let records = await consumeAll(cluster.bootstraps, ws.topic);
+    let records = await consumeAll(e2e.cluster.bootstraps, ws.topic);
     checkDelivery(records, contents([path]), { host, duplicates: "forbid" });
     expect(Buffer.concat(records.map((r) => r.value)).toString("latin1")).toBe("alpha\r\nbeta\n");
     expect((await checkRows(cfg)).get(path)).toEqual({ offset: 12, unread: 4, note: "" });
 
     appendFileSync(path, Buffer.from([0xa9, 0x0a]));
     await once(cfg);
-    records = await consumeAll(cluster.bootstraps, ws.topic);
+    records = await consumeAll(e2e.cluster.bootstraps, ws.topic);
     checkDelivery(records, contents([path]), { host, duplicates: "forbid" });
     const last = records.find((r) => r.headers.offset === "12");
     expect(last?.value).toEqual(Buffer.from("gamé\n"));
@@ -171,9 +156,9 @@ describe("logship run --once (compiled binary, mock cluster)", () => {
     // Relative paths in the config resolve against the config's directory, not the cwd.
     const path = join(ws.logs, "alone.log");
     writeFileSync(path, lines("z", 1, 501));
-    const cfg = writeConfig(ws.dir, `inputs: [{ paths: ["logs/*.log"] }]\nkafka: { brokers: ["${cluster.bootstraps}"], topic: ${ws.topic} }\nstate: { path: state/offsets.db }\n`);
+    const cfg = writeConfig(ws.dir, `inputs: [{ paths: ["logs/*.log"] }]\nkafka: { brokers: ["${e2e.cluster.bootstraps}"], topic: ${ws.topic} }\nstate: { path: state/offsets.db }\n`);
     await once(cfg, { binary, cwd: "/" });
-    const report = checkDelivery(await consumeAll(cluster.bootstraps, ws.topic), contents([path]), { host, duplicates: "forbid" });
+    const report = checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic), contents([path]), { host, duplicates: "forbid" });
     expect(report.lines).toBe(500);
     expect(readdirSync(join(ws.dir, "state"))).toContain("offsets.db");
     expect(readdirSync(bin)).toEqual(["logship"]);

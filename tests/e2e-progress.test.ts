@@ -3,37 +3,25 @@
 // and ends at every file done; log lines stay whole; without a terminal, nothing of it;
 // --progress and --no-progress force it either way.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureBuilt, LOGSHIP, runLogship } from "./helpers/agentProcess.ts";
+import { LOGSHIP, runLogship } from "./helpers/agentProcess.ts";
 import { seqLines } from "./helpers/lines.ts";
-import { startMockCluster, type MockCluster } from "./helpers/mockCluster.ts";
-import { mkdir, removeWorkspace, workspace, writeConfig } from "./helpers/workspace.ts";
+import { useCluster } from "./helpers/useCluster.ts";
+import { mkdir, writeConfig } from "./helpers/workspace.ts";
 
-let cluster: MockCluster;
-const dirs: string[] = [];
-
-beforeAll(() => {
-  ensureBuilt();
-  cluster = startMockCluster({ brokers: 1 });
-}, 120_000);
-
-afterAll(() => {
-  cluster?.close();
-  for (const d of dirs) removeWorkspace(d);
-});
+const e2e = useCluster(1, { build: true, base: tmpdir() });
 
 /** A config over 4 files of 20,000 distinct lines (40 bytes each): 3.2 MB. */
 function progressConfig(name: string): string {
-  const dir = workspace(`progress-${name}`, tmpdir());
-  dirs.push(dir);
+  const dir = e2e.scratch(`progress-${name}`);
   const logs = mkdir(join(dir, "logs"));
   for (let f = 0; f < 4; f++) writeFileSync(join(logs, `app-${f}.log`), seqLines(`file${f}`, 0, 20_000, 24));
   const topic = `progress-${name}-${Date.now().toString(36)}`;
-  cluster.createTopic(topic, 4);
-  return writeConfig(dir, `inputs:\n  - paths: ["${logs}/*.log"]\nkafka:\n  brokers: ["${cluster.bootstraps}"]\n  topic: ${topic}\nstate:\n  path: ${dir}/state.db\nstats_interval: 0\n`);
+  e2e.cluster.createTopic(topic, 4);
+  return writeConfig(dir, `inputs:\n  - paths: ["${logs}/*.log"]\nkafka:\n  brokers: ["${e2e.cluster.bootstraps}"]\n  topic: ${topic}\nstate:\n  path: ${dir}/state.db\nstats_interval: 0\n`);
 }
 
 /** Runs logship with a pseudo-terminal as stdin, stdout and stderr; returns what the terminal showed. */

@@ -1,16 +1,14 @@
-// Fault-test helpers (the binary itself runs through agentProcess.ts' AgentProcess): one
-// mock cluster per test file (useCluster), one whose partition leaders can be moved
-// (startLeaderCluster), and the key=value fields of a log line (fields).
+// Fault-test helpers (the binary itself runs through agentProcess.ts' AgentProcess): a mock
+// cluster whose partition leaders can be moved (startLeaderCluster) and the key=value fields
+// of a log line (fields).
 //
-// The workspace, config writer and state reader (workspace.ts), the sequenced lines
-// (lines.ts: `TAG SEQ PAYLOAD\n`) and the delivery check (delivery.ts: verifyDelivery,
-// shortfall) are re-exported here, so fault tests import everything from this one module.
+// Re-exported here, so fault tests import everything from this one module: one mock cluster
+// per test file (useCluster.ts), the workspace, config writer and state reader
+// (workspace.ts), the sequenced lines (lines.ts: `TAG SEQ PAYLOAD\n`) and the delivery
+// check (delivery.ts: verifyDelivery, shortfall).
 
 import { dlopen } from "bun:ffi";
-import { afterAll, beforeAll } from "bun:test";
 import { unescapeText } from "../../lib/text.ts";
-import { startMockCluster, type MockCluster } from "./mockCluster.ts";
-import { removeWorkspace, workspace } from "./workspace.ts";
 
 /** key=value fields of a LogEvents line, unescaped (values are quoted when they hold spaces). */
 export function fields(line: string): Record<string, string> {
@@ -27,35 +25,7 @@ export function fields(line: string): Record<string, string> {
 export { appendLines, linesBytes, seqLine } from "./lines.ts";
 export { configYaml, mkdir, removeWorkspace, savedOffsetOf, savedOffsets, savedRows, workspace, writeConfig, type ConfigOptions } from "./workspace.ts";
 export { shortfall, verifyDelivery, type Delivery } from "./delivery.ts";
-
-// --- one cluster per test file --------------------------------------------------------------
-
-/**
- * One mock cluster for a whole test file (closing one can block ~1 s), and scratch
- * workspaces removed after the file's tests. Call at the top level of a test file.
- */
-export function useCluster(brokers = 1): { readonly cluster: MockCluster; scratch(name: string): string } {
-  let started: MockCluster | undefined;
-  const dirs: string[] = [];
-  beforeAll(() => {
-    started = startMockCluster({ brokers });
-  });
-  afterAll(() => {
-    started?.close();
-    for (const d of dirs) removeWorkspace(d);
-  });
-  return {
-    get cluster(): MockCluster {
-      if (!started) throw new Error("useCluster: the cluster starts in beforeAll; use it inside tests");
-      return started;
-    },
-    scratch(name: string): string {
-      const d = workspace(name);
-      dirs.push(d);
-      return d;
-    },
-  };
-}
+export { useCluster } from "./useCluster.ts";
 
 // --- a mock cluster whose partition leaders can be moved ----------------------------------
 // tests/helpers/mockCluster.ts does not expose rd_kafka_mock_partition_set_leader, which
