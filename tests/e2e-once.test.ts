@@ -8,15 +8,12 @@ import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { ensureBuilt, runLogship, type RunResult } from "./helpers/agentProcess.ts";
 import { consumeAll } from "./helpers/consume.ts";
-import { checkDelivery, defaultHost, fileContents as contents } from "./helpers/delivery.ts";
+import { checkDelivery, defaultHost, fileContents } from "./helpers/delivery.ts";
 import { fixedLines } from "./helpers/lines.ts";
 import { useCluster } from "./helpers/useCluster.ts";
 import { writeConfig, type TopicWorkspace } from "./helpers/workspace.ts";
 
 const e2e = useCluster(1, { build: true });
-
-/** A fresh directory with logs/ and a topic of 8 partitions, removed after the file's tests. */
-const workspace = (name: string): TopicWorkspace => e2e.topicWorkspace(name);
 
 function config(ws: TopicWorkspace, kafka = ""): string {
   return writeConfig(
@@ -69,13 +66,13 @@ const host = defaultHost();
 
 describe("logship run --once (compiled binary, mock cluster)", () => {
   test("8 files x 10k lines arrive exactly once, in order per file, with host/path/offset/file headers", async () => {
-    const ws = workspace("once8");
+    const ws = e2e.topicWorkspace("once8");
     const paths = Array.from({ length: 8 }, (_, i) => join(ws.logs, `app-${i}.log`));
     paths.forEach((p, i) => writeFileSync(p, lines(`f${i}`, 1, 10_001)));
     const r = await once(config(ws));
 
     const records = await consumeAll(e2e.cluster.bootstraps, ws.topic, { timeoutMs: 30_000 });
-    const report = checkDelivery(records, contents(paths), { host, duplicates: "forbid" });
+    const report = checkDelivery(records, fileContents(paths), { host, duplicates: "forbid" });
     expect(report.lines).toBe(80_000);
     expect(report.bytes).toBe(80_000 * 40);
     expect(report.files.size).toBe(8);
@@ -88,18 +85,18 @@ describe("logship run --once (compiled binary, mock cluster)", () => {
   }, 60_000);
 
   test("compression gzip: librdkafka (kcat) inflates every record batch back to the exact lines", async () => {
-    const ws = workspace("gzip");
+    const ws = e2e.topicWorkspace("gzip");
     const paths = Array.from({ length: 3 }, (_, i) => join(ws.logs, `gz-${i}.log`));
     paths.forEach((p, i) => writeFileSync(p, lines(`g${i}`, 1, 20_001)));
     const r = await once(config(ws, "  compression: gzip\n"));
     expect(r.stderr).toMatch(/INFO logship stopped lines=60000 bytes=2400000 /);
     const records = await consumeAll(e2e.cluster.bootstraps, ws.topic, { timeoutMs: 30_000 });
-    const report = checkDelivery(records, contents(paths), { host, duplicates: "forbid" });
+    const report = checkDelivery(records, fileContents(paths), { host, duplicates: "forbid" });
     expect(report.lines).toBe(60_000);
   }, 60_000);
 
   test("appending and running --once again ships only the new lines", async () => {
-    const ws = workspace("append");
+    const ws = e2e.topicWorkspace("append");
     const paths = [0, 1, 2].map((i) => join(ws.logs, `svc-${i}.log`));
     paths.forEach((p, i) => writeFileSync(p, lines(`a${i}`, 1, 2_001)));
     const cfg = config(ws);
@@ -112,14 +109,14 @@ describe("logship run --once (compiled binary, mock cluster)", () => {
     for (const p of paths) expect(second.stderr).toContain(`path=${p} `);
     expect(second.lines.filter((l) => l.includes("reason=resumed") && l.includes("offset=80000"))).toHaveLength(3);
     const records = await consumeAll(e2e.cluster.bootstraps, ws.topic);
-    const report = checkDelivery(records, contents(paths), { host, duplicates: "forbid" });
+    const report = checkDelivery(records, fileContents(paths), { host, duplicates: "forbid" });
     expect(report.lines).toBe(3 * 2_000 + 800);
     const rows = await checkRows(cfg);
     for (const p of paths) expect(rows.get(p)).toEqual({ offset: readFileSync(p).length, unread: 0, note: "" });
   }, 60_000);
 
   test("a partial last line is held back by --once and shipped once, whole, after its newline arrives", async () => {
-    const ws = workspace("partial");
+    const ws = e2e.topicWorkspace("partial");
     const path = join(ws.logs, "partial.log");
     // The unfinished line ends inside a two-byte UTF-8 character (é = C3 A9).
     writeFileSync(path, Buffer.concat([Buffer.from("alpha\r\nbeta\ngam"), Buffer.from([0xc3])]));
@@ -127,21 +124,21 @@ describe("logship run --once (compiled binary, mock cluster)", () => {
     await once(cfg);
 
     let records = await consumeAll(e2e.cluster.bootstraps, ws.topic);
-    checkDelivery(records, contents([path]), { host, duplicates: "forbid" });
+    checkDelivery(records, fileContents([path]), { host, duplicates: "forbid" });
     expect(Buffer.concat(records.map((r) => r.value)).toString("latin1")).toBe("alpha\r\nbeta\n");
     expect((await checkRows(cfg)).get(path)).toEqual({ offset: 12, unread: 4, note: "" });
 
     appendFileSync(path, Buffer.from([0xa9, 0x0a]));
     await once(cfg);
     records = await consumeAll(e2e.cluster.bootstraps, ws.topic);
-    checkDelivery(records, contents([path]), { host, duplicates: "forbid" });
+    checkDelivery(records, fileContents([path]), { host, duplicates: "forbid" });
     const last = records.find((r) => r.headers.offset === "12");
     expect(last?.value).toEqual(Buffer.from("gamé\n"));
     expect((await checkRows(cfg)).get(path)).toEqual({ offset: 18, unread: 0, note: "" });
   }, 60_000);
 
   test("the binary copied alone into an empty directory runs: --version and a --once run", async () => {
-    const ws = workspace("alone");
+    const ws = e2e.topicWorkspace("alone");
     const bin = join(ws.dir, "bin");
     mkdirSync(bin);
     const binary = join(bin, "logship");
@@ -158,7 +155,7 @@ describe("logship run --once (compiled binary, mock cluster)", () => {
     writeFileSync(path, lines("z", 1, 501));
     const cfg = writeConfig(ws.dir, `inputs: [{ paths: ["logs/*.log"] }]\nkafka: { brokers: ["${e2e.cluster.bootstraps}"], topic: ${ws.topic} }\nstate: { path: state/offsets.db }\n`);
     await once(cfg, { binary, cwd: "/" });
-    const report = checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic), contents([path]), { host, duplicates: "forbid" });
+    const report = checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic), fileContents([path]), { host, duplicates: "forbid" });
     expect(report.lines).toBe(500);
     expect(readdirSync(join(ws.dir, "state"))).toContain("offsets.db");
     expect(readdirSync(bin)).toEqual(["logship"]);

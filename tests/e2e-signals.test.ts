@@ -8,7 +8,7 @@ import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AgentProcess, runLogship, type RunResult } from "./helpers/agentProcess.ts";
 import { consumeAll } from "./helpers/consume.ts";
-import { checkDelivery, defaultHost, fileContents as contents } from "./helpers/delivery.ts";
+import { checkDelivery, defaultHost, fileContents } from "./helpers/delivery.ts";
 import { eventually } from "./helpers/eventually.ts";
 import { fixedLines } from "./helpers/lines.ts";
 import { useCluster } from "./helpers/useCluster.ts";
@@ -107,14 +107,14 @@ describe("logship run: signals and crashes (compiled binary, mock cluster)", () 
 
     // The backlog was real: the first run shipped only part of it, and saved exactly that.
     const total = 8 * 10_000 * 40;
-    const shipped = checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic), contents(paths), { host, duplicates: "count", prefixOnly: true });
+    const shipped = checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic), fileContents(paths), { host, duplicates: "count", prefixOnly: true });
     expect(shipped.duplicateLines).toBe(0);
     expect(shipped.bytes).toBeLessThan(total);
     expect(await savedBytes(ws)).toBe(shipped.bytes);
 
     await runOnce(ws);
     // checkDelivery walks every file: it throws on a gap; "forbid" also throws on a duplicate
-    const report = checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic, { timeoutMs: 30_000 }), contents(paths), { host, duplicates: "forbid" });
+    const report = checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic, { timeoutMs: 30_000 }), fileContents(paths), { host, duplicates: "forbid" });
     expect(report.bytes).toBe(total);
     expect(report.duplicateLines).toBe(0);
     console.log(`[e2e] SIGTERM: drained in ${Math.round(took)} ms, first run shipped ${shipped.bytes} of ${total} bytes, duplicates after restart: ${report.duplicateLines} lines`);
@@ -137,7 +137,7 @@ describe("logship run: signals and crashes (compiled binary, mock cluster)", () 
 
     const restart = await runOnce(ws);
     expect(restart.lines.some((l) => l.includes("reason=resumed") && !l.includes("offset=0 "))).toBe(true);
-    const report = checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic, { timeoutMs: 30_000 }), contents(paths), { host, duplicates: "count" });
+    const report = checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic, { timeoutMs: 30_000 }), fileContents(paths), { host, duplicates: "count" });
     expect(report.bytes).toBe(total); // nothing missing, order kept once duplicates are dropped
     // Only lines after the saved offsets can come twice.
     expect(report.duplicateLines * 40).toBeLessThanOrEqual(total - saved);
@@ -155,7 +155,7 @@ describe("logship run: signals and crashes (compiled binary, mock cluster)", () 
     writeFileSync(a, fixedLines("ra", 1, 101));
     writeFileSync(b, fixedLines("rb", 1, 101));
     const agent = start(ws);
-    const arrived = (paths: string[]) => async () => checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic), contents(paths), { host, duplicates: "forbid" });
+    const arrived = (paths: string[]) => async () => checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic), fileContents(paths), { host, duplicates: "forbid" });
     await eventually(arrived([a, b]), { timeoutMs: 15_000, intervalMs: 200, message: "initial lines arrive" });
 
     appendFileSync(a, fixedLines("ra", 101, 151));
@@ -197,7 +197,7 @@ describe("logship run: signals and crashes (compiled binary, mock cluster)", () 
     // Nothing is lost: the unacknowledged lines go out on the next start.
     e2e.cluster.brokerUp(BROKER);
     await runOnce(ws);
-    const report = checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic), contents([a, b, c]), { host, duplicates: "forbid" });
+    const report = checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic), fileContents([a, b, c]), { host, duplicates: "forbid" });
     expect(report.lines).toBe(310);
   }, 60_000);
 });
