@@ -22,7 +22,7 @@ export function fields(line: string): Record<string, string> {
 
 // --- re-exported from the kit's modules, for existing imports ------------------------------
 
-export { appendLines, linesBytes, seqLine } from "./lines.ts";
+export { appendLines, linesBytes, seqLine, seqLines } from "./lines.ts";
 export { configYaml, mkdir, removeWorkspace, savedOffsetOf, savedOffsets, savedRows, workspace, writeConfig, type ConfigOptions } from "./workspace.ts";
 export { shortfall, verifyDelivery, type Delivery } from "./delivery.ts";
 export { useCluster } from "./useCluster.ts";
