@@ -7,12 +7,13 @@
 
 import { LOST_REASONS } from "../lib/http/metrics.ts";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { AgentProcess, ensureBuilt, runLogship, writeConfig } from "./helpers/agentProcess.ts";
 import { eventually } from "./helpers/eventually.ts";
+import { seqLines } from "./helpers/lines.ts";
 import { startMockCluster, type MockCluster } from "./helpers/mockCluster.ts";
+import { removeWorkspace, topicWorkspace, type TopicWorkspace } from "./helpers/workspace.ts";
 
 let cluster: MockCluster;
 const dirs: string[] = [];
@@ -26,20 +27,17 @@ beforeAll(() => {
 afterAll(async () => {
   for (const p of procs) await p.kill();
   cluster?.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  for (const d of dirs) removeWorkspace(d);
 });
 
-function workspace(name: string): { dir: string; logs: string; topic: string } {
-  const dir = mkdtempSync(join(tmpdir(), `logship-e2e-http-${name}-`));
-  dirs.push(dir);
-  const logs = join(dir, "logs");
-  mkdirSync(logs);
-  const topic = `e2e-http-${name}-${Date.now().toString(36)}`;
-  cluster.createTopic(topic, 4);
-  return { dir, logs, topic };
+/** A fresh directory with logs/ and a topic `e2e-http-NAME-<time>` of 4 partitions, removed after the file's tests. */
+function workspace(name: string): TopicWorkspace {
+  const ws = topicWorkspace(cluster, `http-${name}`, 4);
+  dirs.push(ws.dir);
+  return ws;
 }
 
-function config(ws: { dir: string; logs: string; topic: string }, listen: string, brokers = cluster.bootstraps, extra = ""): string {
+function config(ws: TopicWorkspace, listen: string, brokers = cluster.bootstraps, extra = ""): string {
   return writeConfig(
     ws.dir,
     `inputs:
@@ -65,11 +63,7 @@ function freePort(): number {
 }
 
 /** `n` lines of ~40 bytes tagged `tag`. */
-function lines(tag: string, from: number, n: number): string {
-  let out = "";
-  for (let i = from; i < from + n; i++) out += `${tag} ${String(i).padStart(7, "0")} ${"x".repeat(26)}\n`;
-  return out;
-}
+const lines = (tag: string, from: number, n: number): string => seqLines(tag, from, n, 26, 7);
 
 /** The address of the agent's endpoint, from its "http endpoint listening" log line. */
 async function endpointOf(agent: AgentProcess): Promise<string> {

@@ -2,46 +2,26 @@
 // the topic is read back with kcat. Each test has its own directory and topic (8 partitions,
 // so the mock's ~5 MB per-partition retention is never reached); the cluster is shared.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, test } from "bun:test";
+import { appendFileSync, copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../package.json" with { type: "json" };
-import { checkDelivery, defaultHost, ensureBuilt, runLogship, writeConfig, type RunResult } from "./helpers/agentProcess.ts";
+import { ensureBuilt, runLogship, type RunResult } from "./helpers/agentProcess.ts";
 import { consumeAll } from "./helpers/consume.ts";
-import { startMockCluster, type MockCluster } from "./helpers/mockCluster.ts";
+import { checkDelivery, defaultHost, fileContents } from "./helpers/delivery.ts";
+import { fixedLines } from "./helpers/lines.ts";
+import { useCluster } from "./helpers/useCluster.ts";
+import { writeConfig, type TopicWorkspace } from "./helpers/workspace.ts";
 
-let cluster: MockCluster;
-const dirs: string[] = [];
+const e2e = useCluster(1, { build: true });
 
-beforeAll(() => {
-  ensureBuilt();
-  cluster = startMockCluster({ brokers: 1 });
-}, 120_000);
-
-afterAll(() => {
-  cluster?.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-/** A fresh directory with logs/ and a topic of 8 partitions. */
-function workspace(name: string): { dir: string; logs: string; topic: string } {
-  const dir = mkdtempSync(join(tmpdir(), `logship-e2e-${name}-`));
-  dirs.push(dir);
-  const logs = join(dir, "logs");
-  mkdirSync(logs);
-  const topic = `e2e-${name}-${Date.now().toString(36)}`;
-  cluster.createTopic(topic, 8);
-  return { dir, logs, topic };
-}
-
-function config(ws: { dir: string; logs: string; topic: string }, kafka = ""): string {
+function config(ws: TopicWorkspace, kafka = ""): string {
   return writeConfig(
     ws.dir,
     `inputs:
   - paths: ["${ws.logs}/*.log"]
 kafka:
-  brokers: ["${cluster.bootstraps}"]
+  brokers: ["${e2e.cluster.bootstraps}"]
   topic: ${ws.topic}
 ${kafka}state:
   path: ${ws.dir}/state.db
@@ -55,17 +35,13 @@ function line(tag: string, n: number): Buffer {
   const head = `${tag} ${String(n).padStart(6, "0")} `;
   if (n % 1009 === 0) return Buffer.concat([Buffer.from(head), Buffer.from([0xff, 0xfe, 0x00, 0xc3]), Buffer.from("x".repeat(39 - head.length - 4) + "\n")]);
   if (n % 997 === 0) return Buffer.from(`${head}${"c".repeat(38 - head.length)}\r\n`);
-  return Buffer.from(`${head}${"y".repeat(39 - head.length)}\n`);
+  return fixedLines(tag, n, n + 1);
 }
 
 function lines(tag: string, from: number, to: number): Buffer {
   const parts: Buffer[] = [];
   for (let n = from; n < to; n++) parts.push(line(tag, n));
   return Buffer.concat(parts);
-}
-
-function contents(paths: string[]): Map<string, Buffer> {
-  return new Map(paths.map((p) => [p, readFileSync(p)]));
 }
 
 async function once(configPath: string, opts: { cwd?: string; binary?: string } = {}): Promise<RunResult> {
@@ -90,13 +66,13 @@ const host = defaultHost();
 
 describe("logship run --once (compiled binary, mock cluster)", () => {
   test("8 files x 10k lines arrive exactly once, in order per file, with host/path/offset/file headers", async () => {
-    const ws = workspace("once8");
+    const ws = e2e.topicWorkspace("once8");
     const paths = Array.from({ length: 8 }, (_, i) => join(ws.logs, `app-${i}.log`));
     paths.forEach((p, i) => writeFileSync(p, lines(`f${i}`, 1, 10_001)));
     const r = await once(config(ws));
 
-    const records = await consumeAll(cluster.bootstraps, ws.topic, { timeoutMs: 30_000 });
-    const report = checkDelivery(records, contents(paths), { host, duplicates: "forbid" });
+    const records = await consumeAll(e2e.cluster.bootstraps, ws.topic, { timeoutMs: 30_000 });
+    const report = checkDelivery(records, fileContents(paths), { host, duplicates: "forbid" });
     expect(report.lines).toBe(80_000);
     expect(report.bytes).toBe(80_000 * 40);
     expect(report.files.size).toBe(8);
@@ -109,18 +85,18 @@ describe("logship run --once (compiled binary, mock cluster)", () => {
   }, 60_000);
 
   test("compression gzip: librdkafka (kcat) inflates every record batch back to the exact lines", async () => {
-    const ws = workspace("gzip");
+    const ws = e2e.topicWorkspace("gzip");
     const paths = Array.from({ length: 3 }, (_, i) => join(ws.logs, `gz-${i}.log`));
     paths.forEach((p, i) => writeFileSync(p, lines(`g${i}`, 1, 20_001)));
     const r = await once(config(ws, "  compression: gzip\n"));
     expect(r.stderr).toMatch(/INFO logship stopped lines=60000 bytes=2400000 /);
-    const records = await consumeAll(cluster.bootstraps, ws.topic, { timeoutMs: 30_000 });
-    const report = checkDelivery(records, contents(paths), { host, duplicates: "forbid" });
+    const records = await consumeAll(e2e.cluster.bootstraps, ws.topic, { timeoutMs: 30_000 });
+    const report = checkDelivery(records, fileContents(paths), { host, duplicates: "forbid" });
     expect(report.lines).toBe(60_000);
   }, 60_000);
 
   test("appending and running --once again ships only the new lines", async () => {
-    const ws = workspace("append");
+    const ws = e2e.topicWorkspace("append");
     const paths = [0, 1, 2].map((i) => join(ws.logs, `svc-${i}.log`));
     paths.forEach((p, i) => writeFileSync(p, lines(`a${i}`, 1, 2_001)));
     const cfg = config(ws);
@@ -132,37 +108,37 @@ describe("logship run --once (compiled binary, mock cluster)", () => {
     expect(second.stderr).toMatch(/INFO logship stopped lines=800 bytes=32000 /);
     for (const p of paths) expect(second.stderr).toContain(`path=${p} `);
     expect(second.lines.filter((l) => l.includes("reason=resumed") && l.includes("offset=80000"))).toHaveLength(3);
-    const records = await consumeAll(cluster.bootstraps, ws.topic);
-    const report = checkDelivery(records, contents(paths), { host, duplicates: "forbid" });
+    const records = await consumeAll(e2e.cluster.bootstraps, ws.topic);
+    const report = checkDelivery(records, fileContents(paths), { host, duplicates: "forbid" });
     expect(report.lines).toBe(3 * 2_000 + 800);
     const rows = await checkRows(cfg);
     for (const p of paths) expect(rows.get(p)).toEqual({ offset: readFileSync(p).length, unread: 0, note: "" });
   }, 60_000);
 
   test("a partial last line is held back by --once and shipped once, whole, after its newline arrives", async () => {
-    const ws = workspace("partial");
+    const ws = e2e.topicWorkspace("partial");
     const path = join(ws.logs, "partial.log");
     // The unfinished line ends inside a two-byte UTF-8 character (é = C3 A9).
     writeFileSync(path, Buffer.concat([Buffer.from("alpha\r\nbeta\ngam"), Buffer.from([0xc3])]));
     const cfg = config(ws);
     await once(cfg);
 
-    let records = await consumeAll(cluster.bootstraps, ws.topic);
-    checkDelivery(records, contents([path]), { host, duplicates: "forbid" });
+    let records = await consumeAll(e2e.cluster.bootstraps, ws.topic);
+    checkDelivery(records, fileContents([path]), { host, duplicates: "forbid" });
     expect(Buffer.concat(records.map((r) => r.value)).toString("latin1")).toBe("alpha\r\nbeta\n");
     expect((await checkRows(cfg)).get(path)).toEqual({ offset: 12, unread: 4, note: "" });
 
     appendFileSync(path, Buffer.from([0xa9, 0x0a]));
     await once(cfg);
-    records = await consumeAll(cluster.bootstraps, ws.topic);
-    checkDelivery(records, contents([path]), { host, duplicates: "forbid" });
+    records = await consumeAll(e2e.cluster.bootstraps, ws.topic);
+    checkDelivery(records, fileContents([path]), { host, duplicates: "forbid" });
     const last = records.find((r) => r.headers.offset === "12");
     expect(last?.value).toEqual(Buffer.from("gamé\n"));
     expect((await checkRows(cfg)).get(path)).toEqual({ offset: 18, unread: 0, note: "" });
   }, 60_000);
 
   test("the binary copied alone into an empty directory runs: --version and a --once run", async () => {
-    const ws = workspace("alone");
+    const ws = e2e.topicWorkspace("alone");
     const bin = join(ws.dir, "bin");
     mkdirSync(bin);
     const binary = join(bin, "logship");
@@ -177,9 +153,9 @@ describe("logship run --once (compiled binary, mock cluster)", () => {
     // Relative paths in the config resolve against the config's directory, not the cwd.
     const path = join(ws.logs, "alone.log");
     writeFileSync(path, lines("z", 1, 501));
-    const cfg = writeConfig(ws.dir, `inputs: [{ paths: ["logs/*.log"] }]\nkafka: { brokers: ["${cluster.bootstraps}"], topic: ${ws.topic} }\nstate: { path: state/offsets.db }\n`);
+    const cfg = writeConfig(ws.dir, `inputs: [{ paths: ["logs/*.log"] }]\nkafka: { brokers: ["${e2e.cluster.bootstraps}"], topic: ${ws.topic} }\nstate: { path: state/offsets.db }\n`);
     await once(cfg, { binary, cwd: "/" });
-    const report = checkDelivery(await consumeAll(cluster.bootstraps, ws.topic), contents([path]), { host, duplicates: "forbid" });
+    const report = checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic), fileContents([path]), { host, duplicates: "forbid" });
     expect(report.lines).toBe(500);
     expect(readdirSync(join(ws.dir, "state"))).toContain("offsets.db");
     expect(readdirSync(bin)).toEqual(["logship"]);

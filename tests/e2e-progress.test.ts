@@ -3,40 +3,25 @@
 // and ends at every file done; log lines stay whole; without a terminal, nothing of it;
 // --progress and --no-progress force it either way.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureBuilt, LOGSHIP, runLogship, writeConfig } from "./helpers/agentProcess.ts";
-import { startMockCluster, type MockCluster } from "./helpers/mockCluster.ts";
+import { LOGSHIP, runLogship } from "./helpers/agentProcess.ts";
+import { seqLines } from "./helpers/lines.ts";
+import { useCluster } from "./helpers/useCluster.ts";
+import { mkdir, writeConfig } from "./helpers/workspace.ts";
 
-let cluster: MockCluster;
-const dirs: string[] = [];
-
-beforeAll(() => {
-  ensureBuilt();
-  cluster = startMockCluster({ brokers: 1 });
-}, 120_000);
-
-afterAll(() => {
-  cluster?.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const e2e = useCluster(1, { build: true, base: tmpdir() });
 
 /** A config over 4 files of 20,000 distinct lines (40 bytes each): 3.2 MB. */
-function workspace(name: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `logship-progress-${name}-`));
-  dirs.push(dir);
-  const logs = join(dir, "logs");
-  mkdirSync(logs);
-  for (let f = 0; f < 4; f++) {
-    let text = "";
-    for (let i = 0; i < 20_000; i++) text += `file${f} line ${String(i).padStart(8, "0")} ${"p".repeat(19)}\n`;
-    writeFileSync(join(logs, `app-${f}.log`), text);
-  }
+function progressConfig(name: string): string {
+  const dir = e2e.scratch(`progress-${name}`);
+  const logs = mkdir(join(dir, "logs"));
+  for (let f = 0; f < 4; f++) writeFileSync(join(logs, `app-${f}.log`), seqLines(`file${f}`, 0, 20_000, 24));
   const topic = `progress-${name}-${Date.now().toString(36)}`;
-  cluster.createTopic(topic, 4);
-  return writeConfig(dir, `inputs:\n  - paths: ["${logs}/*.log"]\nkafka:\n  brokers: ["${cluster.bootstraps}"]\n  topic: ${topic}\nstate:\n  path: ${dir}/state.db\nstats_interval: 0\n`);
+  e2e.cluster.createTopic(topic, 4);
+  return writeConfig(dir, `inputs:\n  - paths: ["${logs}/*.log"]\nkafka:\n  brokers: ["${e2e.cluster.bootstraps}"]\n  topic: ${topic}\nstate:\n  path: ${dir}/state.db\nstats_interval: 0\n`);
 }
 
 /** Runs logship with a pseudo-terminal as stdin, stdout and stderr; returns what the terminal showed. */
@@ -50,7 +35,7 @@ const FINAL = /\r\x1b\[Klogship: 4\/4 files, 3\.2\/3\.2 MB, \d+\.\d MB\/s, done\
 
 describe("run --once progress", () => {
   test("on a terminal: one line redrawn in place, ending with every file done; log lines stay whole", () => {
-    const { code, screen } = onTerminal(["run", "--config", workspace("tty"), "--once"]);
+    const { code, screen } = onTerminal(["run", "--config", progressConfig("tty"), "--once"]);
     expect(code).toBe(0);
     expect(screen).toMatch(FINAL);
     expect(screen.split(DRAW).length - 1).toBeGreaterThanOrEqual(2); // the first draw and the final one at least
@@ -62,21 +47,21 @@ describe("run --once progress", () => {
   }, 60_000);
 
   test("not a terminal: no progress; --no-progress on a terminal: none either", async () => {
-    const piped = await runLogship(["run", "--config", workspace("pipe"), "--once"]);
+    const piped = await runLogship(["run", "--config", progressConfig("pipe"), "--once"]);
     expect(piped.code).toBe(0);
     expect(piped.stderr).not.toContain("logship: ");
     expect(piped.stderr).not.toContain("\x1b");
-    const quiet = onTerminal(["run", "--config", workspace("quiet"), "--once", "--no-progress"]);
+    const quiet = onTerminal(["run", "--config", progressConfig("quiet"), "--once", "--no-progress"]);
     expect(quiet.code).toBe(0);
     expect(quiet.screen).not.toContain(DRAW);
     expect(quiet.screen).toContain("INFO logship stopped lines=80000");
   }, 60_000);
 
   test("--progress forces it without a terminal; without --once it is a usage error", async () => {
-    const forced = await runLogship(["run", "--config", workspace("forced"), "--once", "--progress"]);
+    const forced = await runLogship(["run", "--config", progressConfig("forced"), "--once", "--progress"]);
     expect(forced.code).toBe(0);
     expect(forced.stderr).toMatch(FINAL);
-    const wrong = await runLogship(["run", "--config", workspace("usage"), "--progress"]);
+    const wrong = await runLogship(["run", "--config", progressConfig("usage"), "--progress"]);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr.trim()).toBe("logship: --progress and --no-progress go with --once (see logship run --help)");
   }, 60_000);

@@ -3,60 +3,42 @@
 // once by a second SIGTERM. Kafka is made slow (broker RTT) so that a backlog exists while
 // the agent is signalled; what arrived is read back with kcat and checked line by line.
 
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterEach, describe, expect, test } from "bun:test";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { AgentProcess, checkDelivery, defaultHost, ensureBuilt, runLogship, writeConfig, type RunResult } from "./helpers/agentProcess.ts";
+import { AgentProcess, runLogship, type RunResult } from "./helpers/agentProcess.ts";
 import { consumeAll } from "./helpers/consume.ts";
+import { checkDelivery, defaultHost, fileContents } from "./helpers/delivery.ts";
 import { eventually } from "./helpers/eventually.ts";
-import { startMockCluster, type MockCluster } from "./helpers/mockCluster.ts";
+import { fixedLines } from "./helpers/lines.ts";
+import { useCluster } from "./helpers/useCluster.ts";
+import { writeConfig, type TopicWorkspace } from "./helpers/workspace.ts";
 
 const BROKER = 1;
-let cluster: MockCluster;
-const dirs: string[] = [];
+const e2e = useCluster(1, { build: true });
 const running: AgentProcess[] = [];
-
-beforeAll(() => {
-  ensureBuilt();
-  cluster = startMockCluster({ brokers: 1 });
-}, 120_000);
 
 afterEach(async () => {
   for (const a of running.splice(0)) await a.kill();
-  cluster.setRtt(BROKER, 0);
-  cluster.brokerUp(BROKER);
+  e2e.cluster.setRtt(BROKER, 0);
+  e2e.cluster.brokerUp(BROKER);
 });
 
-afterAll(() => {
-  cluster?.close();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-interface Workspace {
-  dir: string;
-  logs: string;
-  topic: string;
+interface Workspace extends TopicWorkspace {
   config: string;
 }
 
 /** A fresh directory, a topic of 8 partitions and a config; `extra` is appended at top level. */
 function workspace(name: string, extra: string, kafkaExtra = ""): Workspace {
-  const dir = mkdtempSync(join(tmpdir(), `logship-e2e-${name}-`));
-  dirs.push(dir);
-  const logs = join(dir, "logs");
-  mkdirSync(logs);
-  const topic = `e2e-${name}-${Date.now().toString(36)}`;
-  cluster.createTopic(topic, 8);
-  const config = writeConfig(dir, validConfig(logs, topic, dir, extra, kafkaExtra));
-  return { dir, logs, topic, config };
+  const ws = e2e.topicWorkspace(name);
+  return { ...ws, config: writeConfig(ws.dir, validConfig(ws.logs, ws.topic, ws.dir, extra, kafkaExtra)) };
 }
 
 function validConfig(logs: string, topic: string, dir: string, extra: string, kafkaExtra: string): string {
   return `inputs:
   - paths: ["${logs}/*.log"]
 kafka:
-  brokers: ["${cluster.bootstraps}"]
+  brokers: ["${e2e.cluster.bootstraps}"]
   topic: ${topic}
 ${kafkaExtra}state:
   path: ${dir}/state.db
@@ -69,24 +51,10 @@ function start(ws: Workspace, once = false): AgentProcess {
   return a;
 }
 
-/** Lines of 40 bytes: "TAG NNNNNN yyyy...\n". */
-function lines(tag: string, from: number, to: number): Buffer {
-  const parts: string[] = [];
-  for (let n = from; n < to; n++) {
-    const head = `${tag} ${String(n).padStart(6, "0")} `;
-    parts.push(`${head}${"y".repeat(39 - head.length)}\n`);
-  }
-  return Buffer.from(parts.join(""));
-}
-
 function writeBacklog(ws: Workspace, files: number, perFile: number): string[] {
   const paths = Array.from({ length: files }, (_, i) => join(ws.logs, `big-${i}.log`));
-  paths.forEach((p, i) => writeFileSync(p, lines(`b${i}`, 1, perFile + 1)));
+  paths.forEach((p, i) => writeFileSync(p, fixedLines(`b${i}`, 1, perFile + 1)));
   return paths;
-}
-
-function contents(paths: string[]): Map<string, Buffer> {
-  return new Map(paths.map((p) => [p, readFileSync(p)]));
 }
 
 /** Lines acknowledged so far, from the agent's stats lines (stats_interval must be set). */
@@ -122,7 +90,7 @@ describe("logship run: signals and crashes (compiled binary, mock cluster)", () 
     const shutdownMs = 15_000;
     const ws = workspace("sigterm", `shutdown_timeout: ${shutdownMs / 1000}s\nstats_interval: 100ms\nmax_inflight_bytes: 256KiB\n`, SLOW_KAFKA);
     const paths = writeBacklog(ws, 8, 10_000);
-    cluster.setRtt(BROKER, RTT_MS);
+    e2e.cluster.setRtt(BROKER, RTT_MS);
     const agent = start(ws);
     await eventually(() => ackedLines(agent) > 0, { timeoutMs: 20_000, message: "some lines acknowledged" });
 
@@ -130,7 +98,7 @@ describe("logship run: signals and crashes (compiled binary, mock cluster)", () 
     agent.signal("SIGTERM");
     const code = await agent.waitForExit(shutdownMs + 5_000);
     const took = performance.now() - signalledAt;
-    cluster.setRtt(BROKER, 0);
+    e2e.cluster.setRtt(BROKER, 0);
     expect(code).toBe(0);
     expect(took).toBeLessThan(shutdownMs);
     await agent.waitForLine(/INFO SIGTERM: draining in-flight data/);
@@ -139,14 +107,14 @@ describe("logship run: signals and crashes (compiled binary, mock cluster)", () 
 
     // The backlog was real: the first run shipped only part of it, and saved exactly that.
     const total = 8 * 10_000 * 40;
-    const shipped = checkDelivery(await consumeAll(cluster.bootstraps, ws.topic), contents(paths), { host, duplicates: "count", prefixOnly: true });
+    const shipped = checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic), fileContents(paths), { host, duplicates: "count", prefixOnly: true });
     expect(shipped.duplicateLines).toBe(0);
     expect(shipped.bytes).toBeLessThan(total);
     expect(await savedBytes(ws)).toBe(shipped.bytes);
 
     await runOnce(ws);
     // checkDelivery walks every file: it throws on a gap; "forbid" also throws on a duplicate
-    const report = checkDelivery(await consumeAll(cluster.bootstraps, ws.topic, { timeoutMs: 30_000 }), contents(paths), { host, duplicates: "forbid" });
+    const report = checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic, { timeoutMs: 30_000 }), fileContents(paths), { host, duplicates: "forbid" });
     expect(report.bytes).toBe(total);
     expect(report.duplicateLines).toBe(0);
     console.log(`[e2e] SIGTERM: drained in ${Math.round(took)} ms, first run shipped ${shipped.bytes} of ${total} bytes, duplicates after restart: ${report.duplicateLines} lines`);
@@ -156,20 +124,20 @@ describe("logship run: signals and crashes (compiled binary, mock cluster)", () 
     const ws = workspace("kill9", `stats_interval: 100ms\nmax_inflight_bytes: 256KiB\n`, SLOW_KAFKA);
     const paths = writeBacklog(ws, 8, 10_000);
     const total = 8 * 10_000 * 40;
-    cluster.setRtt(BROKER, RTT_MS);
+    e2e.cluster.setRtt(BROKER, RTT_MS);
     const agent = start(ws);
     // Mid-stream: offsets have been saved for part of the data (state.flush_interval 1s) and more is in flight.
     await eventually(async () => (await savedBytes(ws)) > 0, { timeoutMs: 20_000, intervalMs: 200, message: "some offsets saved" });
     agent.signal("SIGKILL");
     expect(await agent.waitForExit(5_000)).toBe(137);
-    cluster.setRtt(BROKER, 0);
+    e2e.cluster.setRtt(BROKER, 0);
     const acked = ackedLines(agent);
     const saved = await savedBytes(ws);
     expect(saved).toBeLessThan(total);
 
     const restart = await runOnce(ws);
     expect(restart.lines.some((l) => l.includes("reason=resumed") && !l.includes("offset=0 "))).toBe(true);
-    const report = checkDelivery(await consumeAll(cluster.bootstraps, ws.topic, { timeoutMs: 30_000 }), contents(paths), { host, duplicates: "count" });
+    const report = checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic, { timeoutMs: 30_000 }), fileContents(paths), { host, duplicates: "count" });
     expect(report.bytes).toBe(total); // nothing missing, order kept once duplicates are dropped
     // Only lines after the saved offsets can come twice.
     expect(report.duplicateLines * 40).toBeLessThanOrEqual(total - saved);
@@ -184,14 +152,14 @@ describe("logship run: signals and crashes (compiled binary, mock cluster)", () 
     const a = join(ws.logs, "a.log");
     const b = join(ws.logs, "b.log");
     const c = join(ws.logs, "c.log");
-    writeFileSync(a, lines("ra", 1, 101));
-    writeFileSync(b, lines("rb", 1, 101));
+    writeFileSync(a, fixedLines("ra", 1, 101));
+    writeFileSync(b, fixedLines("rb", 1, 101));
     const agent = start(ws);
-    const arrived = (paths: string[]) => async () => checkDelivery(await consumeAll(cluster.bootstraps, ws.topic), contents(paths), { host, duplicates: "forbid" });
+    const arrived = (paths: string[]) => async () => checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic), fileContents(paths), { host, duplicates: "forbid" });
     await eventually(arrived([a, b]), { timeoutMs: 15_000, intervalMs: 200, message: "initial lines arrive" });
 
-    appendFileSync(a, lines("ra", 101, 151));
-    writeFileSync(c, lines("rc", 1, 21)); // a new file the globs match
+    appendFileSync(a, fixedLines("ra", 101, 151));
+    writeFileSync(c, fixedLines("rc", 1, 21)); // a new file the globs match
     const afterAppend = await eventually(arrived([a, b, c]), { timeoutMs: 15_000, intervalMs: 200, message: "appended lines and a new file arrive" });
     expect(afterAppend.lines).toBe(270);
 
@@ -202,7 +170,7 @@ describe("logship run: signals and crashes (compiled binary, mock cluster)", () 
     agent.signal("SIGHUP");
     const rejected = await agent.waitForLine(/ERROR new config rejected; keeping the old one/, { after: mark });
     expect(rejected).toContain(`${ws.config}:3: kafak: unknown key`);
-    appendFileSync(b, lines("rb", 101, 131));
+    appendFileSync(b, fixedLines("rb", 101, 131));
     await eventually(arrived([a, b, c]), { timeoutMs: 15_000, intervalMs: 200, message: "lines appended after the rejected reload arrive" });
     expect(agent.exitCode).toBeNull();
 
@@ -212,9 +180,9 @@ describe("logship run: signals and crashes (compiled binary, mock cluster)", () 
     await agent.waitForLine(/INFO config reloaded/, { after: mark });
 
     // With Kafka down, the first SIGTERM waits (up to 60 s) for acknowledgements; the second exits at once.
-    cluster.brokerDown(BROKER);
+    e2e.cluster.brokerDown(BROKER);
     mark = agent.lines.length;
-    appendFileSync(a, lines("ra", 151, 161));
+    appendFileSync(a, fixedLines("ra", 151, 161));
     await agent.waitForLine(/ERROR Kafka send failed/, { after: mark, timeoutMs: 20_000 });
     agent.signal("SIGTERM");
     await agent.waitForLine(/SIGTERM: draining in-flight data/, { after: mark });
@@ -227,9 +195,9 @@ describe("logship run: signals and crashes (compiled binary, mock cluster)", () 
     await agent.waitForLine(/SIGTERM again: exiting now without draining/, { after: mark });
 
     // Nothing is lost: the unacknowledged lines go out on the next start.
-    cluster.brokerUp(BROKER);
+    e2e.cluster.brokerUp(BROKER);
     await runOnce(ws);
-    const report = checkDelivery(await consumeAll(cluster.bootstraps, ws.topic), contents([a, b, c]), { host, duplicates: "forbid" });
+    const report = checkDelivery(await consumeAll(e2e.cluster.bootstraps, ws.topic), fileContents([a, b, c]), { host, duplicates: "forbid" });
     expect(report.lines).toBe(310);
   }, 60_000);
 });

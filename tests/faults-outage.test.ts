@@ -14,7 +14,7 @@ import { LogEvents } from "../lib/events.ts";
 import { consumeAll } from "./helpers/consume.ts";
 import { eventually } from "./helpers/eventually.ts";
 import { AgentProcess } from "./helpers/agentProcess.ts";
-import { appendLines, fields, mkdir, savedOffsets, shortfall, useCluster, verifyDelivery, writeConfig } from "./helpers/faults.ts";
+import { appendLines, fields, mkdir, savedOffsets, seqLines, shortfall, useCluster, verifyDelivery, writeConfig } from "./helpers/faults.ts";
 
 const MiB = 1024 * 1024;
 const RSS_BOUND = 120 * MiB;
@@ -29,9 +29,9 @@ function fillBulk(path: string, tag: string, bytes: number): number {
   let written = 0;
   try {
     while (written < bytes) {
-      const parts: string[] = [];
-      for (let i = 0; i < Math.min(10_000, Math.ceil((bytes - written) / 100)); i++) parts.push(`${tag} ${String(seq++).padStart(8, "0")} ${"abcdefghij".repeat(8)}\n`);
-      const buf = Buffer.from(parts.join(""));
+      const count = Math.min(10_000, Math.ceil((bytes - written) / 100));
+      const buf = Buffer.from(seqLines(tag, seq, count, 80));
+      seq += count;
       writeSync(fd, buf);
       written += buf.length;
     }

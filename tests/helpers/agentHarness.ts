@@ -24,10 +24,11 @@ import { DEFAULTS, type AgentConfig, type InputConfig } from "../../lib/config.t
 import { LogEvents, type AgentEvents } from "../../lib/events.ts";
 import type { Chunk } from "../../lib/kafka/pack.ts";
 import type { Publisher } from "../../lib/kafka/publish.ts";
-import { openStore, type SavedFile } from "../../lib/state/store.ts";
+import type { SavedFile } from "../../lib/state/store.ts";
 import { FakePublisher } from "./fakePublisher.ts";
 import { makeLogDir, type LogDir } from "./logDir.ts";
 import { ManualClock } from "./manualClock.ts";
+import { savedRows } from "./workspace.ts";
 
 export type EventName = keyof AgentEvents;
 
@@ -283,14 +284,9 @@ export class AgentHarness {
     await this.advance(ticks * Math.max(this.config.scan_interval, this.config.poll_interval) + 20);
   }
 
-  /** The rows saved in the state file (opened separately; WAL lets both read). */
+  /** The rows saved in the state file (read-only beside the agent; WAL lets both read). */
   savedRows(): SavedFile[] {
-    const store = openStore(this.statePath);
-    try {
-      return store.all();
-    } finally {
-      store.close();
-    }
+    return savedRows(this.statePath);
   }
 
   /** Descriptors this process holds on files under the log directory. */
@@ -319,9 +315,5 @@ export function openFdsUnder(root: string): string[] {
   return out;
 }
 
-/** Lines `prefix 0000\n` ... with a fixed width, so sizes are easy to reason about. */
-export function lines(prefix: string, from: number, count: number): string {
-  let s = "";
-  for (let i = from; i < from + count; i++) s += `${prefix} ${String(i).padStart(4, "0")}\n`;
-  return s;
-}
+/** The line generator lives in lines.ts; re-exported here for existing imports. */
+export { lines } from "./lines.ts";

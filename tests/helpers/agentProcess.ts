@@ -5,24 +5,23 @@
 // a timeout that fails loudly and quotes the tail of the log.
 //
 //   ensureBuilt()                         build dist/logship if stale; returns its path
-//   writeConfig(dir, yaml)                write DIR/logship.yaml; returns its path
+//   writeConfig(dir, yaml)                write DIR/logship.yaml; returns its path (workspace.ts)
 //   const agent = AgentProcess.start(["run", "--config", cfg])   // or AgentProcess.run(cfg)
 //   await agent.waitForLine(/file added/) // a line already seen counts too (see `after`)
 //   agent.count(/ERROR/, from)            // log lines matching, from line index `from`
 //   agent.signal("SIGTERM"); const code = await agent.waitForExit(10_000)
 //   agent.peakRssKiB                      max of sampled VmHWM and the kernel's rusage
 //   const r = await runLogship(["check", "--config", cfg]) // run to completion: code, stdout, stderr
-//   checkDelivery(await consumeAll(bootstraps, topic), files, { host }) // what arrived, line by line
+//   checkDelivery(await consumeAll(bootstraps, topic), files, { host }) // what arrived, line by line (delivery.ts)
 //
 // $LOGSHIP_BIN, when set, names the binary to test instead (it is then never built), e.g. to
 // run the e2e tests against a release build or while a lib file is half-edited.
 // Exit codes: a process ended by a signal reports 128 + the signal number, as shells do
 // (kill -9 → 137).
 
-import { statSync, writeFileSync, readFileSync, readdirSync } from "node:fs";
-import { constants, hostname } from "node:os";
+import { statSync, readFileSync, readdirSync } from "node:fs";
+import { constants } from "node:os";
 import { join, resolve } from "node:path";
-import type { ConsumedRecord } from "./consume.ts";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 /** The binary under test: $LOGSHIP_BIN when set (used as it is, never built), else dist/logship. */
@@ -64,12 +63,8 @@ export function ensureBuilt(): string {
   return LOGSHIP;
 }
 
-/** Writes `yaml` to DIR/NAME (default logship.yaml) and returns the path. */
-export function writeConfig(dir: string, yaml: string, name = "logship.yaml"): string {
-  const path = join(dir, name);
-  writeFileSync(path, yaml);
-  return path;
-}
+/** The config writer lives in workspace.ts; re-exported here for existing imports. */
+export { writeConfig } from "./workspace.ts";
 
 // --- one running agent ---------------------------------------------------------------------
 
@@ -286,110 +281,6 @@ export async function runLogship(args: string[], opts: StartOptions & { timeoutM
   }
 }
 
-// --- what arrived --------------------------------------------------------------------------
-// checkDelivery() holds a topic read back with consumeAll() against the files it came from,
-// by the published contract: key = path; headers host, path, offset (byte offset in the file
-// of the value's first byte) and file (one identity per path here); values are whole lines,
-// byte for byte; a file's records sit in one partition, in file order. It walks each file's
-// records line by line: a line at an offset already delivered is a duplicate (an error unless
-// `duplicates: "count"`), any other line must start where the previous one ended, and the
-// lines together must cover the file's complete lines exactly. Throws on the first violation
-// with a message naming file, offset and what differs.
+// --- what arrived: delivery.ts (re-exported here for existing imports) -----------------------
 
-export interface FileDelivery {
-  partition: number;
-  fileId: string;
-  records: number;
-  lines: number; // distinct lines delivered
-  bytes: number; // distinct bytes delivered
-  duplicateLines: number;
-  duplicateRecords: number; // records made only of lines already delivered
-}
-
-export interface DeliveryReport {
-  records: number;
-  lines: number; // distinct
-  bytes: number; // distinct
-  duplicateLines: number;
-  duplicateRecords: number;
-  files: Map<string, FileDelivery>;
-}
-
-/** The bytes a file has shipped once it is caught up: everything through its last "\n". */
-export function completeLines(content: Buffer): Buffer {
-  return content.subarray(0, content.lastIndexOf(0x0a) + 1);
-}
-
-/** The host header logship sends by default: $HOSTNAME, else the OS hostname. */
-export function defaultHost(): string {
-  return process.env.HOSTNAME || hostname();
-}
-
-export function checkDelivery(
-  records: ConsumedRecord[],
-  files: Map<string, Buffer>, // path → file content now (a partial last line is not expected)
-  opts: { host: string; duplicates?: "forbid" | "count"; prefixOnly?: boolean }, // prefixOnly: a file may have arrived only in part (a stopped run)
-): DeliveryReport {
-  const byPath = new Map<string, ConsumedRecord[]>();
-  for (const r of records) {
-    if (!files.has(r.key)) throw new Error(`record ${r.partition}/${r.offset} has key ${JSON.stringify(r.key)}, not one of the shipped files`);
-    const list = byPath.get(r.key) ?? [];
-    list.push(r);
-    byPath.set(r.key, list);
-  }
-  const report: DeliveryReport = { records: records.length, lines: 0, bytes: 0, duplicateLines: 0, duplicateRecords: 0, files: new Map() };
-  for (const [path, content] of files) {
-    const want = completeLines(content);
-    const list = (byPath.get(path) ?? []).sort((a, b) => a.offset - b.offset);
-    const first = list[0];
-    if (!first) {
-      if (want.length > 0 && !opts.prefixOnly) throw new Error(`${path}: nothing arrived, ${want.length} bytes expected`);
-      continue;
-    }
-    const f: FileDelivery = { partition: first.partition, fileId: first.headers.file ?? "", records: list.length, lines: 0, bytes: 0, duplicateLines: 0, duplicateRecords: 0 };
-    if (!f.fileId) throw new Error(`${path}: record ${first.partition}/${first.offset} has no file header`);
-    let next = 0; // file offset the next new line must start at
-    for (const r of list) {
-      const at = `${path} record ${r.partition}/${r.offset}`;
-      const h = r.headers;
-      if (r.partition !== f.partition) throw new Error(`${at}: in partition ${r.partition}, the file's first record in ${f.partition}`);
-      if (h.path !== path) throw new Error(`${at}: path header ${JSON.stringify(h.path)} differs from the key`);
-      if (h.host !== opts.host) throw new Error(`${at}: host header ${JSON.stringify(h.host)}, expected ${JSON.stringify(opts.host)}`);
-      if (h.file !== f.fileId) throw new Error(`${at}: file header ${JSON.stringify(h.file)}, the file's first record has ${JSON.stringify(f.fileId)}`);
-      if (!/^\d+$/.test(h.offset ?? "")) throw new Error(`${at}: offset header ${JSON.stringify(h.offset)} is not a byte offset`);
-      const start = Number(h.offset);
-      const v = r.value;
-      if (v.length === 0 || v[v.length - 1] !== 0x0a) throw new Error(`${at}: value (${v.length} bytes at ${start}) does not end with a complete line`);
-      if (start + v.length > want.length || !v.equals(want.subarray(start, start + v.length))) {
-        throw new Error(`${at}: value (${v.length} bytes) differs from the file's bytes at offset ${start}: ${JSON.stringify(v.subarray(0, 60).toString("latin1"))}`);
-      }
-      let fresh = 0;
-      for (let pos = 0; pos < v.length; ) {
-        const end = v.indexOf(0x0a, pos) + 1;
-        const lineAt = start + pos;
-        if (lineAt < next) {
-          if (opts.duplicates !== "count") throw new Error(`${at}: line at offset ${lineAt} was already delivered (duplicate)`);
-          f.duplicateLines++;
-          // a duplicate must still be a line boundary of the file
-          if (lineAt > 0 && want[lineAt - 1] !== 0x0a) throw new Error(`${at}: duplicate at ${lineAt} does not start a line`);
-        } else if (lineAt > next) {
-          throw new Error(`${at}: bytes ${next}..${lineAt} are missing (or out of order): the line at ${lineAt} came before them`);
-        } else {
-          fresh++;
-          f.lines++;
-          f.bytes += end - pos;
-          next = lineAt + end - pos;
-        }
-        pos = end;
-      }
-      if (fresh === 0) f.duplicateRecords++;
-    }
-    if (next !== want.length && !opts.prefixOnly) throw new Error(`${path}: bytes ${next}..${want.length} never arrived`);
-    report.files.set(path, f);
-    report.lines += f.lines;
-    report.bytes += f.bytes;
-    report.duplicateLines += f.duplicateLines;
-    report.duplicateRecords += f.duplicateRecords;
-  }
-  return report;
-}
+export { checkDelivery, completeLines, defaultHost, type DeliveryReport, type FileDelivery } from "./delivery.ts";
