@@ -228,16 +228,6 @@ export function commonPrefix(fdA: number, fdB: number, from: number, to: number)
   return Math.max(from, to);
 }
 
-/** The offset where the line holding byte `pos` starts (looking back at most 64 KiB). */
-export function lineStart(fd: number, pos: number): number {
-  const look = Math.min(pos, 64 * 1024);
-  if (look === 0) return pos;
-  const buf = Buffer.allocUnsafe(look);
-  const n = readAt(fd, buf, look, pos - look);
-  const nl = buf.subarray(0, n).lastIndexOf(0x0a);
-  return nl === -1 ? pos - look : pos - look + nl + 1;
-}
-
 /** Where a file's last complete line ends (start_at: end), looking back at most 64 KiB; `size` when no newline is that close. */
 export function lastLineEnd(fd: number, size: number): number {
   const look = Math.min(size, 64 * 1024);
