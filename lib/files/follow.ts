@@ -121,7 +121,7 @@ export class Follower {
     }
   }
 
-  /** Starts following a file not followed now, at `from` of the identity `row` (new, or saved and resumed). */
+  /** Starts following a file not followed now, from the offset of its identity `row` (new, or saved and resumed). */
   start(c: Candidate, fd: number, seen: Observed, row: Readonly<SavedFile>, reason: FileAddReason): void {
     const t = this.index.newTracked(row.id, c.input, c.path, seen, row.offset, true);
     t.readMark = savedMark(row); // what was read before a restart, for a copy to prove it holds
