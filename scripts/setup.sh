@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what logship's demo, tests and benchmark need on a fresh Debian machine with
 # Node/npm: the npm packages (Bun, kafkajs, yaml, TypeScript) and the Debian packages
-# librdkafka1 (its mock Kafka cluster is the test cluster) and kcat (reads topics back).
+# librdkafka1 (its mock Kafka cluster is the test cluster) and kcat (reads topics back); for
+# the real-broker tests, a JRE 17, Maven and openssl, and the pinned Apache Kafka jars
+# (scripts/kafka/pom.xml) copied once from Maven Central into .kafka/libs (ignored by git).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +12,12 @@ missing=()
 ldconfig -p 2>/dev/null | grep -q 'librdkafka\.so\.1' || missing+=(librdkafka1)
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 [ -x /usr/bin/time ] || missing+=(time)   # the benchmark reads CPU and peak RSS from it
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # certificates of the TLS tests
+# The real Kafka broker needs Java 17 or later; Maven fetches its jars.
+java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1 || true)
+[ "${java_major:-0}" -ge 17 ] 2>/dev/null || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+command -v unzip >/dev/null 2>&1 || missing+=(unzip)   # checks the jars hold the main classes
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}" >&2
   sudo=""
@@ -21,4 +29,21 @@ fi
 if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages (npm ci)" >&2
   npm ci --no-audit --no-fund >&2
+fi
+
+# The pinned Kafka broker jars, fetched once per version of scripts/kafka/pom.xml.
+kafka_libs=.kafka/libs
+pom_sum=$(sha256sum scripts/kafka/pom.xml | cut -d' ' -f1)
+if [ "$(cat "$kafka_libs/.pom.sha256" 2>/dev/null || true)" != "$pom_sum" ]; then
+  echo "setup: fetching the Apache Kafka jars (scripts/kafka/pom.xml) into $kafka_libs" >&2
+  rm -rf "$kafka_libs"
+  mvn -B -q -f scripts/kafka/pom.xml \
+    org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
+    -DoutputDirectory="$PWD/$kafka_libs" -DincludeScope=runtime >&2
+  # The main classes the tests run: fail here, loudly, if a Kafka version moved them.
+  jar=$(ls "$kafka_libs"/kafka_2.13-*.jar)
+  for cls in kafka/Kafka.class kafka/tools/StorageTool.class; do
+    unzip -l "$jar" | grep " $cls\$" >/dev/null || { echo "setup: $cls is not in $jar" >&2; exit 1; }
+  done
+  echo "$pom_sum" > "$kafka_libs/.pom.sha256"
 fi
