@@ -313,12 +313,7 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
     return n;
   };
   const isRunning = (n: Node) => n.proc !== undefined && n.proc.exitCode === null && n.proc.signalCode === null;
-  return {
-    dir,
-    password,
-    files,
-    internalBootstrap,
-    env(mode) {
+  const envOf = (mode: SecurityMode): ClientEnv => {
       const l = LISTENERS[mode];
       if (!nodes[0]?.client.has(mode)) throw new Error(`mode ${mode} was not started`);
       const env: ClientEnv = { BOOTSTRAP: nodes.map((n) => `127.0.0.1:${n.client.get(mode)}`).join(",") };
@@ -332,10 +327,16 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
         env.PASSWORD = password;
       }
       return env;
-    },
+  };
+  return {
+    dir,
+    password,
+    files,
+    internalBootstrap,
+    env: envOf,
     kcatArgs(mode) {
       const l = LISTENERS[mode];
-      const env = this.env(mode);
+      const env = envOf(mode);
       const x = (k: string, v: string) => ["-X", `${k}=${v}`];
       const out = [...x("security.protocol", l.protocol.toLowerCase())];
       if (env.CA) out.push(...x("ssl.ca.location", env.CA));
