@@ -113,6 +113,13 @@ async function check(args: string[]): Promise<number> {
   const config = configFrom(values);
   const { files, stateNote } = await checkFiles(config);
   console.log(escapeText(`config ${config.file} is valid: ${config.inputs.length} input(s), brokers ${config.kafka.brokers.join(",")}`));
+  const k = config.kafka;
+  const security = [
+    k.tls ? `TLS (${k.tls.ca ? `ca ${k.tls.ca}` : "system CAs"}${k.tls.cert ? `, client certificate ${k.tls.cert}` : ""}${k.tls.verify ? "" : ", NOT verified"})` : "plaintext",
+    ...(k.sasl ? [`SASL ${k.sasl.mechanism} as ${k.sasl.username}${k.sasl.password_file ? ` (password from ${k.sasl.password_file})` : ""}`] : []),
+  ];
+  console.log(escapeText(`kafka security: ${security.join(", ")}`)); // names files, never what they hold
+  for (const w of config.warnings) console.log(escapeText(`WARN ${w}`));
   console.log(escapeText(stateNote));
   console.log(files.length === 0 ? "no files match the configured paths" : formatReport(files)); // escapes its cells
   return 0;

@@ -126,6 +126,7 @@ export class Agent {
     agent.firstStart = saved.length === 0;
     agent.checkpoint.load(saved);
     events.started({ inputs: config.inputs.length, brokers: config.kafka.brokers, state: config.state.path, once: opts.once });
+    for (const w of config.warnings ?? []) events.configWarning(config.file, w);
     agent.sender.start();
     await agent.scan();
     agent.startTimers();
@@ -164,6 +165,7 @@ export class Agent {
     // Files no input matches any more stop being read once nothing of them is unread; their offsets stay saved.
     for (const t of [...this.index.files.values()]) if (!t.matched && t.deletedAt === null && caughtUp(t)) this.life.release(t);
     this.events.configReloaded(next.file);
+    for (const w of next.warnings ?? []) this.events.configWarning(next.file, w);
   }
 
   /** Resolves once a scan under way, if any, has finished (tests on a manual clock wait for it). */

@@ -11,6 +11,36 @@ export type StartAt = "beginning" | "end";
 export type LongLines = "split" | "truncate" | "drop";
 export type Acks = "all" | "leader" | "none";
 export type Compression = "none" | "gzip";
+export type SaslMechanism = "plain" | "scram-sha-256" | "scram-sha-512";
+
+/** `kafka.tls` as written (paths absolute); see TLS. `tls: {}` = TLS with the system CAs. */
+export interface TlsConfig {
+  ca: string | undefined;
+  cert: string | undefined;
+  key: string | undefined;
+  server_name: string | undefined;
+  verify: boolean;
+}
+
+/** `kafka.sasl` as written (password_file absolute); see SASL. The password itself is only in KafkaConfig.secrets. */
+export interface SaslConfig {
+  mechanism: SaslMechanism;
+  username: string;
+  password: string | undefined; // never the value: "(set)" when given, for `check`
+  password_file: string | undefined;
+}
+
+/**
+ * What the files of kafka.tls / kafka.sasl held when the config was read (PEM text, the
+ * password). Wrapped so that it never prints: toString/inspect give "[redacted]", and
+ * JSON.stringify gives only a digest, so a reload still notices a changed file.
+ */
+export interface SecretMaterial {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  password?: string;
+}
 
 /** One `inputs[]` entry; its fields are documented by the rows of INPUT. Durations are ms, sizes bytes. */
 export interface InputConfig {
@@ -37,6 +67,10 @@ export interface KafkaConfig {
   request_timeout: number;
   retry_backoff: number;
   retry_backoff_max: number;
+  tls?: TlsConfig; // absent = plaintext
+  sasl?: SaslConfig;
+  /** The contents of the files above and the password, read with the config (see lib/security.ts). */
+  secrets?: { reveal(): SecretMaterial; readonly digest: string };
 }
 
 /** The `state` section; see STATE. */
@@ -59,6 +93,8 @@ export interface AgentConfig {
   max_open_files: number;
   max_inflight_bytes: number;
   stats_interval: number; // 0 = never
+  /** WARN lines to log at every start and reload (kafka.tls.verify: false, a readable password). */
+  warnings: string[];
 }
 
 // --- kinds -----------------------------------------------------------------------------
@@ -68,6 +104,7 @@ export type KindRule =
   | { readonly kind: "duration"; readonly min: number } // written with a unit (or 0); converts to ms
   | { readonly kind: "size"; readonly min: number } // 1000000, 512KiB, 1MB; converts to bytes
   | { readonly kind: "int"; readonly min: number }
+  | { readonly kind: "bool" } // true | false
   | { readonly kind: "enum"; readonly values: readonly string[] }
   | { readonly kind: "string" } // not blank
   | { readonly kind: "topic" } // a Kafka topic name
@@ -81,6 +118,7 @@ const size = (minBytes: number): Kind<number> => ({ kind: "size", min: minBytes 
 const int = (min: number): Kind<number> => ({ kind: "int", min });
 const oneOf = <const V extends string>(...values: V[]): Kind<V> => ({ kind: "enum", values });
 const str: Kind<string> = { kind: "string" };
+const bool: Kind<boolean> = { kind: "bool" };
 const topic: Kind<string> = { kind: "topic" };
 const list = (nonEmpty: boolean): Kind<string[]> => ({ kind: "list", nonEmpty });
 
@@ -126,7 +164,25 @@ export const KAFKA = {
   request_timeout: { kind: duration(100), default: 30 * SECOND, doc: "how long one produce request may take" },
   retry_backoff: { kind: duration(1), default: 100, doc: "first wait after a failed send; doubles per failure" },
   retry_backoff_max: { kind: duration(1), default: 30 * SECOND, doc: "the cap of that wait; >= retry_backoff" },
-} satisfies Spec<KafkaConfig>;
+} satisfies Spec<Omit<KafkaConfig, (typeof KAFKA_SECTIONS)[number] | "secrets">>;
+
+/** kafka's sub-sections, listed after KAFKA's keys among its known keys. */
+export const KAFKA_SECTIONS = ["tls", "sasl"] as const;
+
+export const TLS = {
+  ca: { kind: str, doc: "PEM file of the CA(s) that signed the brokers' certificates; default: the system CAs" },
+  cert: { kind: str, doc: "PEM file of the client certificate (mTLS); needs key" },
+  key: { kind: str, doc: "PEM file of the client certificate's private key (unencrypted); needs cert" },
+  server_name: { kind: str, doc: "the name to verify in the brokers' certificates when it differs from the host in brokers" },
+  verify: { kind: bool, default: true, doc: "false skips verifying the brokers' certificates (a WARN at every start)" },
+} satisfies Spec<TlsConfig>;
+
+export const SASL = {
+  mechanism: { kind: oneOf("plain", "scram-sha-256", "scram-sha-512"), required: true, doc: "plain | scram-sha-256 | scram-sha-512" },
+  username: { kind: str, required: true, doc: "the SASL user" },
+  password: { kind: str, doc: "the password; better ${ENV} or password_file (one of the two is required)" },
+  password_file: { kind: str, doc: "a file holding the password (one trailing newline is ignored); read at start and on SIGHUP" },
+} satisfies Spec<SaslConfig>;
 
 export const STATE = {
   path: { kind: str, default: "./logship-state.db", doc: "bun:sqlite file holding offsets; relative to the config's directory" },
@@ -145,7 +201,7 @@ export const TOP = {
   max_open_files: { kind: int(1), default: 1024, doc: "descriptors held at once; caught-up files yield theirs to waiting ones" },
   max_inflight_bytes: { kind: size(64 * KiB), default: 2 * MiB, doc: "bytes read but not yet acknowledged; reading pauses above this; >= kafka.max_message_bytes" },
   stats_interval: { kind: duration(0), default: 60 * SECOND, doc: "a summary line on stderr this often; 0 = never" },
-} satisfies Spec<Omit<AgentConfig, "file" | (typeof SECTIONS)[number]>>;
+} satisfies Spec<Omit<AgentConfig, "file" | "warnings" | (typeof SECTIONS)[number]>>;
 
 // --- defaults --------------------------------------------------------------------------
 
@@ -164,4 +220,5 @@ export const DEFAULTS = {
   kafka: defaultsOf(KAFKA),
   state: defaultsOf(STATE),
   ...defaultsOf(TOP),
+  warnings: [] as string[],
 };

@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { DEFAULTS, loadConfig, parseConfig, parseDuration, parseSize, type AgentConfig } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
-import { INPUT, KAFKA, SECTIONS, STATE, TOP, type Row } from "../lib/options.ts";
+import { INPUT, KAFKA, KAFKA_SECTIONS, SASL, SECTIONS, STATE, TLS, TOP, type Row } from "../lib/options.ts";
 import { makeLogDir } from "./helpers/logDir.ts";
 
 const FILE = "/etc/logship/logship.yaml";
@@ -435,7 +435,7 @@ describe("conf.example.yaml", () => {
     const sections: [string, Record<string, Row<unknown>>, string[], Record<string, any>, Record<string, any>, Record<string, any>][] = [
       ["", TOP, [...SECTIONS], documented, set, c],
       ["inputs[0]", INPUT, [], documented.inputs[0], set.inputs[0], c.inputs[0]],
-      ["kafka", KAFKA, [], documented.kafka, set.kafka, c.kafka],
+      ["kafka", KAFKA, [...KAFKA_SECTIONS], documented.kafka, set.kafka, c.kafka],
       ["state", STATE, [], documented.state, set.state, c.state],
     ];
     let withDefault = 0;
@@ -459,7 +459,7 @@ describe("conf.example.yaml", () => {
     const text = readFileSync(example, "utf8");
     const keyed = (key: string) => new RegExp(`^[\\s#-]*${key}:`, "m").test(text);
     const all = [...Object.keys(DEFAULTS.input), ...Object.keys(DEFAULTS.kafka), ...Object.keys(DEFAULTS.state), ...Object.keys(DEFAULTS).filter((k) => typeof (DEFAULTS as Record<string, unknown>)[k] !== "object")];
-    for (const key of [...all, "paths", "topic", "brokers", "host"]) expect({ key, documented: keyed(key) }).toEqual({ key, documented: true });
+    for (const key of [...all, "paths", "topic", "brokers", "host", ...KAFKA_SECTIONS, ...Object.keys(TLS), ...Object.keys(SASL)]) expect({ key, documented: keyed(key) }).toEqual({ key, documented: true });
   });
 });
 

@@ -50,3 +50,18 @@ declare module "kafkajs/src/network/requestQueue/index.js" {
   }
   export default RequestQueue;
 }
+
+/** A built-in SASL authenticator (src/broker/saslAuthenticator/*.js): kafka.sasl wraps it (publish.ts). */
+type SaslAuthenticatorProvider = (sasl: { username: string; password: string }) => (args: { host: string; port: number; logger: unknown; saslAuthenticate: unknown }) => { authenticate(): Promise<void> };
+declare module "kafkajs/src/broker/saslAuthenticator/plain.js" {
+  const provider: SaslAuthenticatorProvider;
+  export default provider;
+}
+declare module "kafkajs/src/broker/saslAuthenticator/scram256.js" {
+  const provider: SaslAuthenticatorProvider;
+  export default provider;
+}
+declare module "kafkajs/src/broker/saslAuthenticator/scram512.js" {
+  const provider: SaslAuthenticatorProvider;
+  export default provider;
+}
