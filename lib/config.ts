@@ -29,7 +29,7 @@ export function loadConfig(path: string, env: Record<string, string | undefined>
     throw new ConfigError([{ file: path, line: 0, field: "(file)", message: `cannot read config: ${why}` }]);
   }
   const config = parseConfig(text, file, env);
-  if (config.kafka.sasl?.password !== undefined && !config.warnings.some((w) => w.includes("password"))) {
+  if (config.kafka.sasl?.password === LITERAL_PASSWORD) {
     // As ssh does for keys: a password written into a file others can read.
     let mode = 0;
     try {
@@ -200,7 +200,7 @@ class Validator {
       }
     }
     if (password !== undefined) material.password = password;
-    return { mechanism: got.mechanism ?? "plain", username: got.username ?? "", password: pw ? "(set)" : undefined, password_file: passwordFile } as SaslConfig;
+    return { mechanism: got.mechanism ?? "plain", username: got.username ?? "", password: pw ? (this.passwordLiteral ? LITERAL_PASSWORD : String((pw.node as { value?: unknown })?.value)) : undefined, password_file: passwordFile } as SaslConfig;
   }
 
   private inputs(f: Fields, root: YAMLMap, defaultTopic: string | undefined, reportMissingTopic: boolean): InputConfig[] | undefined {
@@ -431,6 +431,9 @@ class Validator {
 function quoted(v: unknown): string {
   return typeof v === "string" ? `"${v}"` : JSON.stringify(v);
 }
+
+/** kafka.sasl.password when the file holds the password itself (an env reference is kept as written). */
+export const LITERAL_PASSWORD = "(written in the config)";
 
 /** ${NAME} or ${NAME:-default}. */
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/;

@@ -26,7 +26,7 @@ export interface TlsConfig {
 export interface SaslConfig {
   mechanism: SaslMechanism;
   username: string;
-  password: string | undefined; // never the value: "(set)" when given, for `check`
+  password: string | undefined; // never the value: the ${ENV} reference as written, or LITERAL_PASSWORD (config.ts)
   password_file: string | undefined;
 }
 

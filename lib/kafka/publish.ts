@@ -92,7 +92,10 @@ export class KafkaPublisher implements Publisher {
         this.config.acks !== "none",
       );
     } catch (err) {
-      throw toPublishError(err, [...byTopic.keys()]);
+      const e = toPublishError(err, [...byTopic.keys()]);
+      // A TLS listener closes a plaintext client's connection without a word: say what to check.
+      if (e.code === "KafkaJSConnectionClosedError" && !this.config.tls) e.message += "; if the broker's listener is TLS (SSL or SASL_SSL), set kafka.tls";
+      throw e;
     }
     let bytes = 0;
     for (const c of chunks) bytes += c.value.length;

@@ -94,17 +94,21 @@ export interface RealCluster {
   stop(graceMs?: number): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", rej);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => res(port));
-    });
+/** `n` distinct free loopback ports: all listened on at once, so none is handed out twice. */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((res, rej) => {
+      const srv = createServer();
+      srv.on("error", rej);
+      srv.listen(0, "127.0.0.1", () => res(srv));
+    })),
+  );
+  const ports = servers.map((srv) => {
+    const addr = srv.address();
+    return typeof addr === "object" && addr ? addr.port : 0;
   });
+  await Promise.all(servers.map((srv) => new Promise((res) => srv.close(res))));
+  return ports;
 }
 
 function run(cmd: string[], what: string): string {
@@ -200,10 +204,12 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
   writeFileSync(join(dir, "log4j2.properties"), "rootLogger.level=WARN\nrootLogger.appenderRef.out.ref=OUT\nappender.out.type=Console\nappender.out.name=OUT\nappender.out.layout.type=PatternLayout\nappender.out.layout.pattern=[%d] %p %m (%c)%n\n");
 
   const nodes: Node[] = [];
+  const ports = await freePorts(count * (2 + modes.length));
+  const port = () => ports.pop()!;
   for (let id = 1; id <= count; id++) {
     const client = new Map<SecurityMode, number>();
-    for (const m of modes) client.set(m, await freePort());
-    nodes.push({ id, internal: await freePort(), controller: await freePort(), client, config: join(dir, `node${id}.properties`) });
+    for (const m of modes) client.set(m, port());
+    nodes.push({ id, internal: port(), controller: port(), client, config: join(dir, `node${id}.properties`) });
   }
   const voters = nodes.map((n) => `${n.id}@127.0.0.1:${n.controller}`).join(",");
   const rf = count === 3 ? 3 : 1;
