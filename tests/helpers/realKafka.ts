@@ -14,6 +14,7 @@ import { mkdirSync, writeFileSync, existsSync, rmSync, openSync, closeSync } fro
 import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
+import { Kafka, logLevel } from "kafkajs";
 
 export const SECURITY_MODES = [
   "plaintext",
@@ -84,6 +85,10 @@ export interface RealCluster {
   env(mode: SecurityMode): ClientEnv;
   /** kcat -X options that connect in `mode`. */
   kcatArgs(mode: SecurityMode): string[];
+  /** Creates a topic through the internal listener (kafkajs admin); waits until its leaders are known. */
+  createTopic(name: string, opts?: { partitions?: number; replicationFactor?: number; config?: Record<string, string> }): Promise<void>;
+  /** The node id leading `partition` of `topic` (kcat -L on the internal listener). */
+  leaderOf(topic: string, partition?: number): Promise<number>;
   /** SIGKILL node n (1-based). */
   kill(n: number): void;
   /** Start node n again (same log dirs) and wait until it is back in the cluster. */
@@ -349,6 +354,32 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
       if (env.CLIENT_CERT && env.CLIENT_KEY) out.push(...x("ssl.certificate.location", env.CLIENT_CERT), ...x("ssl.key.location", env.CLIENT_KEY));
       if (l.sasl) out.push(...x("sasl.mechanisms", l.sasl), ...x("sasl.username", USERNAME), ...x("sasl.password", password));
       return out;
+    },
+    async createTopic(name, topicOpts = {}) {
+      const kafka = new Kafka({ brokers: internalBootstrap.split(","), logLevel: logLevel.NOTHING, clientId: "realKafka-admin" });
+      const admin = kafka.admin();
+      await admin.connect();
+      try {
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: [{
+            topic: name,
+            numPartitions: topicOpts.partitions ?? 1,
+            replicationFactor: topicOpts.replicationFactor ?? count,
+            configEntries: Object.entries(topicOpts.config ?? {}).map(([k, v]) => ({ name: k, value: v })),
+          }],
+        });
+      } finally {
+        await admin.disconnect();
+      }
+    },
+    async leaderOf(topic, partition = 0) {
+      const p = Bun.spawn(["kcat", "-L", "-J", "-b", internalBootstrap, "-t", topic, "-m", "5"], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+      const [out] = await Promise.all([new Response(p.stdout).text(), p.exited]);
+      const md = JSON.parse(out) as { topics: { topic: string; partitions: { partition: number; leader: number }[] }[] };
+      const leader = md.topics.find((t) => t.topic === topic)?.partitions.find((q) => q.partition === partition)?.leader;
+      if (leader === undefined) throw new Error(`no leader known for ${topic}/${partition}`);
+      return leader;
     },
     kill(i) {
       const n = nodeOf(i);
