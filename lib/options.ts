@@ -10,7 +10,7 @@
 export type StartAt = "beginning" | "end";
 export type LongLines = "split" | "truncate" | "drop";
 export type Acks = "all" | "leader" | "none";
-export type Compression = "none" | "gzip";
+export type Compression = "none" | "gzip" | "snappy" | "lz4" | "zstd";
 export type SaslMechanism = "plain" | "scram-sha-256" | "scram-sha-512";
 
 /** `kafka.tls` as written (paths absolute); see TLS. `tls: {}` = TLS with the system CAs. */
@@ -158,7 +158,7 @@ export const KAFKA = {
   topic: { kind: topic, doc: "the topic of every input that names none; required unless every input names its own" },
   client_id: { kind: str, default: "logship", doc: "the Kafka client id" },
   acks: { kind: oneOf("all", "leader", "none"), default: "all", doc: "what counts as acknowledged before an offset moves" },
-  compression: { kind: oneOf("none", "gzip"), default: "none", doc: "of record batches" },
+  compression: { kind: oneOf("none", "gzip", "snappy", "lz4", "zstd"), default: "none", doc: "of record batches: none | gzip | snappy | lz4 | zstd" },
   max_message_bytes: { kind: size(1024), default: 1_000_000, doc: "no record batch sent to a partition exceeds this, key, headers and framing included" },
   target_message_bytes: { kind: size(1024), default: 256 * KiB, doc: "records aim for this size; <= max_message_bytes (and lowered to it when unset)" },
   request_timeout: { kind: duration(100), default: 30 * SECOND, doc: "how long one produce request may take" },

@@ -261,7 +261,7 @@ describe("problems, each located FILE:LINE: field: what (got VALUE)", () => {
 
   test("a value outside its set", () => {
     expect(problem(MINIMAL + `  acks: maybe\n`)).toBe(`${FILE}:6: kafka.acks: must be one of all | leader | none (got "maybe")`);
-    expect(problem(MINIMAL + `  compression: lz4\n`)).toBe(`${FILE}:6: kafka.compression: must be one of none | gzip (got "lz4")`);
+    expect(problem(MINIMAL + `  compression: brotli\n`)).toBe(`${FILE}:6: kafka.compression: must be one of none | gzip | snappy | lz4 | zstd (got "brotli")`);
     expect(problem(MINIMAL + `  acks: true\n`)).toBe(`${FILE}:6: kafka.acks: must be one of all | leader | none (got "true")`);
     expect(problem(MINIMAL.replace(`  - paths:`, `  - start_at: middle\n    paths:`))).toBe(`${FILE}:2: inputs[0].start_at: must be one of beginning | end (got "middle")`);
     expect(problem(MINIMAL.replace(`  - paths:`, `  - long_lines: wrap\n    paths:`))).toBe(`${FILE}:2: inputs[0].long_lines: must be one of split | truncate | drop (got "wrap")`);

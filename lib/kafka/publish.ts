@@ -25,7 +25,7 @@ export interface Publisher {
 }
 
 const ACKS = { all: -1, leader: 1, none: 0 } as const;
-const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP } as const;
+const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP, snappy: CompressionTypes.Snappy, lz4: CompressionTypes.LZ4, zstd: CompressionTypes.ZSTD } as const;
 
 export class KafkaPublisher implements Publisher {
   private readonly kafka: Kafka;
