@@ -6,7 +6,7 @@
 //   npm run bench -- --quick            the same, small: a smoke run (about a minute)
 //   bun scripts/bench.ts [options]      without the build
 //     --scenario NAME[,NAME]   backlog, many-files, long-lines, short-lines, live-tail, idle (default all)
-//     --compression LIST       backlog's variants: none,gzip (default both)
+//     --compression LIST       backlog's variants: none,gzip,snappy,lz4,zstd (default none,gzip)
 //     --runs N                 runs per tool and variant, alternating kcat, logship, ... (default 3)
 //     --quick                  small sizes and short windows: a smoke run
 //     --json                   the results as JSON on stdout (the table goes to stderr)
@@ -28,7 +28,7 @@
 // and kcat on the same bytes concatenated into one file, one Kafka record per line:
 //   kcat -P -b BS -t T -X acks=all -X batch.num.messages=50000 -X batch.size=2000000
 //        -X message.max.bytes=2000000 -X queue.buffering.max.messages=500000 -l FILE
-// (plus -X compression.codec=gzip for the gzip variant). Wall time is taken here, around the
+// (plus -X compression.codec=CODEC for a compressed variant). Wall time is taken here, around the
 // process; user+sys CPU and peak RSS come from /usr/bin/time (or /proc and rusage without it).
 // MB are 10^6 bytes. Each logship run is verified: exit 0, its `logship stopped lines= bytes=`
 // line equals the generated set, `logship check` shows 0 unread for every file, and the
@@ -58,7 +58,8 @@ const MB = 1e6;
 
 const SCENARIOS = ["backlog", "many-files", "long-lines", "short-lines", "live-tail", "idle"] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
-type Compression = "none" | "gzip";
+type Compression = "none" | "gzip" | "snappy" | "lz4" | "zstd";
+const COMPRESSIONS: readonly Compression[] = ["none", "gzip", "snappy", "lz4", "zstd"];
 
 interface Options {
   scenarios: ScenarioName[];
@@ -112,7 +113,7 @@ function options(argv: string[]): Options {
     return n as ScenarioName;
   });
   const compressions = values.compression!.split(",").map((c) => {
-    if (c !== "none" && c !== "gzip") usage(`--compression takes none and/or gzip, got "${c}"`);
+    if (!(COMPRESSIONS as readonly string[]).includes(c)) usage(`--compression takes a list of ${COMPRESSIONS.join(", ")}, got "${c}"`);
     return c as Compression;
   });
   const runs = Number(values.runs);
@@ -498,7 +499,7 @@ async function kcatRun(b: Bench, mock: MockClusterProcess, label: string, i: num
   const topic = await freshTopic(mock, `kcat-${label.replace("/", "-")}`, P);
   const runDir = join(b.work, "runs", topic);
   mkdirSync(runDir, { recursive: true });
-  const cmd = ["kcat", "-P", "-b", mock.bootstraps, "-t", topic, ...KCAT_PRODUCE, ...(compression === "gzip" ? ["-X", "compression.codec=gzip"] : []), "-l", concat];
+  const cmd = ["kcat", "-P", "-b", mock.bootstraps, "-t", topic, ...KCAT_PRODUCE, ...(compression !== "none" ? ["-X", `compression.codec=${compression}`] : []), "-l", concat];
   const m = await measure(cmd, join(runDir, "stderr.log"));
   const marks = await watermarks(mock.bootstraps, topic, P);
   const records = marks.reduce((a, n) => a + n, 0);
