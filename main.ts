@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import pkg from "./package.json" with { type: "json" };
 import { Agent } from "./lib/agent.ts";
 import { checkFiles, formatReport } from "./lib/check.ts";
+import { checkConnect } from "./lib/kafka/connect.ts";
 import { loadConfig, type AgentConfig } from "./lib/config.ts";
 import { ConfigError, errorText, formatProblem, StateError } from "./lib/errors.ts";
 import { handleSignals } from "./lib/shutdown.ts";
@@ -17,12 +18,13 @@ const HELP = `logship ${pkg.version}: ships log files to Kafka, at least once.
 
 Usage:
   logship run --config FILE [--once] [--reset-state]
-  logship check --config FILE
+  logship check --config FILE [--connect]
   logship --version | --help | COMMAND --help
 
 Commands:
   run     follow the configured files and publish new lines until signalled
-  check   validate the config; list matched files with saved offsets and unread bytes
+  check   validate the config; list matched files with saved offsets and unread bytes;
+          with --connect, also connect to Kafka and report brokers, TLS, SASL and topics
 
 Exit codes: 0 success, 1 runtime failure, 2 invalid config or usage.`;
 
@@ -40,13 +42,20 @@ Options:
 Signals: TERM/INT drain and exit 0 within shutdown_timeout (a second one exits at once);
 HUP reloads the config (an invalid one is logged and the old one kept).`;
 
-const CHECK_HELP = `Usage: logship check --config FILE
+const CHECK_HELP = `Usage: logship check --config FILE [--connect]
 
 Validates the config (exit 2 with FILE:LINE: field: problem lines if invalid) and lists
-every matched file with its size, saved offset and unread bytes (exit 0).
+every matched file with its size, saved offset and unread bytes (exit 0). Offline.
+
+With --connect it also connects to Kafka with the configured brokers and security and
+reports one line each: every broker reached (TLS, and the Kafka version range from its
+ApiVersions answer), SASL, and each configured topic (exists and its partitions, or whether
+the broker creates it). Nothing is produced. Exit 0 when shipping can work, 1 otherwise,
+within about 30 s when no broker answers.
 
 Options:
   -c, --config FILE   the YAML config (required)
+      --connect       also check the connection to Kafka
   -h, --help          this help`;
 
 class UsageError extends Error {}
@@ -108,7 +117,7 @@ async function run(args: string[]): Promise<number> {
 }
 
 async function check(args: string[]): Promise<number> {
-  const values = options("check", args, {});
+  const values = options("check", args, { connect: { type: "boolean" } });
   if (values.help) return print(CHECK_HELP, 0);
   const config = configFrom(values);
   const { files, stateNote } = await checkFiles(config);
@@ -122,7 +131,11 @@ async function check(args: string[]): Promise<number> {
   for (const w of config.warnings) console.log(escapeText(`WARN ${w}`));
   console.log(escapeText(stateNote));
   console.log(files.length === 0 ? "no files match the configured paths" : formatReport(files)); // escapes its cells
-  return 0;
+  if (!values.connect) return 0;
+  const report = await checkConnect(config);
+  for (const l of report.lines) console.log(escapeText(`${l.ok ? "ok  " : "FAIL"} ${l.text}`));
+  console.log(report.ok ? "kafka: shipping can work" : "kafka: shipping cannot work as configured (see FAIL above)");
+  return report.ok ? 0 : 1;
 }
 
 /** Prints the command line's own text (help, version: no outside text in it). */

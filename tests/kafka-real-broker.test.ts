@@ -212,3 +212,57 @@ describe("every codec through the real broker, decoded by kcat", () => {
     }, 90_000);
   }
 });
+
+describe("logship check --connect against the real broker", () => {
+  const connectConfig = (ws: Workspace, mode: SecurityMode, kafka: string) => config(ws, mode, kafka);
+
+  test("SASL over TLS: every broker reached, SASL authenticated, topics reported; exit 0", async () => {
+    const ws = workspace("connect-ok");
+    const cfg = connectConfig(ws, "sasl-ssl-scram-512", security("sasl-ssl-scram-512"));
+    await runLogship(["run", "--config", cfg, "--once"], { env: ENV(), timeoutMs: 60_000 }); // the topic exists now
+    writeFileSync(cfg, readFileSync(cfg, "utf8").replace(`  - paths: ["${ws.logs}/*.log"]\n`, `  - paths: ["${ws.logs}/*.log"]\n  - paths: ["${ws.logs}/*.other"]\n    topic: ${ws.topic}-new\n`));
+    const r = await runLogship(["check", "--config", cfg, "--connect"], { env: ENV(), timeoutMs: 40_000 });
+    const port = cluster.env("sasl-ssl-scram-512").BOOTSTRAP.split(":")[1];
+    expect(r.stdout).toContain("ok   SASL scram-sha-512 as logship: authenticated");
+    expect(r.stdout).toMatch(new RegExp(`ok   broker 1 at 127\\.0\\.0\\.1:${port}: reached over TLS; Kafka 4\\.0 or later \\(Produce v\\d+–v\\d+, \\d+ APIs\\)`));
+    expect(r.stdout).toContain(`ok   topic ${ws.topic}: exists, 1 partition, every partition has a leader`);
+    expect(r.stdout).toContain(`ok   topic ${ws.topic}-new: does not exist yet; the broker creates it on the first send (auto.create.topics.enable=true)`);
+    expect(r.stdout).toContain("kafka: shipping can work");
+    expect(r.stdout + r.stderr).not.toContain(cluster.password);
+    expect(r.code).toBe(0);
+    expect(await consumeAll(cluster.internalBootstrap, `${ws.topic}-new`)).toEqual([]); // check created nothing
+  }, 90_000);
+
+  test("wrong password, unknown CA, nothing listening: the cause in one line, exit 1", async () => {
+    const ws = workspace("connect-bad");
+    const pw = join(ws.dir, "pw");
+    writeFileSync(pw, "wrong\n");
+    const port = cluster.env("sasl-ssl-scram-512").BOOTSTRAP.split(":")[1];
+    const badPw = await runLogship(["check", "--config", connectConfig(ws, "sasl-ssl-scram-512", security("sasl-ssl-scram-512", { passwordFile: pw })), "--connect"], { timeoutMs: 40_000 });
+    expect(badPw.code).toBe(1);
+    expect(badPw.stdout).toContain(`FAIL connect to 127.0.0.1:${port}: SASL authentication failed for user logship (SCRAM-SHA-512) at 127.0.0.1:${port}`);
+    const badCa = await runLogship(["check", "--config", connectConfig(ws, "ssl", security("ssl", { ca: cluster.files.otherCa })), "--connect"], { timeoutMs: 40_000 });
+    expect(badCa.code).toBe(1);
+    expect(badCa.stdout).toMatch(/FAIL connect to 127\.0\.0\.1:\d+: TLS: certificate signed by unknown authority/);
+    const cfg = connectConfig(ws, "plaintext", "");
+    writeFileSync(cfg, readFileSync(cfg, "utf8").replace(/brokers: \[.*\]/, 'brokers: ["127.0.0.1:1"]'));
+    const none = await runLogship(["check", "--config", cfg, "--connect"], { timeoutMs: 40_000 });
+    expect(none.code).toBe(1);
+    expect(none.stdout).toContain("FAIL connect to 127.0.0.1:1: Connection error: connect ECONNREFUSED 127.0.0.1:1");
+  }, 120_000);
+
+  test("a broker that accepts but never answers: exit 1 within about 30 s", async () => {
+    const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const ws = workspace("connect-silent");
+      const cfg = connectConfig(ws, "plaintext", "");
+      writeFileSync(cfg, readFileSync(cfg, "utf8").replace(/brokers: \[.*\]/, `brokers: ["127.0.0.1:${silent.port}"]`));
+      const r = await runLogship(["check", "--config", cfg, "--connect"], { timeoutMs: 45_000 });
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/FAIL (connect to|gave up after)/);
+      expect(r.ms).toBeLessThan(35_000);
+    } finally {
+      silent.stop(true);
+    }
+  }, 60_000);
+});
