@@ -7,9 +7,11 @@
 //   BOOTSTRAP=127.0.0.1:p1,...   and where the mode needs them:
 //   CA=FILE  CLIENT_CERT=FILE  CLIENT_KEY=FILE  USERNAME=...  PASSWORD=...
 // then runs until SIGTERM/SIGINT or until its stdin closes, and stops the brokers (SIGTERM,
-// SIGKILL after 10 s). Stdin commands, one per line, each answered `ok` or `error: ...`:
+// SIGKILL after 10 s). Stdin commands, one per line, each answered `ok` or `error: ...` when
+// done (so answers can come out of order):
 //   kill N    SIGKILL broker N (1-based)
-//   start N   start broker N again (answered once it is back in the cluster)
+//   start N   start broker N again (answered once it is back in the cluster: after all 3 were
+//             killed, once a second one is started too)
 // Certificates (openssl), configs, logs (nodeN.log) and data live in DIR (default: a fresh
 // directory under /tmp, removed at exit; a DIR given is kept). The tests use the same code
 // (tests/helpers/realKafka.ts).
@@ -46,6 +48,15 @@ function parseCli(argv: string[]): { brokers: 1 | 3; security: SecurityMode; dir
   return { brokers: brokers === "3" ? 3 : 1, security: security as SecurityMode, dir: values.dir };
 }
 
+async function runCommand(cluster: RealCluster, line: string): Promise<void> {
+  const [cmd, arg, ...rest] = line.split(/\s+/);
+  const n = Number(arg);
+  if (rest.length > 0 || !/^\d+$/.test(arg ?? "")) throw new Error(`expected "kill N" or "start N", got ${JSON.stringify(line)}`);
+  if (cmd === "kill") cluster.kill(n);
+  else if (cmd === "start") await cluster.start(n);
+  else throw new Error(`unknown command ${JSON.stringify(cmd)}`);
+}
+
 async function serveStdin(cluster: RealCluster): Promise<void> {
   const decoder = new TextDecoder();
   let buffered = "";
@@ -55,17 +66,9 @@ async function serveStdin(cluster: RealCluster): Promise<void> {
     while ((nl = buffered.indexOf("\n")) >= 0) {
       const line = buffered.slice(0, nl).replace(/\r$/, "").trim();
       buffered = buffered.slice(nl + 1);
-      const [cmd, arg, ...rest] = line.split(/\s+/);
-      try {
-        const n = Number(arg);
-        if (rest.length > 0 || !/^\d+$/.test(arg ?? "")) throw new Error(`expected "kill N" or "start N", got ${JSON.stringify(line)}`);
-        if (cmd === "kill") cluster.kill(n);
-        else if (cmd === "start") await cluster.start(n);
-        else throw new Error(`unknown command ${JSON.stringify(cmd)}`);
-        println("ok");
-      } catch (e) {
-        println(`error: ${e instanceof Error ? e.message : String(e)}`);
-      }
+      // Not awaited: "start 1" after all 3 brokers were killed completes only once "start 2"
+      // has come too (a quorum needs 2 of 3), so each command answers when it is done.
+      void runCommand(cluster, line).then(() => println("ok"), (e) => println(`error: ${e instanceof Error ? e.message : String(e)}`));
     }
   }
 }

@@ -111,6 +111,44 @@ describe("a real 3-node cluster", () => {
     }
   }, 180_000);
 
+  test("all 3 brokers killed, then started again: reading pauses, offsets hold, everything arrives in order", async () => {
+    const ws = workspace("alldown");
+    await cluster.createTopic(ws.topic, { partitions: 2, replicationFactor: 3, config: { "min.insync.replicas": "2" } });
+    const cfg = config(ws);
+    const path = join(ws.logs, "d.log");
+    writeFileSync(path, "");
+    const agent = AgentProcess.start(["run", "--config", cfg]);
+    try {
+      let n = 0;
+      const write = (count: number) => {
+        for (let i = 0; i < count; i++, n++) appendFileSync(path, `down ${String(n).padStart(7, "0")} ${"q".repeat(n % 60)}\n`);
+      };
+      write(2000);
+      await caughtUp(cfg, [path]);
+      cluster.kill(1);
+      cluster.kill(2);
+      cluster.kill(3);
+      write(3000);
+      const failed = await agent.waitForLine(/Kafka send failed/, { timeoutMs: 30_000 });
+      expect(failed).toContain(" ERROR ");
+      await Bun.sleep(2000);
+      const check = await runLogship(["check", "--config", cfg]);
+      expect(check.stdout).not.toMatch(new RegExp(`^${path}\\s.*\\s0\\s*$`, "m")); // not everything acknowledged
+      const from = agent.lines.length;
+      await cluster.start(1, 2, 3);
+      await agent.waitForLine("Kafka sends succeed again", { timeoutMs: 90_000, after: from });
+      write(1000);
+      await caughtUp(cfg, [path]);
+      agent.signal("SIGTERM");
+      expect(await agent.waitForExit(30_000)).toBe(0);
+      const report = checkDelivery(await consumeAll(cluster.internalBootstrap, ws.topic, { timeoutMs: 30_000 }), new Map([[path, readFileSync(path)]]), { host: defaultHost(), duplicates: "count" });
+      expect(report.lines).toBe(n);
+      console.log(`all down: ${n} lines, ${report.duplicateLines} duplicate lines`);
+    } finally {
+      await agent.kill();
+    }
+  }, 240_000);
+
   test("a missing topic (auto-creation off): an error naming it, then shipping once it is created", async () => {
     const ws = workspace("missing");
     const path = join(ws.logs, "m.log");

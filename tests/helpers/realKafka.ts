@@ -91,8 +91,11 @@ export interface RealCluster {
   leaderOf(topic: string, partition?: number): Promise<number>;
   /** SIGKILL node n (1-based). */
   kill(n: number): void;
-  /** Start node n again (same log dirs) and wait until it is back in the cluster. */
-  start(n: number): Promise<void>;
+  /**
+   * Start nodes again (same log dirs) and wait until they are back in the cluster. Nodes that
+   * must come back together to form a quorum (e.g. all 3 after all were killed) are passed together.
+   */
+  start(...n: number[]): Promise<void>;
   /** Node ids that currently run. */
   running(): number[];
   /** SIGTERM every node (SIGKILL after graceMs, default 10 s; 0 = SIGKILL at once), then wait. */
@@ -385,12 +388,14 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
       const n = nodeOf(i);
       n.proc?.kill("SIGKILL");
     },
-    async start(i) {
-      const n = nodeOf(i);
-      if (isRunning(n)) return;
-      await n.proc?.exited;
-      spawnNode(n);
-      await waitForBrokers(`127.0.0.1:${n.internal}`, nodes.filter(isRunning).length, readyMs, deadNode);
+    async start(...ids) {
+      const starting = ids.map(nodeOf).filter((n) => !isRunning(n));
+      for (const n of starting) {
+        await n.proc?.exited;
+        spawnNode(n);
+      }
+      const running = nodes.filter(isRunning).length;
+      await Promise.all(starting.map((n) => waitForBrokers(`127.0.0.1:${n.internal}`, running, readyMs, deadNode)));
     },
     running() {
       return nodes.filter(isRunning).map((n) => n.id);
