@@ -133,7 +133,7 @@ async function check(args: string[]): Promise<number> {
   console.log(files.length === 0 ? "no files match the configured paths" : formatReport(files)); // escapes its cells
   if (!values.connect) return 0;
   const report = await checkConnect(config);
-  for (const l of report.lines) console.log(escapeText(`${l.ok ? "ok  " : "FAIL"} ${l.text}`));
+  for (const l of report.lines) console.log(escapeText(`${l.warn ? "WARN" : l.ok ? "ok  " : "FAIL"} ${l.text}`));
   console.log(report.ok ? "kafka: shipping can work" : "kafka: shipping cannot work as configured (see FAIL above)");
   return report.ok ? 0 : 1;
 }

@@ -14,18 +14,37 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentProcess, checkDelivery, defaultHost, ensureBuilt, runLogship, writeConfig } from "./helpers/agentProcess.ts";
+import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, logLevel, ResourcePatternTypes, type Admin } from "kafkajs";
 import { consumeAll } from "./helpers/consume.ts";
 import { removeClusterDir, SECURITY_MODES, startRealCluster, type RealCluster, type SecurityMode } from "./helpers/realKafka.ts";
 
 let cluster: RealCluster;
 const dirs: string[] = [];
 
+// StandardAuthorizer: the internal listener, plain TLS and the mTLS client are super users;
+// the SASL user logship may do anything with any topic (ACL on "*"), except what a test denies.
+const acl = (topic: string, operation: AclOperationTypes, permissionType: AclPermissionTypes) => ({
+  resourceType: AclResourceTypes.TOPIC, resourceName: topic, resourcePatternType: ResourcePatternTypes.LITERAL,
+  principal: "User:logship", host: "*", operation, permissionType,
+});
+let admin: Admin;
+
 beforeAll(async () => {
   ensureBuilt();
-  cluster = await startRealCluster({ modes: [...SECURITY_MODES] });
+  cluster = await startRealCluster({
+    modes: [...SECURITY_MODES],
+    props: {
+      "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+      "super.users": "User:ANONYMOUS;User:CN=logship-client",
+    },
+  });
+  admin = new Kafka({ brokers: cluster.internalBootstrap.split(","), logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  await admin.createAcls({ acl: [acl("*", AclOperationTypes.ALL, AclPermissionTypes.ALLOW)] });
 }, 180_000);
 
 afterAll(async () => {
+  await admin?.disconnect();
   await cluster?.stop(0);
   if (cluster) removeClusterDir(cluster.dir);
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -185,6 +204,38 @@ describe("failures against a real broker: one clear line, offsets held, recovery
     });
   }, 120_000);
 
+  test("topic authorization denied (StandardAuthorizer ACL): TOPIC_AUTHORIZATION_FAILED with the topic, offsets held, shipping once the ACL is removed", async () => {
+    const ws = workspace("authz");
+    await cluster.createTopic(ws.topic, { partitions: 1 });
+    const deny = acl(ws.topic, AclOperationTypes.WRITE, AclPermissionTypes.DENY);
+    await admin.createAcls({ acl: [deny] });
+    const cfg = config(ws, "sasl-scram-512", security("sasl-scram-512"));
+    const agent = AgentProcess.start(["run", "--config", cfg], { env: ENV() });
+    try {
+      const line = await agent.waitForLine(/Kafka send failed/, { timeoutMs: 30_000 });
+      expect(line).toContain("code=TOPIC_AUTHORIZATION_FAILED");
+      expect(line).toContain(`(topic ${ws.topic})`);
+      await Bun.sleep(1500);
+      expect(agent.count(/Kafka send failed/)).toBe(1);
+      const check = await runLogship(["check", "--config", cfg], { env: ENV() });
+      for (const [path, content] of ws.files) expect(check.stdout).toMatch(new RegExp(`${path}\\s.*\\b${content.length}\\s+(0|-)\\s+${content.length}\\b`));
+      const from = agent.lines.length;
+      await admin.deleteAcls({ filters: [deny] }); // fixed on the broker side: no SIGHUP
+      await agent.waitForLine("Kafka sends succeed again", { timeoutMs: 30_000, after: from });
+      for (let i = 0; i < 100; i++) {
+        const c = await runLogship(["check", "--config", cfg], { env: ENV() });
+        if ([...ws.files.keys()].every((p) => new RegExp(`${p}\\s.*\\s0\\s*$`, "m").test(c.stdout))) break;
+        await Bun.sleep(200);
+      }
+      agent.signal("SIGTERM");
+      expect(await agent.waitForExit(30_000)).toBe(0);
+      const report = await delivered(ws);
+      expect(report.duplicateLines).toBe(0);
+    } finally {
+      await agent.kill();
+    }
+  }, 120_000);
+
   test("plaintext client against the TLS listener, then kafka.tls added", async () => {
     const ws = workspace("plainvstls");
     const cfg = config(ws, "ssl", "");
@@ -226,10 +277,20 @@ describe("logship check --connect against the real broker", () => {
     expect(r.stdout).toContain("ok   SASL scram-sha-512 as logship: authenticated");
     expect(r.stdout).toMatch(new RegExp(`ok   broker 1 at 127\\.0\\.0\\.1:${port}: reached over TLS; Kafka 4\\.0 or later \\(Produce v\\d+–v\\d+, \\d+ APIs\\)`));
     expect(r.stdout).toContain(`ok   topic ${ws.topic}: exists, 1 partition, every partition has a leader`);
-    expect(r.stdout).toContain(`ok   topic ${ws.topic}-new: does not exist yet; the broker creates it on the first send (auto.create.topics.enable=true)`);
+    // The authorizer keeps the broker's settings from this user: auto-creation cannot be confirmed.
+    expect(r.stdout).toContain(`WARN topic ${ws.topic}-new: does not exist (or may not be described by this user); whether the broker creates it is not known: auto.create.topics.enable=unknown (Cluster authorization failed)`);
     expect(r.stdout).toContain("kafka: shipping can work");
     expect(r.stdout + r.stderr).not.toContain(cluster.password);
     expect(r.code).toBe(0);
+    const describeConfigs = { ...acl("kafka-cluster", AclOperationTypes.DESCRIBE_CONFIGS, AclPermissionTypes.ALLOW), resourceType: AclResourceTypes.CLUSTER };
+    await admin.createAcls({ acl: [describeConfigs] });
+    try {
+      const again = await runLogship(["check", "--config", cfg, "--connect"], { env: ENV(), timeoutMs: 40_000 });
+      expect(again.stdout).toContain(`ok   topic ${ws.topic}-new: does not exist yet; the broker creates it on the first send (auto.create.topics.enable=true)`);
+      expect(again.code).toBe(0);
+    } finally {
+      await admin.deleteAcls({ filters: [describeConfigs] });
+    }
     expect(await consumeAll(cluster.internalBootstrap, `${ws.topic}-new`)).toEqual([]); // check created nothing
   }, 90_000);
 

@@ -19,6 +19,8 @@ import { saslOptions, tlsOptions, toPublishError } from "./publish.ts";
 
 export interface ConnectLine {
   ok: boolean;
+  /** ok but not confirmed (e.g. broker settings this user may not read): shown as WARN, exit 0. */
+  warn?: boolean;
   text: string;
 }
 
@@ -163,7 +165,8 @@ export async function checkConnect(config: AgentConfig, timeoutMs = 30_000): Pro
       if (!existing.has(t)) {
         const ac = await autoCreation();
         if (ac === "true") add(true, `topic ${t}: does not exist yet; the broker creates it on the first send (auto.create.topics.enable=true)`);
-        else add(false, `topic ${t}: does not exist (or may not be described by this user) and auto.create.topics.enable=${ac}: create it`);
+        else if (ac === "false") add(false, `topic ${t}: does not exist (or may not be described by this user) and auto.create.topics.enable=false: create it`);
+        else lines.push({ ok: true, warn: true, text: `topic ${t}: does not exist (or may not be described by this user); whether the broker creates it is not known: auto.create.topics.enable=${ac}` });
         continue;
       }
       try {
