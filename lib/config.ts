@@ -120,6 +120,9 @@ class Validator {
     if (target > max) {
       this.fail(k.get("target_message_bytes")?.node ?? null, "kafka.target_message_bytes", `must not exceed kafka.max_message_bytes (${this.asWritten("kafka.max_message_bytes", String(max))})`, target);
     }
+    if (got.idempotent === true && (got.acks ?? d.acks) !== "all") {
+      this.fail(k.get("idempotent")?.node ?? null, "kafka.idempotent", `needs kafka.acks: all (acks is ${this.asWritten("kafka.acks", got.acks ?? d.acks)})`, true);
+    }
     if (backoffMax < backoff) {
       this.fail(k.get("retry_backoff_max")?.node ?? null, "kafka.retry_backoff_max", `must be at least kafka.retry_backoff (${this.asWritten("kafka.retry_backoff", `${backoff} ms`)})`, backoffMax);
     }

@@ -61,6 +61,7 @@ export interface KafkaConfig {
   topic: string | undefined;
   client_id: string;
   acks: Acks;
+  idempotent: boolean;
   compression: Compression;
   max_message_bytes: number;
   target_message_bytes: number;
@@ -158,6 +159,7 @@ export const KAFKA = {
   topic: { kind: topic, doc: "the topic of every input that names none; required unless every input names its own" },
   client_id: { kind: str, default: "logship", doc: "the Kafka client id" },
   acks: { kind: oneOf("all", "leader", "none"), default: "all", doc: "what counts as acknowledged before an offset moves" },
+  idempotent: { kind: bool, default: false, doc: "the idempotent producer: a retried send the broker already stored is not stored twice; needs acks: all" },
   compression: { kind: oneOf("none", "gzip", "snappy", "lz4", "zstd"), default: "none", doc: "of record batches: none | gzip | snappy | lz4 | zstd" },
   max_message_bytes: { kind: size(1024), default: 1_000_000, doc: "no record batch sent to a partition exceeds this, key, headers and framing included" },
   target_message_bytes: { kind: size(1024), default: 256 * KiB, doc: "records aim for this size; <= max_message_bytes (and lowered to it when unset)" },

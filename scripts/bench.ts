@@ -255,7 +255,7 @@ let topicSeq = 0;
  */
 async function startKafka(b: Bench): Promise<MockClusterProcess> {
   if (b.opts.kafka === "mock") return spawnMockCluster();
-  const cluster = await startRealCluster({ dir: `/dev/shm/logship-bench-kafka-${process.pid}`, props: { "log.segment.bytes": 256 * 1024 * 1024 } });
+  const cluster = await startRealCluster({ dir: `/dev/shm/logship-bench-kafka-${process.pid}`, props: { "log.segment.bytes": 256 * 1024 * 1024, "message.max.bytes": 4 * 1024 * 1024 } }); // kcat sends batches of up to 2 MB
   return {
     bootstraps: cluster.env("plaintext").BOOTSTRAP,
     async command(line: string) {

@@ -84,7 +84,8 @@ kafka:
   brokers: ["k1:9092", "[::1]:9093"]
   topic: logs
   client_id: shipper
-  acks: leader
+  acks: all
+  idempotent: true
   compression: gzip
   max_message_bytes: 2MB
   target_message_bytes: 512KiB
@@ -118,7 +119,8 @@ stats_interval: 0
       brokers: ["k1:9092", "[::1]:9093"],
       topic: "logs",
       client_id: "shipper",
-      acks: "leader",
+      acks: "all",
+      idempotent: true,
       compression: "gzip",
       max_message_bytes: 2_000_000,
       target_message_bytes: 512 * 1024,
@@ -280,6 +282,10 @@ describe("problems, each located FILE:LINE: field: what (got VALUE)", () => {
     expect(problem(MINIMAL + `  max_message_bytes: 1MB\n  target_message_bytes: 2MB\n`)).toBe(
       `${FILE}:7: kafka.target_message_bytes: must not exceed kafka.max_message_bytes (1000000) (got 2000000)`,
     );
+  });
+
+  test("kafka.idempotent needs acks: all", () => {
+    expect(problem(MINIMAL + `  acks: leader\n  idempotent: true\n`)).toBe(`${FILE}:7: kafka.idempotent: needs kafka.acks: all (acks is leader) (got true)`);
   });
 
   test("the other cross-field rules", () => {

@@ -71,10 +71,10 @@ async function caughtUp(cfg: string, paths: string[], timeoutMs = 60_000): Promi
 }
 
 describe("a real 3-node cluster", () => {
-  test("kill -9 the partition leader mid-stream, then start it again: nothing lost, order per file, duplicates counted", async () => {
-    const ws = workspace("leader");
+  test.each([false, true])("kill -9 the partition leader mid-stream, then start it again (idempotent: %p): nothing lost, order per file, duplicates counted", async (idempotent) => {
+    const ws = workspace(`leader-${idempotent ? "idem" : "plain"}`);
     await cluster.createTopic(ws.topic, { partitions: 2, replicationFactor: 3, config: { "min.insync.replicas": "2" } });
-    const cfg = config(ws);
+    const cfg = config(ws, `  idempotent: ${idempotent}\n`);
     const paths = [join(ws.logs, "a.log"), join(ws.logs, "b.log")];
     for (const p of paths) writeFileSync(p, "");
     const agent = AgentProcess.start(["run", "--config", cfg]);
@@ -105,7 +105,7 @@ describe("a real 3-node cluster", () => {
       const records = await consumeAll(cluster.internalBootstrap, ws.topic, { timeoutMs: 30_000 });
       const report = checkDelivery(records, files, { host: defaultHost(), duplicates: "count" }); // throws on any loss or reordering
       expect(report.lines).toBe(n * 2);
-      console.log(`leader ${leader} killed: ${n * 2} lines, ${report.records} records, ${report.duplicateLines} duplicate lines (${report.duplicateRecords} records)`);
+      console.log(`idempotent ${idempotent}: leader ${leader} killed: ${n * 2} lines, ${report.records} records, ${report.duplicateLines} duplicate lines (${report.duplicateRecords} records)`);
     } finally {
       await agent.kill();
     }
