@@ -71,10 +71,13 @@ async function caughtUp(cfg: string, paths: string[], timeoutMs = 60_000): Promi
 }
 
 describe("a real 3-node cluster", () => {
-  test.each([false, true])("kill -9 the partition leader mid-stream, then start it again (idempotent: %p): nothing lost, order per file, duplicates counted", async (idempotent) => {
-    const ws = workspace(`leader-${idempotent ? "idem" : "plain"}`);
+  // (With kafka.idempotent: true, which config.ts now refuses, this test lost 101000..404000 of
+  // a.log in 3 of 20 runs: every batch sent between the kill and the restart was acknowledged
+  // and not in the partition afterwards. Without it: no loss in 20+ runs.)
+  test("kill -9 the partition leader mid-stream, then start it again: nothing lost, order per file, duplicates counted", async () => {
+    const ws = workspace("leader");
     await cluster.createTopic(ws.topic, { partitions: 2, replicationFactor: 3, config: { "min.insync.replicas": "2" } });
-    const cfg = config(ws, `  idempotent: ${idempotent}\n`);
+    const cfg = config(ws);
     const paths = [join(ws.logs, "a.log"), join(ws.logs, "b.log")];
     for (const p of paths) writeFileSync(p, "");
     const agent = AgentProcess.start(["run", "--config", cfg]);
@@ -103,9 +106,10 @@ describe("a real 3-node cluster", () => {
       expect(await agent.waitForExit(30_000)).toBe(0);
       const files = new Map(paths.map((p) => [p, readFileSync(p)]));
       const records = await consumeAll(cluster.internalBootstrap, ws.topic, { timeoutMs: 30_000 });
+      if (process.env.DUMP_RECORDS) for (const r of records) console.log(`dump p${r.partition} o${r.offset} ${r.key.split("/").pop()} at=${r.headers.offset} len=${r.value.length}`);
       const report = checkDelivery(records, files, { host: defaultHost(), duplicates: "count" }); // throws on any loss or reordering
       expect(report.lines).toBe(n * 2);
-      console.log(`idempotent ${idempotent}: leader ${leader} killed: ${n * 2} lines, ${report.records} records, ${report.duplicateLines} duplicate lines (${report.duplicateRecords} records)`);
+      console.log(`leader ${leader} killed: ${n * 2} lines, ${report.records} records, ${report.duplicateLines} duplicate lines (${report.duplicateRecords} records)`);
     } finally {
       await agent.kill();
     }
