@@ -15,7 +15,7 @@ command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # certificates of the TLS tests
 # The real Kafka broker needs Java 17 or later; Maven fetches its jars.
 java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1 || true)
-[ "${java_major:-0}" -ge 17 ] 2>/dev/null || missing+=(openjdk-17-jre-headless)
+[ "${java_major:-0}" -ge 17 ] 2>/dev/null || missing+=(default-jre-headless)   # Java 17 on Debian 12, 21 on 13
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v unzip >/dev/null 2>&1 || missing+=(unzip)   # checks the jars hold the main classes
 if [ ${#missing[@]} -gt 0 ]; then
