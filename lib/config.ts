@@ -159,6 +159,8 @@ class Validator {
     const key = file("key", readPrivateKey);
     if (tls.cert !== undefined && tls.key === undefined) this.fail(at("cert"), "kafka.tls.key", "missing: a client certificate (cert) needs its private key (key)");
     if (tls.key !== undefined && tls.cert === undefined) this.fail(at("key"), "kafka.tls.cert", "missing: a private key (key) needs its client certificate (cert)");
+    const leaf = cert?.certs[0];
+    if (leaf && Date.parse(leaf.validTo) < Date.now()) this.warnings.push(`kafka.tls.cert ${tls.cert} expired on ${new Date(leaf.validTo).toISOString()}: brokers that check client certificates will refuse it`);
     if (cert && key) {
       if (!keyMatches(cert.certs[0]!, key.key)) this.fail(at("key"), "kafka.tls.key", `is not the private key of the certificate in kafka.tls.cert (${got.cert})`, got.key);
       material.cert = cert.pem;

@@ -204,6 +204,21 @@ describe("failures against a real broker: one clear line, offsets held, recovery
     });
   }, 120_000);
 
+  test("expired client certificate (mTLS): a WARN at start, the broker's refusal in one line, recovery with a renewed one", async () => {
+    const ws = workspace("expired");
+    const cert = join(ws.dir, "client.pem");
+    const key = join(ws.dir, "client.key");
+    copyFileSync(cluster.files.expiredClientCert, cert);
+    copyFileSync(cluster.files.expiredClientKey, key);
+    const cfg = config(ws, "mtls", security("mtls", { cert, key }));
+    const warned = await runLogship(["check", "--config", cfg]);
+    expect(warned.stdout).toContain(`WARN kafka.tls.cert ${cert} expired on 2020-02-01T00:00:00.000Z`);
+    await failThenRecover(ws, cfg, /TLS: the broker rejected the client certificate .*at 127\.0\.0\.1:\d+/, () => {
+      copyFileSync(cluster.files.clientCert, cert);
+      copyFileSync(cluster.files.clientKey, key);
+    });
+  }, 120_000);
+
   test("topic authorization denied (StandardAuthorizer ACL): TOPIC_AUTHORIZATION_FAILED with the topic, offsets held, shipping once the ACL is removed", async () => {
     const ws = workspace("authz");
     await cluster.createTopic(ws.topic, { partitions: 1 });

@@ -74,6 +74,9 @@ export interface Files {
   otherCa: string;
   otherClientCert: string;
   otherClientKey: string;
+  /** A client certificate of the right CA, expired (2020-01-01 to 2020-02-01). */
+  expiredClientCert: string;
+  expiredClientKey: string;
 }
 
 export interface RealCluster {
@@ -144,6 +147,12 @@ export function makeCertificates(dir: string): Files & { brokerKeystore: string 
   leaf("broker", "localhost", "ca", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
   leaf("client", "logship-client", "ca", "extendedKeyUsage=clientAuth\n");
   leaf("other-client", "logship-client", "other-ca", "extendedKeyUsage=clientAuth\n");
+  // A client certificate of the right CA that expired in 2020 (openssl ca takes explicit dates).
+  writeFileSync(p("ca.cnf"), "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=serial\ndefault_md=sha256\npolicy=p\nunique_subject=no\n[p]\ncommonName=supplied\n");
+  writeFileSync(p("index.txt"), "");
+  writeFileSync(p("serial"), "1000\n");
+  run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=logship-client", "-keyout", p("expired-client.key"), "-out", p("expired-client.csr")], "CSR");
+  run(["sh", "-c", `cd "${dir}" && openssl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key -in expired-client.csr -out expired-client.pem -startdate 20200101000000Z -enddate 20200201000000Z -notext`], "expired certificate");
   const keystore = p("broker-keystore.pem");
   run(["sh", "-c", `cat "${p("broker.key")}" "${p("broker.pem")}" > "${keystore}"`], "keystore");
   return {
@@ -154,6 +163,8 @@ export function makeCertificates(dir: string): Files & { brokerKeystore: string 
     otherCa: p("other-ca.pem"),
     otherClientCert: p("other-client.pem"),
     otherClientKey: p("other-client.key"),
+    expiredClientCert: p("expired-client.pem"),
+    expiredClientKey: p("expired-client.key"),
     brokerKeystore: keystore,
   };
 }
@@ -320,6 +331,7 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
   const files: Files = {
     ca: certs.ca, caKey: certs.caKey, clientCert: certs.clientCert, clientKey: certs.clientKey,
     otherCa: certs.otherCa, otherClientCert: certs.otherClientCert, otherClientKey: certs.otherClientKey,
+    expiredClientCert: certs.expiredClientCert, expiredClientKey: certs.expiredClientKey,
   };
   const nodeOf = (i: number): Node => {
     const n = nodes[i - 1];
