@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
 # Installs what logship's demo, tests and benchmark need on a fresh Debian machine with
 # Node/npm: the npm packages (Bun, kafkajs, yaml, TypeScript) and the Debian packages
-# librdkafka1 (its mock Kafka cluster is the test cluster) and kcat (reads topics back); for
-# the real-broker tests, a JRE 17, Maven and openssl, and the pinned Apache Kafka jars
+# librdkafka1 (its mock Kafka cluster is the demo's and the fault tests' cluster) and kcat
+# (reads topics back). With --real-kafka (npm test, npm run bench) also what the real-broker
+# tests need: a JRE (17 or later), Maven, openssl and unzip, and the pinned Apache Kafka jars
 # (scripts/kafka/pom.xml) copied once from Maven Central into .kafka/libs (ignored by git).
+# Without it (npm run demo) nothing of Java is installed.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+real_kafka=0
+[ "${1:-}" = "--real-kafka" ] && real_kafka=1
 
 missing=()
 ldconfig -p 2>/dev/null | grep -q 'librdkafka\.so\.1' || missing+=(librdkafka1)
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 [ -x /usr/bin/time ] || missing+=(time)   # the benchmark reads CPU and peak RSS from it
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # certificates of the TLS tests
-# The real Kafka broker needs Java 17 or later; Maven fetches its jars.
-java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1 || true)
-[ "${java_major:-0}" -ge 17 ] 2>/dev/null || missing+=(default-jre-headless)   # Java 17 on Debian 12, 21 on 13
-command -v mvn >/dev/null 2>&1 || missing+=(maven)
-command -v unzip >/dev/null 2>&1 || missing+=(unzip)   # checks the jars hold the main classes
+if [ "$real_kafka" = 1 ]; then
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # certificates of the TLS tests
+  # The real Kafka broker needs Java 17 or later; Maven fetches its jars.
+  java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1 || true)
+  [ "${java_major:-0}" -ge 17 ] 2>/dev/null || missing+=(default-jre-headless)   # Java 17 on Debian 12, 21 on 13
+  command -v mvn >/dev/null 2>&1 || missing+=(maven)
+  command -v unzip >/dev/null 2>&1 || missing+=(unzip)   # checks the jars hold the main classes
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}" >&2
   sudo=""
@@ -30,6 +36,8 @@ if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.packa
   echo "setup: installing npm packages (npm ci)" >&2
   npm ci --no-audit --no-fund >&2
 fi
+
+[ "$real_kafka" = 1 ] || exit 0
 
 # The pinned Kafka broker jars, fetched once per version of scripts/kafka/pom.xml.
 kafka_libs=.kafka/libs
