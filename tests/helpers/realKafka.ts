@@ -212,7 +212,7 @@ async function waitForBrokers(bootstrap: string, count: number, timeoutMs: numbe
 
 export async function startRealCluster(opts: RealClusterOptions = {}): Promise<RealCluster> {
   if (!existsSync(KAFKA_LIBS)) {
-    throw new Error(`no Kafka jars in ${KAFKA_LIBS}: run scripts/setup.sh`);
+    throw new Error(`no Kafka jars in ${KAFKA_LIBS}: run bash scripts/setup.sh --real-kafka (npm test does)`);
   }
   const count = opts.brokers ?? 1;
   const modes = opts.modes?.length ? opts.modes : (["plaintext"] as SecurityMode[]);
