@@ -121,8 +121,8 @@ class Validator {
       this.fail(k.get("target_message_bytes")?.node ?? null, "kafka.target_message_bytes", `must not exceed kafka.max_message_bytes (${this.asWritten("kafka.max_message_bytes", String(max))})`, target);
     }
     if (got.idempotent === true) {
-      // Measured, not assumed: see the README ("Delivery guarantee") and tests/kafka-real-cluster.test.ts.
-      this.fail(k.get("idempotent")?.node ?? null, "kafka.idempotent", "true is refused: with kafkajs 2.2.4 the idempotent producer lost acknowledged records after a partition leader was killed (3 of 20 runs in logship's tests against Apache Kafka 4.1); logship keeps at-least-once with it off", true);
+      // Measured, not assumed: see the README ("Delivery guarantee") and lib/kafka/publish.ts.
+      this.fail(k.get("idempotent")?.node ?? null, "kafka.idempotent", "true is refused: kafkajs 2.2.4's idempotent producer requires kafkajs' own send retries, and those drop the records of a partition whose leader changed during a send (acknowledged, never stored: measured against Apache Kafka 4.1); logship keeps at-least-once with it off", true);
     }
     if (backoffMax < backoff) {
       this.fail(k.get("retry_backoff_max")?.node ?? null, "kafka.retry_backoff_max", `must be at least kafka.retry_backoff (${this.asWritten("kafka.retry_backoff", `${backoff} ms`)})`, backoffMax);

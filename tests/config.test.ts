@@ -285,7 +285,7 @@ describe("problems, each located FILE:LINE: field: what (got VALUE)", () => {
   });
 
   test("kafka.idempotent: true is refused, saying why", () => {
-    expect(problem(MINIMAL + `  idempotent: true\n`)).toMatch(new RegExp(`^${FILE}:6: kafka\\.idempotent: true is refused: with kafkajs 2\\.2\\.4 the idempotent producer lost acknowledged records .* \\(got true\\)$`));
+    expect(problem(MINIMAL + `  idempotent: true\n`)).toMatch(new RegExp(`^${FILE}:6: kafka\\.idempotent: true is refused: kafkajs 2\\.2\\.4's idempotent producer requires kafkajs' own send retries, and those drop the records .* \\(got true\\)$`));
   });
 
   test("the other cross-field rules", () => {
