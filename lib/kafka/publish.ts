@@ -29,7 +29,7 @@ const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP, 
 
 export class KafkaPublisher implements Publisher {
   private readonly kafka: Kafka;
-  private producer: Producer;
+  private readonly producer: Producer;
   private connected: Promise<void> | null = null;
   private readonly partitionCounts = new Map<string, number>();
   /** The partitioner's view of a topic of n partitions, made once per n: it is asked per record. */
@@ -64,11 +64,9 @@ export class KafkaPublisher implements Publisher {
       retry: { retries: 0 },
       // One request at a time per broker keeps each file's records in order across retries.
       maxInFlightRequests: 1,
-      // kafka.idempotent: the broker drops a batch it already stored when a send is retried
-      // with the same producer id and sequence numbers (the agent retries a failed send as it
-      // was), so a timeout after the broker wrote does not duplicate. The mock cluster cannot
-      // run it (no InitProducerId), hence off by default; see the README for the measurements.
-      idempotent: this.config.idempotent,
+      // kafka.idempotent is always false here: config.ts refuses true (kafkajs' idempotent
+      // producer throws without the retries turned off above; see the README).
+      idempotent: false,
       createPartitioner: () => (args) => {
         this.partitionCounts.set(args.topic, args.partitionMetadata.length);
         return this.hash(args);
@@ -108,9 +106,6 @@ export class KafkaPublisher implements Publisher {
       );
     } catch (err) {
       const e = toPublishError(err, [...byTopic.keys()]);
-      // kafkajs cannot recover its idempotent state from these (no KIP-360 epoch bump): a new
-      // producer gets a new producer id; the retry may then duplicate, never lose.
-      if (this.config.idempotent && FATAL_FOR_IDEMPOTENCE.has(e.code)) this.resetProducer();
       // A TLS listener closes a plaintext client's connection without a word: say what to check.
       if (e.code === "KafkaJSConnectionClosedError" && !this.config.tls) e.message += "; if the broker's listener is TLS (SSL or SASL_SSL), set kafka.tls";
       throw e;
@@ -118,13 +113,6 @@ export class KafkaPublisher implements Publisher {
     let bytes = 0;
     for (const c of chunks) bytes += c.value.length;
     collector.sent(bytes, chunks.length);
-  }
-
-  private resetProducer(): void {
-    const old = this.producer;
-    this.producer = this.makeProducer();
-    this.connected = null;
-    void old.disconnect().catch(() => {});
   }
 
   private connect(): Promise<void> {
@@ -197,9 +185,6 @@ export function saslOptions(config: KafkaConfig): SASLOptions | undefined {
     }),
   } as unknown as SASLOptions;
 }
-
-/** Errors after which kafkajs' idempotent producer stays broken until it is made again. */
-const FATAL_FOR_IDEMPOTENCE = new Set(["OUT_OF_ORDER_SEQUENCE_NUMBER", "UNKNOWN_PRODUCER_ID", "INVALID_PRODUCER_EPOCH", "INVALID_PRODUCER_ID_MAPPING"]);
 
 /** Kafka error types that a smaller record can fix. */
 export const TOO_LARGE = new Set(["MESSAGE_TOO_LARGE", "RECORD_LIST_TOO_LARGE"]);
