@@ -59,8 +59,8 @@ export class KafkaPublisher implements Publisher {
       // leadership moves to such a broker between attempts, that partition's records are never
       // sent and the send still resolves: acknowledged, and lost. Measured on a real 3-node
       // cluster with the partition leader killed (tests/kafka-real-cluster.test.ts: 101000..444400
-      // of one file lost in 1 of 3 runs with 6 partitions). A failed send is retried whole by
-      // the agent's sender instead (with backoff; records already stored may arrive twice).
+      // of one file lost in 1 of 3 runs with 6 partitions). A failed send is retried whole
+      // instead, by send() and then by the agent's sender (records already stored may arrive twice).
       retry: { retries: 0 },
       // One request at a time per broker keeps each file's records in order across retries.
       maxInFlightRequests: 1,
@@ -94,16 +94,28 @@ export class KafkaPublisher implements Publisher {
     }
     const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
     try {
-      await this.connect();
-      await withEncoderArena(() =>
-        this.producer.sendBatch({
-          topicMessages,
-          acks: ACKS[this.config.acks],
-          timeout: this.config.request_timeout,
-          compression: COMPRESSION[this.config.compression],
-        }),
-        this.config.acks !== "none",
-      );
+      // A retriable failure (a topic being auto-created, a leader moving, a connection
+      // dropped) is retried here a few times, quietly and whole, as a new kafkajs send: each
+      // send starts with fresh metadata and asks every partition's leader (kafkajs' own
+      // retries are off: see makeProducer). Then the agent's backoff takes over.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.connect();
+          await withEncoderArena(() =>
+            this.producer.sendBatch({
+              topicMessages,
+              acks: ACKS[this.config.acks],
+              timeout: this.config.request_timeout,
+              compression: COMPRESSION[this.config.compression],
+            }),
+            this.config.acks !== "none",
+          );
+          break;
+        } catch (err) {
+          if (attempt >= QUIET_RETRIES || !toPublishError(err).retriable) throw err;
+          await Bun.sleep(Math.min(1_000, 100 * 2 ** attempt));
+        }
+      }
     } catch (err) {
       const e = toPublishError(err, [...byTopic.keys()]);
       // A TLS listener closes a plaintext client's connection without a word: say what to check.
@@ -185,6 +197,9 @@ export function saslOptions(config: KafkaConfig): SASLOptions | undefined {
     }),
   } as unknown as SASLOptions;
 }
+
+/** Whole-send retries inside send() before a retriable failure reaches the agent (as kafkajs' own 2 did). */
+const QUIET_RETRIES = 2;
 
 /** Kafka error types that a smaller record can fix. */
 export const TOO_LARGE = new Set(["MESSAGE_TOO_LARGE", "RECORD_LIST_TOO_LARGE"]);
