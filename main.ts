@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import pkg from "./package.json" with { type: "json" };
 import { Agent } from "./lib/agent.ts";
 import { checkFiles, formatReport } from "./lib/check.ts";
+import { checkConnect } from "./lib/kafka/connect.ts";
 import { loadConfig, type AgentConfig } from "./lib/config.ts";
 import { ConfigError, errorText, formatProblem, StateError, type ConfigProblem } from "./lib/errors.ts";
 import { splitGlob } from "./lib/files/discover.ts";
@@ -25,13 +26,14 @@ const HELP = `logship ${pkg.version}: ships log files to Kafka, at least once.
 
 Usage:
   logship run --config FILE [--once [--progress | --no-progress]] [--reset-state]
-  logship check --config FILE
+  logship check --config FILE [--connect]
   logship status --config FILE
   logship --version | --help | COMMAND --help
 
 Commands:
   run     follow the configured files and publish new lines until signalled
-  check   validate the config; list matched files with saved offsets and unread bytes
+  check   validate the config; list matched files with saved offsets and unread bytes;
+          with --connect, also connect to Kafka and report brokers, TLS, SASL and topics
   status  ask the running agent (through http.listen) for its followed files
 
 Exit codes: 0 success, 1 runtime failure, 2 invalid config or usage, 3 run --once did not
@@ -55,13 +57,20 @@ Options:
 Signals: TERM/INT drain and exit 0 within shutdown_timeout (a second one exits at once);
 HUP reloads the config (an invalid one is logged and the old one kept).`;
 
-const CHECK_HELP = `Usage: logship check --config FILE
+const CHECK_HELP = `Usage: logship check --config FILE [--connect]
 
 Validates the config (exit 2 with FILE:LINE: field: problem lines if invalid) and lists
-every matched file with its size, saved offset and unread bytes (exit 0).
+every matched file with its size, saved offset and unread bytes (exit 0). Offline.
+
+With --connect it also connects to Kafka with the configured brokers and security and
+reports one line each: every broker reached (TLS, and the Kafka version range from its
+ApiVersions answer), SASL, and each configured topic (exists and its partitions, or whether
+the broker creates it). Nothing is produced. Exit 0 when shipping can work, 1 otherwise,
+within about 30 s when no broker answers.
 
 Options:
   -c, --config FILE   the YAML config (required)
+      --connect       also check the connection to Kafka
   -h, --help          this help`;
 
 const STATUS_HELP = `Usage: logship status --config FILE
@@ -225,14 +234,25 @@ function onceOutcome(events: LogEvents, stoppedBy: string | null): number {
 }
 
 async function check(args: string[]): Promise<number> {
-  const values = options("check", args, {});
+  const values = options("check", args, { connect: { type: "boolean" } });
   if (values.help) return print(CHECK_HELP, 0);
   const config = configFrom(values);
   const { files, stateNote } = await checkFiles(config);
   console.log(escapeText(`config ${config.file} is valid: ${config.inputs.length} input(s), brokers ${config.kafka.brokers.join(",")}`));
+  const k = config.kafka;
+  const security = [
+    k.tls ? `TLS (${k.tls.ca ? `ca ${k.tls.ca}` : "system CAs"}${k.tls.cert ? `, client certificate ${k.tls.cert}` : ""}${k.tls.verify ? "" : ", NOT verified"})` : "plaintext",
+    ...(k.sasl ? [`SASL ${k.sasl.mechanism} as ${k.sasl.username}${k.sasl.password_file ? ` (password from ${k.sasl.password_file})` : ""}`] : []),
+  ];
+  console.log(escapeText(`kafka security: ${security.join(", ")}`)); // names files, never what they hold
+  for (const w of config.warnings) console.log(escapeText(`WARN ${w}`));
   console.log(escapeText(stateNote));
   console.log(files.length === 0 ? "no files match the configured paths" : formatReport(files)); // escapes its cells
-  return 0;
+  if (!values.connect) return 0;
+  const report = await checkConnect(config);
+  for (const l of report.lines) console.log(escapeText(`${l.warn ? "WARN" : l.ok ? "ok  " : "FAIL"} ${l.text}`));
+  console.log(report.ok ? "kafka: shipping can work" : "kafka: shipping cannot work as configured (see FAIL above)");
+  return report.ok ? 0 : 1;
 }
 
 async function status(args: string[]): Promise<number> {

@@ -118,6 +118,7 @@ export class Agent {
     const publisher = deps.publisher ?? new KafkaPublisher(config.kafka);
     const agent = new Agent(config, opts, publisher, store, events, clock, deps.watch ?? true);
     events.started({ inputs: config.inputs.length, brokers: config.kafka.brokers, state: config.state.path, once: opts.once });
+    for (const w of config.warnings ?? []) events.configWarning(config.file, w);
     if (ops && metrics) {
       agent.ops = ops;
       ops.serve(agent, metrics);
@@ -162,6 +163,7 @@ export class Agent {
     // Files no input matches any more stop being read once nothing of them is unread; their offsets stay saved.
     this.files.releaseUnmatched();
     this.events.configReloaded(next.file);
+    for (const w of next.warnings ?? []) this.events.configWarning(next.file, w);
   }
 
   /** Resolves once a scan under way, if any, has finished (tests on a manual clock wait for it). */

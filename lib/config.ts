@@ -7,18 +7,20 @@
 // hold secrets, and these messages reach terminals and log collectors. The options and
 // their defaults live in options.ts only; conf.example.yaml mirrors them.
 
+import { readFileSync, statSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from "yaml";
 import { MAX_CONFIG_BYTES, readBounded, resolveAliases } from "./config-source.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
-import { DEFAULTS, HTTP, INPUT, KAFKA, LOG, SECTIONS, STATE, TOP, type AgentConfig, type HttpConfig, type InputConfig, type KafkaConfig, type KindRule, type LogConfig, type Spec, type StateConfig } from "./options.ts";
+import { DEFAULTS, HTTP, INPUT, KAFKA, KAFKA_SECTIONS, LOG, SASL, SECTIONS, STATE, TLS, TOP, type AgentConfig, type HttpConfig, type InputConfig, type KafkaConfig, type KindRule, type LogConfig, type SaslConfig, type SecretMaterial, type Spec, type StateConfig, type TlsConfig } from "./options.ts";
+import { FileProblem, keyMatches, readCertificates, readPassword, readPrivateKey, Secrets } from "./security.ts";
 import { editDistance, parseDuration, parseListen, parseSize } from "./values.ts";
 
 export { DEFAULTS } from "./options.ts";
 export { parseDuration, parseListen, parseSize } from "./values.ts";
 export { MAX_CONFIG_BYTES } from "./config-source.ts";
-export type { Acks, AgentConfig, Compression, HttpConfig, InputConfig, KafkaConfig, LogConfig, LogFormat, LogLevel, LongLines, StartAt, StateConfig } from "./options.ts";
+export type { Acks, AgentConfig, Compression, HttpConfig, InputConfig, KafkaConfig, LogConfig, LogFormat, LogLevel, LongLines, SaslConfig, StartAt, StateConfig, TlsConfig } from "./options.ts";
 
 /** Reads and validates a config file; throws ConfigError listing every problem. */
 export function loadConfig(path: string, env: Record<string, string | undefined> = process.env): AgentConfig {
@@ -34,7 +36,18 @@ export function loadConfig(path: string, env: Record<string, string | undefined>
     const why = code === "ENOENT" ? "file not found" : code === "EISDIR" ? "it is a directory, not a YAML file" : String((err as Error).message);
     throw fail(`cannot read config: ${why}`);
   }
-  return parseConfig(text, file, env);
+  const config = parseConfig(text, file, env);
+  if (config.kafka.sasl?.password === LITERAL_PASSWORD) {
+    // As ssh does for keys: a password written into a file others can read.
+    let mode = 0;
+    try {
+      mode = statSync(file).mode;
+    } catch {
+      // read a moment ago; a race with its removal is not worth a problem
+    }
+    if (mode & 0o077) config.warnings.push(`${file} holds kafka.sasl.password and is readable by ${mode & 0o007 ? "others" : "its group"} (mode ${(mode & 0o777).toString(8)}): chmod 600 it, or use \${ENV} or password_file`);
+  }
+  return config;
 }
 
 /** Validates config text; `file` names it in errors and anchors relative paths. */
@@ -66,6 +79,8 @@ class Validator {
   readonly problems: ConfigProblem[] = [];
   private readonly baseDir: string;
   private kafkaTopicGiven = false;
+  private passwordLiteral = false;
+  readonly warnings: string[] = [];
   private readonly fromEnv = new Map<string, string>(); // field → its value as written, for values that came from ${ENV}
   constructor(
     private readonly file: string,
@@ -87,7 +102,7 @@ class Validator {
     const log = this.section(f, "log", LOG, "`format: json`") as LogConfig;
     const got = this.options(f, "", TOP, root);
     const top = withDefaults({ ...got, host: got.host ?? env(this.env, "HOSTNAME") ?? hostname() }, TOP);
-    const config = { file: this.file, host: top.host, inputs: inputs ?? [], kafka: kafka ?? ({} as KafkaConfig), state, http, log, ...top } as AgentConfig;
+    const config = { file: this.file, host: top.host, inputs: inputs ?? [], kafka: kafka ?? ({} as KafkaConfig), state, http, log, ...top, warnings: this.warnings } as AgentConfig;
     if (kafka && config.max_inflight_bytes < kafka.max_message_bytes) {
       const max = this.asWritten("kafka.max_message_bytes", String(kafka.max_message_bytes));
       this.fail(f.get("max_inflight_bytes")?.node ?? null, "max_inflight_bytes", `must be at least kafka.max_message_bytes (${max})`, config.max_inflight_bytes);
@@ -99,7 +114,7 @@ class Validator {
     const entry = f.get("kafka");
     if (!entry) return void this.fail(root, "kafka", "missing: add a `kafka:` section with at least `brokers`");
     if (!isMap(entry.node)) return void this.fail(entry.node ?? keyOf(entry), "kafka", "must be a mapping with at least `brokers`", shownOrNull(entry.node));
-    const k = this.fields(entry.node, "kafka", Object.keys(KAFKA));
+    const k = this.fields(entry.node, "kafka", [...Object.keys(KAFKA), ...KAFKA_SECTIONS]);
     this.kafkaTopicGiven = k.has("topic");
     const got = this.options(k, "kafka", KAFKA, keyOf(entry));
     got.brokers?.forEach((b, i) => {
@@ -115,10 +130,93 @@ class Validator {
     if (target > max) {
       this.fail(k.get("target_message_bytes")?.node ?? null, "kafka.target_message_bytes", `must not exceed kafka.max_message_bytes (${this.asWritten("kafka.max_message_bytes", String(max))})`, target);
     }
+    if (got.idempotent === true) {
+      // Measured, not assumed: see the README ("Delivery guarantee") and lib/kafka/publish.ts.
+      this.fail(k.get("idempotent")?.node ?? null, "kafka.idempotent", "true is refused: kafkajs 2.2.4's idempotent producer requires kafkajs' own send retries, and those drop the records of a partition whose leader changed during a send (acknowledged, never stored: measured against Apache Kafka 4.1); logship keeps at-least-once with it off", true);
+    }
     if (backoffMax < backoff) {
       this.fail(k.get("retry_backoff_max")?.node ?? null, "kafka.retry_backoff_max", `must be at least kafka.retry_backoff (${this.asWritten("kafka.retry_backoff", `${backoff} ms`)})`, backoffMax);
     }
-    return { ...withDefaults(got, KAFKA), brokers: got.brokers ?? [], target_message_bytes: target } as KafkaConfig;
+    const material: SecretMaterial = {};
+    const tls = this.tls(k, material);
+    const sasl = this.sasl(k, material);
+    return { ...withDefaults(got, KAFKA), brokers: got.brokers ?? [], target_message_bytes: target, ...(tls && { tls }), ...(sasl && { sasl }), ...(Object.keys(material).length > 0 && { secrets: new Secrets(material) }) } as KafkaConfig;
+  }
+
+  /** kafka.tls: the files are read and checked here (PEM, key matching its certificate). */
+  private tls(k: Fields, material: SecretMaterial): TlsConfig | undefined {
+    const entry = k.get("tls");
+    if (!entry) return undefined;
+    if (entry.node === null || (isScalar(entry.node) && entry.node.value === null)) return { ...withDefaults({}, TLS) } as TlsConfig; // `tls:` alone = `tls: {}`
+    if (!isMap(entry.node)) return void this.fail(entry.node, "kafka.tls", "must be a mapping, e.g. `tls: { ca: /etc/logship/kafka-ca.pem }` (`tls: {}` = TLS with the system CAs)", shown(entry.node));
+    const f = this.fields(entry.node, "kafka.tls", Object.keys(TLS));
+    const got = this.options(f, "kafka.tls", TLS, keyOf(entry));
+    const tls = withDefaults({ ...got, ca: got.ca && this.absolute(got.ca), cert: got.cert && this.absolute(got.cert), key: got.key && this.absolute(got.key) }, TLS) as TlsConfig;
+    const at = (key: string) => f.get(key)?.node ?? null;
+    const file = <T>(key: "ca" | "cert" | "key", read: (p: string) => T): T | undefined => {
+      const path = tls[key];
+      if (path === undefined) return undefined;
+      try {
+        return read(path);
+      } catch (err) {
+        if (!(err instanceof FileProblem)) throw err;
+        return void this.fail(at(key), `kafka.tls.${key}`, err.message, got[key]);
+      }
+    };
+    const ca = file("ca", readCertificates);
+    if (ca) material.ca = ca.pem;
+    const cert = file("cert", readCertificates);
+    const key = file("key", readPrivateKey);
+    if (tls.cert !== undefined && tls.key === undefined) this.fail(at("cert"), "kafka.tls.key", "missing: a client certificate (cert) needs its private key (key)");
+    if (tls.key !== undefined && tls.cert === undefined) this.fail(at("key"), "kafka.tls.cert", "missing: a private key (key) needs its client certificate (cert)");
+    const leaf = cert?.certs[0];
+    if (leaf && Date.parse(leaf.validTo) < Date.now()) this.warnings.push(`kafka.tls.cert ${tls.cert} expired on ${new Date(leaf.validTo).toISOString()}: brokers that check client certificates will refuse it`);
+    if (cert && key) {
+      if (!keyMatches(cert.certs[0]!, key.key)) this.fail(at("key"), "kafka.tls.key", `is not the private key of the certificate in kafka.tls.cert (${got.cert})`, got.key);
+      material.cert = cert.pem;
+      material.key = key.pem;
+    }
+    if (!tls.verify) this.warnings.push("kafka.tls.verify is false: the brokers' certificates are not checked, so anyone on the path can read and change what logship sends");
+    return tls;
+  }
+
+  /** kafka.sasl: exactly one of password and password_file; the file is read here. */
+  private sasl(k: Fields, material: SecretMaterial): SaslConfig | undefined {
+    const entry = k.get("sasl");
+    if (!entry) return undefined;
+    if (!isMap(entry.node)) return void this.fail(entry.node ?? keyOf(entry), "kafka.sasl", "must be a mapping with mechanism, username and password or password_file", shownOrNull(entry.node));
+    const f = this.fields(entry.node, "kafka.sasl", Object.keys(SASL));
+    // The password is never shown in a problem, not even as written (a literal one is the secret itself).
+    const pw = f.get("password");
+    let password: string | undefined;
+    if (pw) {
+      f.delete("password");
+      if (pw.node === null || (isScalar(pw.node) && pw.node.value === null)) this.fail(keyOf(pw), "kafka.sasl.password", "has no value: give one or remove the key");
+      else if (!isScalar(pw.node) || typeof pw.node.value === "object") this.fail(pw.node, "kafka.sasl.password", "must be a single value");
+      else {
+        const raw = String(pw.node.value);
+        this.passwordLiteral = !ENV_REF.test(raw);
+        password = typeof pw.node.value === "string" ? this.expandEnv(raw, pw.node, "kafka.sasl.password") : raw;
+        if (password !== undefined && password === "") {
+          this.fail(pw.node, "kafka.sasl.password", "must not be empty");
+          password = undefined;
+        }
+      }
+    }
+    const got = this.options(f, "kafka.sasl", SASL, keyOf(entry));
+    const passwordFile = got.password_file && this.absolute(got.password_file);
+    if (pw && passwordFile) this.fail(f.get("password_file")?.node ?? null, "kafka.sasl", "give password or password_file, not both");
+    else if (!pw && !passwordFile && !f.has("password_file")) this.fail(keyOf(entry), "kafka.sasl.password", "missing: give password (e.g. ${KAFKA_PASSWORD}) or password_file");
+    if (passwordFile && !pw) {
+      try {
+        password = readPassword(passwordFile);
+      } catch (err) {
+        if (!(err instanceof FileProblem)) throw err;
+        this.fail(f.get("password_file")?.node ?? null, "kafka.sasl.password_file", err.message, got.password_file);
+      }
+    }
+    if (password !== undefined) material.password = password;
+    return { mechanism: got.mechanism ?? "plain", username: got.username ?? "", password: pw ? (this.passwordLiteral ? LITERAL_PASSWORD : String((pw.node as { value?: unknown })?.value)) : undefined, password_file: passwordFile } as SaslConfig;
   }
 
   private inputs(f: Fields, root: YAMLMap, defaultTopic: string | undefined, reportMissingTopic: boolean): InputConfig[] | undefined {
@@ -189,6 +287,8 @@ class Validator {
         return this.size(n, field, k.min, k.max);
       case "int":
         return this.int(n, field, k.min);
+      case "bool":
+        return this.bool(n, field);
       case "enum":
         return this.oneOf(n, field, k.values);
       case "string":
@@ -199,8 +299,6 @@ class Validator {
         return this.listenAddress(n, field);
       case "list":
         return this.strList(n, field, k.nonEmpty);
-      case "bool":
-        return isScalar(n) && typeof n.value === "boolean" ? n.value : void this.fail(n, field, "must be true or false", shown(n));
     }
   }
 
@@ -310,6 +408,13 @@ class Validator {
     return v;
   }
 
+  private bool(n: Node, field: string): boolean | undefined {
+    const s = this.scalarText(n, field);
+    if (s === undefined) return undefined;
+    if (s !== "true" && s !== "false") return void this.fail(n, field, "must be true or false", s);
+    return s === "true";
+  }
+
   private size(n: Node, field: string, min: number, max?: number): number | undefined {
     const s = this.scalarText(n, field);
     if (s === undefined) return undefined;
@@ -366,6 +471,9 @@ class Validator {
 function quoted(v: unknown): string {
   return typeof v === "string" ? `"${v}"` : JSON.stringify(v);
 }
+
+/** kafka.sasl.password when the file holds the password itself (an env reference is kept as written). */
+export const LITERAL_PASSWORD = "(written in the config)";
 
 /** ${NAME} or ${NAME:-default}. */
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/;

@@ -44,6 +44,8 @@ export interface AgentEvents {
   stateRecovered(downMs: number): void;
   stateFileReplaced(path: string, files: number): void;
   configReloaded(file: string): void;
+  /** A config that is valid but risky (kafka.tls.verify: false, a readable password): at every start and reload. */
+  configWarning(file: string, warning: string): void;
   configRejected(file: string, reason: string): void;
   /** A reloaded config changed options read at start only (http.listen, log.*): they apply at the next start. */
   restartNeeded(file: string, keys: string[]): void;
@@ -279,6 +281,9 @@ export class LogEvents implements AgentEvents {
   }
   configReloaded(file: string): void {
     this.log("INFO", "config reloaded", { file });
+  }
+  configWarning(file: string, warning: string): void {
+    this.log("WARN", warning, { config: file });
   }
   configRejected(file: string, reason: string): void {
     this.log("ERROR", "new config rejected; keeping the old one", { file, reason });

@@ -10,7 +10,37 @@
 export type StartAt = "beginning" | "end";
 export type LongLines = "split" | "truncate" | "drop";
 export type Acks = "all" | "leader" | "none";
-export type Compression = "none" | "gzip";
+export type Compression = "none" | "gzip" | "snappy" | "lz4" | "zstd";
+export type SaslMechanism = "plain" | "scram-sha-256" | "scram-sha-512";
+
+/** `kafka.tls` as written (paths absolute); see TLS. `tls: {}` = TLS with the system CAs. */
+export interface TlsConfig {
+  ca: string | undefined;
+  cert: string | undefined;
+  key: string | undefined;
+  server_name: string | undefined;
+  verify: boolean;
+}
+
+/** `kafka.sasl` as written (password_file absolute); see SASL. The password itself is only in KafkaConfig.secrets. */
+export interface SaslConfig {
+  mechanism: SaslMechanism;
+  username: string;
+  password: string | undefined; // never the value: the ${ENV} reference as written, or LITERAL_PASSWORD (config.ts)
+  password_file: string | undefined;
+}
+
+/**
+ * What the files of kafka.tls / kafka.sasl held when the config was read (PEM text, the
+ * password). Wrapped so that it never prints: toString/inspect give "[redacted]", and
+ * JSON.stringify gives only a digest, so a reload still notices a changed file.
+ */
+export interface SecretMaterial {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  password?: string;
+}
 export type LogFormat = "text" | "json";
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -34,12 +64,17 @@ export interface KafkaConfig {
   topic: string | undefined;
   client_id: string;
   acks: Acks;
+  idempotent: boolean;
   compression: Compression;
   max_message_bytes: number;
   target_message_bytes: number;
   request_timeout: number;
   retry_backoff: number;
   retry_backoff_max: number;
+  tls?: TlsConfig; // absent = plaintext
+  sasl?: SaslConfig;
+  /** The contents of the files above and the password, read with the config (see lib/security.ts). */
+  secrets?: { reveal(): SecretMaterial; readonly digest: string };
 }
 
 /** The `state` section; see STATE. */
@@ -75,6 +110,8 @@ export interface AgentConfig {
   max_open_files: number;
   max_inflight_bytes: number;
   stats_interval: number; // 0 = never
+  /** WARN lines to log at every start and reload (kafka.tls.verify: false, a readable password). */
+  warnings: string[];
 }
 
 // --- kinds -----------------------------------------------------------------------------
@@ -84,12 +121,12 @@ export type KindRule =
   | { readonly kind: "duration"; readonly min: number } // written with a unit (or 0); converts to ms
   | { readonly kind: "size"; readonly min: number; readonly max?: number } // 1000000, 512KiB, 1MB; converts to bytes
   | { readonly kind: "int"; readonly min: number }
+  | { readonly kind: "bool" } // true | false
   | { readonly kind: "enum"; readonly values: readonly string[] }
   | { readonly kind: "string" } // not blank
   | { readonly kind: "topic" } // a Kafka topic name
   | { readonly kind: "listen" } // HOST:PORT or PORT (then 127.0.0.1); converts to "HOST:PORT"
-  | { readonly kind: "list"; readonly nonEmpty: boolean } // of strings; one string is a one-entry list
-  | { readonly kind: "bool" }; // true or false
+  | { readonly kind: "list"; readonly nonEmpty: boolean }; // of strings; one string is a one-entry list
 
 /** A kind whose conversion yields a T. `out` is never set: it only carries T for the type checker. */
 export type Kind<T> = KindRule & { readonly out?: T };
@@ -99,10 +136,10 @@ const size = (minBytes: number, maxBytes?: number): Kind<number> => ({ kind: "si
 const int = (min: number): Kind<number> => ({ kind: "int", min });
 const oneOf = <const V extends string>(...values: V[]): Kind<V> => ({ kind: "enum", values });
 const str: Kind<string> = { kind: "string" };
+const bool: Kind<boolean> = { kind: "bool" };
 const topic: Kind<string> = { kind: "topic" };
 const listen: Kind<string> = { kind: "listen" };
 const list = (nonEmpty: boolean): Kind<string[]> => ({ kind: "list", nonEmpty });
-const bool: Kind<boolean> = { kind: "bool" };
 
 /** One option. Without a default it is required, or config.ts derives its value (the doc says how). */
 export interface Row<T> {
@@ -144,13 +181,32 @@ export const KAFKA = {
   topic: { kind: topic, doc: "the topic of every input that names none; required unless every input names its own" },
   client_id: { kind: str, default: "logship", doc: "the Kafka client id" },
   acks: { kind: oneOf("all", "leader", "none"), default: "all", doc: "what counts as acknowledged before an offset moves" },
-  compression: { kind: oneOf("none", "gzip"), default: "none", doc: "of record batches" },
+  idempotent: { kind: bool, default: false, doc: "the idempotent producer; only false is accepted: kafkajs 2.2.4's needs kafkajs' own retries, which lose records on a leader change (README)" },
+  compression: { kind: oneOf("none", "gzip", "snappy", "lz4", "zstd"), default: "none", doc: "of record batches: none | gzip | snappy | lz4 | zstd" },
   max_message_bytes: { kind: size(1024), default: 1_000_000, doc: "no record batch sent to a partition exceeds this, key, headers and framing included" },
   target_message_bytes: { kind: size(1024), default: 256 * KiB, doc: "records aim for this size; <= max_message_bytes (and lowered to it when unset)" },
   request_timeout: { kind: duration(100), default: 30 * SECOND, doc: "how long one produce request may take" },
   retry_backoff: { kind: duration(1), default: 100, doc: "first wait after a failed send; doubles per failure" },
   retry_backoff_max: { kind: duration(1), default: 30 * SECOND, doc: "the cap of that wait; >= retry_backoff" },
-} satisfies Spec<KafkaConfig>;
+} satisfies Spec<Omit<KafkaConfig, (typeof KAFKA_SECTIONS)[number] | "secrets">>;
+
+/** kafka's sub-sections, listed after KAFKA's keys among its known keys. */
+export const KAFKA_SECTIONS = ["tls", "sasl"] as const;
+
+export const TLS = {
+  ca: { kind: str, doc: "PEM file of the CA(s) that signed the brokers' certificates; default: the system CAs" },
+  cert: { kind: str, doc: "PEM file of the client certificate (mTLS); needs key" },
+  key: { kind: str, doc: "PEM file of the client certificate's private key (unencrypted); needs cert" },
+  server_name: { kind: str, doc: "the name to verify in the brokers' certificates when it differs from the host in brokers" },
+  verify: { kind: bool, default: true, doc: "false skips verifying the brokers' certificates (a WARN at every start)" },
+} satisfies Spec<TlsConfig>;
+
+export const SASL = {
+  mechanism: { kind: oneOf("plain", "scram-sha-256", "scram-sha-512"), required: true, doc: "plain | scram-sha-256 | scram-sha-512" },
+  username: { kind: str, required: true, doc: "the SASL user" },
+  password: { kind: str, doc: "the password; better ${ENV} or password_file (one of the two is required)" },
+  password_file: { kind: str, doc: "a file holding the password (one trailing newline is ignored); read at start and on SIGHUP" },
+} satisfies Spec<SaslConfig>;
 
 export const STATE = {
   path: { kind: str, default: "./logship-state.db", doc: "bun:sqlite file holding offsets; relative to the config's directory" },
@@ -178,7 +234,7 @@ export const TOP = {
   max_open_files: { kind: int(1), default: 1024, doc: "descriptors held at once; caught-up files yield theirs to waiting ones" },
   max_inflight_bytes: { kind: size(64 * KiB), default: 2 * MiB, doc: "bytes read but not yet acknowledged; reading pauses above this; >= kafka.max_message_bytes" },
   stats_interval: { kind: duration(0), default: 60 * SECOND, doc: "a summary line on stderr this often; 0 = never" },
-} satisfies Spec<Omit<AgentConfig, "file" | (typeof SECTIONS)[number]>>;
+} satisfies Spec<Omit<AgentConfig, "file" | "warnings" | (typeof SECTIONS)[number]>>;
 
 // --- defaults --------------------------------------------------------------------------
 
@@ -199,4 +255,5 @@ export const DEFAULTS = {
   http: { listen: undefined as string | undefined, ...defaultsOf(HTTP) },
   log: defaultsOf(LOG),
   ...defaultsOf(TOP),
+  warnings: [] as string[],
 };

@@ -6,7 +6,11 @@
 //   npm run bench -- --quick            the same, small: a smoke run (about a minute)
 //   bun scripts/bench.ts [options]      without the build
 //     --scenario NAME[,NAME]   backlog, many-files, long-lines, short-lines, live-tail, idle (default all)
-//     --compression LIST       backlog's variants: none,gzip (default both)
+//     --compression LIST       backlog's variants: none,gzip,snappy,lz4,zstd (default none,gzip;
+//                              with --kafka real: none,zstd)
+//     --kafka mock|real        the cluster: librdkafka's mock (default), or a real Apache Kafka
+//                              broker (tests/helpers/realKafka.ts, KRaft, log dirs on /dev/shm);
+//                              with real, the default scenario is backlog
 //     --runs N                 runs per tool and variant, alternating kcat, logship, ... (default 3)
 //     --quick                  small sizes and short windows: a smoke run
 //     --json                   the results as JSON on stdout (the table goes to stderr)
@@ -28,7 +32,7 @@
 // and kcat on the same bytes concatenated into one file, one Kafka record per line:
 //   kcat -P -b BS -t T -X acks=all -X batch.num.messages=50000 -X batch.size=2000000
 //        -X message.max.bytes=2000000 -X queue.buffering.max.messages=500000 -l FILE
-// (plus -X compression.codec=gzip for the gzip variant). Wall time is taken here, around the
+// (plus -X compression.codec=CODEC for a compressed variant). Wall time is taken here, around the
 // process; user+sys CPU and peak RSS come from /usr/bin/time (or /proc and rusage without it).
 // MB are 10^6 bytes. Each logship run is verified: exit 0, its `logship stopped lines= bytes=`
 // line equals the generated set, `logship check` shows 0 unread for every file, and the
@@ -46,6 +50,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import type { Subprocess } from "bun";
 import { spawnMockCluster, type MockClusterProcess } from "../tests/helpers/mockProcess.ts";
+import { removeClusterDir, startRealCluster } from "../tests/helpers/realKafka.ts";
 import { Kafka, logLevel } from "kafkajs";
 import { generateLogs, LineMaker, type GeneratedLogs } from "./gen-logs.ts";
 
@@ -58,11 +63,13 @@ const MB = 1e6;
 
 const SCENARIOS = ["backlog", "many-files", "long-lines", "short-lines", "live-tail", "idle"] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
-type Compression = "none" | "gzip";
+type Compression = "none" | "gzip" | "snappy" | "lz4" | "zstd";
+const COMPRESSIONS: readonly Compression[] = ["none", "gzip", "snappy", "lz4", "zstd"];
 
 interface Options {
   scenarios: ScenarioName[];
   compressions: Compression[];
+  kafka: "mock" | "real";
   runs: number;
   quick: boolean;
   json: boolean;
@@ -81,7 +88,8 @@ function options(argv: string[]): Options {
     strict: true,
     options: {
       scenario: { type: "string", multiple: true },
-      compression: { type: "string", default: "none,gzip" },
+      compression: { type: "string" },
+      kafka: { type: "string", default: "mock" },
       runs: { type: "string", default: "3" },
       quick: { type: "boolean", default: false },
       json: { type: "boolean", default: false },
@@ -106,13 +114,15 @@ function options(argv: string[]): Options {
     console.log(lines.slice(0, lines.findIndex((l) => !l.startsWith("//"))).map((l) => l.slice(3)).join("\n"));
     process.exit(0);
   }
-  const names = (values.scenario ?? ["all"]).flatMap((s) => s.split(",")).map((s) => s.trim());
+  if (values.kafka !== "mock" && values.kafka !== "real") usage(`--kafka takes mock or real, got "${values.kafka}"`);
+  const real = values.kafka === "real";
+  const names = (values.scenario ?? [real ? "backlog" : "all"]).flatMap((s) => s.split(",")).map((s) => s.trim());
   const scenarios = names.includes("all") ? [...SCENARIOS] : names.map((n) => {
     if (!(SCENARIOS as readonly string[]).includes(n)) usage(`unknown scenario "${n}"; known: ${SCENARIOS.join(", ")}, all`);
     return n as ScenarioName;
   });
-  const compressions = values.compression!.split(",").map((c) => {
-    if (c !== "none" && c !== "gzip") usage(`--compression takes none and/or gzip, got "${c}"`);
+  const compressions = (values.compression ?? (real ? "none,zstd" : "none,gzip")).split(",").map((c) => {
+    if (!(COMPRESSIONS as readonly string[]).includes(c)) usage(`--compression takes a list of ${COMPRESSIONS.join(", ")}, got "${c}"`);
     return c as Compression;
   });
   const runs = Number(values.runs);
@@ -121,7 +131,7 @@ function options(argv: string[]): Options {
   if (!Number.isInteger(partitions) || partitions < 1) usage(`--partitions must be a positive integer`);
   const mof = values["max-open-files"];
   return {
-    scenarios, compressions, runs, partitions,
+    scenarios, compressions, runs, partitions, kafka: real ? "real" : "mock",
     quick: values.quick!, json: values.json!, keep: values.keep!, profile: values.profile! || values["profile-binary"]!,
     profileBinary: values["profile-binary"]!, src: resolve(values.src!),
     set: settingsFrom(values.set ?? [], mof),
@@ -237,6 +247,29 @@ async function measure(cmd: string[], stderrPath: string, stdoutPath = "/dev/nul
 // --- Kafka ---------------------------------------------------------------------------------
 
 let topicSeq = 0;
+
+/**
+ * The cluster of a run: the mock in its own process, or (--kafka real) a real single broker,
+ * a JVM whose CPU is not logship's either, its log dirs on tmpfs like the inputs. Both answer
+ * the bench's one command, "topic NAME:PARTITIONS".
+ */
+async function startKafka(b: Bench): Promise<MockClusterProcess> {
+  if (b.opts.kafka === "mock") return spawnMockCluster();
+  const cluster = await startRealCluster({ dir: `/dev/shm/logship-bench-kafka-${process.pid}`, props: { "log.segment.bytes": 256 * 1024 * 1024, "message.max.bytes": 4 * 1024 * 1024 } }); // kcat sends batches of up to 2 MB
+  return {
+    bootstraps: cluster.env("plaintext").BOOTSTRAP,
+    async command(line: string) {
+      const m = /^topic (\S+):(\d+)$/.exec(line);
+      if (!m) return `error: the real cluster answers only "topic NAME:PARTITIONS", not ${JSON.stringify(line)}`;
+      await cluster.createTopic(m[1]!, { partitions: Number(m[2]) });
+      return "ok";
+    },
+    async close() {
+      await cluster.stop();
+      removeClusterDir(cluster.dir);
+    },
+  };
+}
 
 async function freshTopic(mock: MockClusterProcess, prefix: string, partitions: number): Promise<string> {
   const name = `${prefix}-${Date.now().toString(36)}-${topicSeq++}`;
@@ -452,7 +485,7 @@ async function throughput(b: Bench, name: ScenarioName): Promise<ThroughputResul
   const t0 = performance.now();
   const data = generateLogs({ dir: join(dir, "logs"), files: spec.files, totalBytes: spec.totalBytes, minLine: spec.minLine, maxLine: spec.maxLine, seed: 1, concat });
   say(`   ${data.lines} lines, ${data.bytes} bytes in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  const mock = await spawnMockCluster();
+  const mock = await startKafka(b);
   const out: ThroughputResult[] = [];
   try {
     const variants: Compression[] = name === "backlog" ? b.opts.compressions : ["none"];
@@ -498,7 +531,7 @@ async function kcatRun(b: Bench, mock: MockClusterProcess, label: string, i: num
   const topic = await freshTopic(mock, `kcat-${label.replace("/", "-")}`, P);
   const runDir = join(b.work, "runs", topic);
   mkdirSync(runDir, { recursive: true });
-  const cmd = ["kcat", "-P", "-b", mock.bootstraps, "-t", topic, ...KCAT_PRODUCE, ...(compression === "gzip" ? ["-X", "compression.codec=gzip"] : []), "-l", concat];
+  const cmd = ["kcat", "-P", "-b", mock.bootstraps, "-t", topic, ...KCAT_PRODUCE, ...(compression !== "none" ? ["-X", `compression.codec=${compression}`] : []), "-l", concat];
   const m = await measure(cmd, join(runDir, "stderr.log"));
   const marks = await watermarks(mock.bootstraps, topic, P);
   const records = marks.reduce((a, n) => a + n, 0);
@@ -673,7 +706,7 @@ async function liveTail(b: Bench): Promise<LiveTailResult> {
   mkdirSync(join(dir, "logs"), { recursive: true });
   const paths = Array.from({ length: FILES }, (_, i) => join(dir, "logs", `live-${i + 1}.log`));
   for (const p of paths) writeFileSync(p, "");
-  const mock = await spawnMockCluster();
+  const mock = await startKafka(b);
   const problems: string[] = [];
   let agent: Subprocess | null = null;
   let consumer: ReturnType<typeof stampedConsumer> | null = null;
@@ -749,7 +782,7 @@ async function idle(b: Bench, agentCmd: string[] = [b.opts.bin, "run"]): Promise
   say(`\n== idle: ${FILES} files tracked, nothing written for ${seconds} s`);
   const dir = join(b.work, "idle");
   const data = generateLogs({ dir: join(dir, "logs"), files: FILES, totalBytes: FILES * 2_000, seed: 3 });
-  const mock = await spawnMockCluster();
+  const mock = await startKafka(b);
   const problems: string[] = [];
   let agent: Subprocess | null = null;
   try {
@@ -806,7 +839,7 @@ async function profile(b: Bench): Promise<void> {
   const what = b.opts.profileBinary ? `BUN_OPTIONS=--cpu-prof ${b.opts.bin}` : `bun --cpu-prof ${join(b.opts.src, "main.ts")}`;
   say(`== profile: ${what} run --once on the ${scenario} set: ${spec.files} files, ${(spec.totalBytes / MB).toFixed(0)} MB`);
   const data = generateLogs({ dir: join(dir, "logs"), files: spec.files, totalBytes: spec.totalBytes, minLine: spec.minLine, maxLine: spec.maxLine, seed: 1 });
-  const mock = await spawnMockCluster();
+  const mock = await startKafka(b);
   const outDir = join(ROOT, "bench", "results");
   mkdirSync(outDir, { recursive: true });
   try {

@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { DEFAULTS, loadConfig, parseConfig, parseDuration, parseSize, type AgentConfig } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
-import { HTTP, INPUT, KAFKA, LOG, SECTIONS, STATE, TOP, type Row } from "../lib/options.ts";
+import { HTTP, INPUT, KAFKA, KAFKA_SECTIONS, LOG, SASL, SECTIONS, STATE, TLS, TOP, type Row } from "../lib/options.ts";
 import { makeLogDir } from "./helpers/logDir.ts";
 
 const FILE = "/etc/logship/logship.yaml";
@@ -85,7 +85,8 @@ kafka:
   brokers: ["k1:9092", "[::1]:9093"]
   topic: logs
   client_id: shipper
-  acks: leader
+  acks: all
+  idempotent: false
   compression: gzip
   max_message_bytes: 2MB
   target_message_bytes: 512KiB
@@ -120,7 +121,8 @@ stats_interval: 0
       brokers: ["k1:9092", "[::1]:9093"],
       topic: "logs",
       client_id: "shipper",
-      acks: "leader",
+      acks: "all",
+      idempotent: false,
       compression: "gzip",
       max_message_bytes: 2_000_000,
       target_message_bytes: 512 * 1024,
@@ -263,7 +265,7 @@ describe("problems, each located FILE:LINE: field: what (got VALUE)", () => {
 
   test("a value outside its set", () => {
     expect(problem(MINIMAL + `  acks: maybe\n`)).toBe(`${FILE}:6: kafka.acks: must be one of all | leader | none (got "maybe")`);
-    expect(problem(MINIMAL + `  compression: lz4\n`)).toBe(`${FILE}:6: kafka.compression: must be one of none | gzip (got "lz4")`);
+    expect(problem(MINIMAL + `  compression: brotli\n`)).toBe(`${FILE}:6: kafka.compression: must be one of none | gzip | snappy | lz4 | zstd (got "brotli")`);
     expect(problem(MINIMAL + `  acks: true\n`)).toBe(`${FILE}:6: kafka.acks: must be one of all | leader | none (got "true")`);
     expect(problem(MINIMAL.replace(`  - paths:`, `  - start_at: middle\n    paths:`))).toBe(`${FILE}:2: inputs[0].start_at: must be one of beginning | end (got "middle")`);
     expect(problem(MINIMAL.replace(`  - paths:`, `  - long_lines: wrap\n    paths:`))).toBe(`${FILE}:2: inputs[0].long_lines: must be one of split | truncate | drop (got "wrap")`);
@@ -282,6 +284,10 @@ describe("problems, each located FILE:LINE: field: what (got VALUE)", () => {
     expect(problem(MINIMAL + `  max_message_bytes: 1MB\n  target_message_bytes: 2MB\n`)).toBe(
       `${FILE}:7: kafka.target_message_bytes: must not exceed kafka.max_message_bytes (1000000) (got 2000000)`,
     );
+  });
+
+  test("kafka.idempotent: true is refused, saying why", () => {
+    expect(problem(MINIMAL + `  idempotent: true\n`)).toMatch(new RegExp(`^${FILE}:6: kafka\\.idempotent: true is refused: kafkajs 2\\.2\\.4's idempotent producer requires kafkajs' own send retries, and those drop the records .* \\(got true\\)$`));
   });
 
   test("the other cross-field rules", () => {
@@ -471,7 +477,7 @@ describe("conf.example.yaml", () => {
     const sections: [string, Record<string, Row<unknown>>, string[], Record<string, any>, Record<string, any>, Record<string, any>][] = [
       ["", TOP, [...SECTIONS], documented, set, c],
       ["inputs[0]", INPUT, [], documented.inputs[0], set.inputs[0], c.inputs[0]],
-      ["kafka", KAFKA, [], documented.kafka, set.kafka, c.kafka],
+      ["kafka", KAFKA, [...KAFKA_SECTIONS], documented.kafka, set.kafka, c.kafka],
       ["state", STATE, [], documented.state, set.state, c.state],
       ["http", HTTP, [], documented.http, set.http ?? {}, c.http],
       ["log", LOG, [], documented.log, set.log, c.log],
@@ -497,7 +503,7 @@ describe("conf.example.yaml", () => {
     const text = readFileSync(example, "utf8");
     const keyed = (key: string) => new RegExp(`^[\\s#-]*${key}:`, "m").test(text);
     const all = [...Object.keys(DEFAULTS.input), ...Object.keys(DEFAULTS.kafka), ...Object.keys(DEFAULTS.state), ...Object.keys(DEFAULTS).filter((k) => typeof (DEFAULTS as Record<string, unknown>)[k] !== "object")];
-    for (const key of [...all, ...Object.keys(DEFAULTS.log), "paths", "topic", "brokers", "host", "listen"]) expect({ key, documented: keyed(key) }).toEqual({ key, documented: true });
+    for (const key of [...all, ...Object.keys(DEFAULTS.log), "paths", "topic", "brokers", "host", "listen", ...KAFKA_SECTIONS, ...Object.keys(TLS), ...Object.keys(SASL)]) expect({ key, documented: keyed(key) }).toEqual({ key, documented: true });
   });
 });
 

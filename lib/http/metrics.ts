@@ -229,6 +229,9 @@ class MetricsEvents implements AgentEvents {
   restartNeeded(file: string, keys: string[]): void {
     this.inner.restartNeeded(file, keys);
   }
+  configWarning(file: string, warning: string): void {
+    this.inner.configWarning(file, warning);
+  }
   fileRefused(path: string, reason: string): void {
     this.inner.fileRefused(path, reason);
   }

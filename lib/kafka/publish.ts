@@ -4,7 +4,12 @@
 // retries, so the agent decides about backoff and order. nextBatch() chooses which queued
 // chunks go into one send so that no partition's record batch exceeds max_message_bytes.
 
-import { CompressionTypes, Kafka, logLevel, Partitioners, type Message, type PartitionMetadata, type Producer, type TopicMessages } from "kafkajs";
+import type { ConnectionOptions } from "node:tls";
+import { CompressionTypes, Kafka, KafkaJSSASLAuthenticationError, logLevel, Partitioners, type Message, type PartitionMetadata, type Producer, type SASLOptions, type TopicMessages } from "kafkajs";
+// The built-in SASL authenticators, wrapped below so that a failure names the user, mechanism and broker.
+import plainProvider from "kafkajs/src/broker/saslAuthenticator/plain.js";
+import scram256Provider from "kafkajs/src/broker/saslAuthenticator/scram256.js";
+import scram512Provider from "kafkajs/src/broker/saslAuthenticator/scram512.js";
 import type { KafkaConfig } from "../config.ts";
 import { PublishError } from "../errors.ts";
 import { collector } from "../memory.ts";
@@ -21,7 +26,7 @@ export interface Publisher {
 }
 
 const ACKS = { all: -1, leader: 1, none: 0 } as const;
-const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP } as const;
+const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP, snappy: CompressionTypes.Snappy, lz4: CompressionTypes.LZ4, zstd: CompressionTypes.ZSTD } as const;
 
 export class KafkaPublisher implements Publisher {
   private readonly kafka: Kafka;
@@ -42,12 +47,27 @@ export class KafkaPublisher implements Publisher {
       requestTimeout: config.request_timeout,
       connectionTimeout: Math.min(10_000, config.request_timeout),
       retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 },
+      ssl: tlsOptions(config),
+      sasl: saslOptions(config),
     });
-    this.producer = this.kafka.producer({
+    this.producer = this.makeProducer();
+  }
+
+  private makeProducer(): Producer {
+    return this.kafka.producer({
       allowAutoTopicCreation: true,
-      // One request at a time per broker keeps each file's records in order across retries
-      // (kafkajs' idempotent producer would allow more, but the test cluster cannot run it).
+      // No retries inside kafkajs' send: its retry skips every broker that already answered
+      // within the same send (sendMessages.js keys responses by broker), so when a partition's
+      // leadership moves to such a broker between attempts, that partition's records are never
+      // sent and the send still resolves: acknowledged, and lost. Measured on a real 3-node
+      // cluster with the partition leader killed (tests/kafka-real-cluster.test.ts: 101000..444400
+      // of one file lost in 1 of 3 runs with 6 partitions). A failed send is retried whole
+      // instead, by send() and then by the agent's sender (records already stored may arrive twice).
+      retry: { retries: 0 },
+      // One request at a time per broker keeps each file's records in order across retries.
       maxInFlightRequests: 1,
+      // kafka.idempotent is always false here: config.ts refuses true (kafkajs' idempotent
+      // producer throws without the retries turned off above; see the README).
       idempotent: false,
       createPartitioner: () => (args) => {
         this.partitionCounts.set(args.topic, args.partitionMetadata.length);
@@ -76,18 +96,33 @@ export class KafkaPublisher implements Publisher {
     }
     const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
     try {
-      await this.connect();
-      await withEncoderArena(() =>
-        this.producer.sendBatch({
-          topicMessages,
-          acks: ACKS[this.config.acks],
-          timeout: this.config.request_timeout,
-          compression: COMPRESSION[this.config.compression],
-        }),
-        this.config.acks !== "none",
-      );
+      // A retriable failure (a topic being auto-created, a leader moving, a connection
+      // dropped) is retried here a few times, quietly and whole, as a new kafkajs send: each
+      // send starts with fresh metadata and asks every partition's leader (kafkajs' own
+      // retries are off: see makeProducer). Then the agent's backoff takes over.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.connect();
+          await withEncoderArena(() =>
+            this.producer.sendBatch({
+              topicMessages,
+              acks: ACKS[this.config.acks],
+              timeout: this.config.request_timeout,
+              compression: COMPRESSION[this.config.compression],
+            }),
+            this.config.acks !== "none",
+          );
+          break;
+        } catch (err) {
+          if (attempt >= QUIET_RETRIES || !toPublishError(err).retriable) throw err;
+          await Bun.sleep(Math.min(1_000, 100 * 2 ** attempt));
+        }
+      }
     } catch (err) {
-      throw await this.notKafka(toPublishError(err, [...byTopic.keys()]));
+      const e = toPublishError(err, [...byTopic.keys()]);
+      // A TLS listener closes a plaintext client's connection without a word: say what to check.
+      if (e.code === "KafkaJSConnectionClosedError" && !this.config.tls) e.message += "; if the broker's listener is TLS (SSL or SASL_SSL), set kafka.tls";
+      throw await this.notKafka(e);
     }
     this.probed = false;
     let bytes = 0;
@@ -126,6 +161,61 @@ export class KafkaPublisher implements Publisher {
 /** kafkajs' messages for a broker address that does not talk Kafka (among others). */
 const NOT_CONNECTED = new Set(["Broker not connected", "Closed connection", "Connection closed"]);
 
+/** kafkajs' `ssl`: undefined (plaintext), true (system CAs) or tls.connect options from kafka.tls. */
+export function tlsOptions(config: KafkaConfig): ConnectionOptions | boolean | undefined {
+  const tls = config.tls;
+  if (!tls) return undefined;
+  const m = config.secrets?.reveal() ?? {};
+  const opts: ConnectionOptions = { rejectUnauthorized: tls.verify };
+  if (m.ca) opts.ca = [m.ca];
+  if (m.cert && m.key) {
+    opts.cert = m.cert;
+    opts.key = m.key;
+  }
+  if (tls.server_name) opts.servername = tls.server_name;
+  if (!tls.verify) opts.checkServerIdentity = () => undefined;
+  return Object.keys(opts).length === 1 && tls.verify ? true : opts;
+}
+
+type Provider = SaslAuthenticatorProvider;
+const PROVIDERS: Record<string, [Provider, string]> = {
+  plain: [plainProvider, "PLAIN"],
+  "scram-sha-256": [scram256Provider, "SCRAM-SHA-256"],
+  "scram-sha-512": [scram512Provider, "SCRAM-SHA-512"],
+};
+
+/**
+ * kafkajs' `sasl` from kafka.sasl: its built-in authenticator, whose failure is rethrown as one
+ * sentence naming user, mechanism and broker ("SASL authentication failed for user logship
+ * (SCRAM-SHA-512) at 127.0.0.1:9093"), never the password.
+ */
+export function saslOptions(config: KafkaConfig): SASLOptions | undefined {
+  const sasl = config.sasl;
+  if (!sasl) return undefined;
+  const password = config.secrets?.reveal().password ?? "";
+  const [provider, name] = PROVIDERS[sasl.mechanism]!;
+  const inner = provider({ username: sasl.username, password });
+  return {
+    mechanism: sasl.mechanism,
+    username: sasl.username,
+    password,
+    authenticationProvider: (args: Parameters<ReturnType<Provider>>[0]) => ({
+      async authenticate() {
+        try {
+          await inner(args).authenticate();
+        } catch (err) {
+          const why = (err as Error).message ?? "";
+          const cause = /invalid credentials|Invalid username or password|authentication failed/i.test(why) ? "" : `: ${why.replace(password, "***")}`;
+          throw new (KafkaJSSASLAuthenticationError as unknown as new (m: string) => Error)(`SASL authentication failed for user ${sasl.username} (${name}) at ${args.host}:${args.port}${cause}`);
+        }
+      },
+    }),
+  } as unknown as SASLOptions;
+}
+
+/** Whole-send retries inside send() before a retriable failure reaches the agent (as kafkajs' own 2 did). */
+const QUIET_RETRIES = 2;
+
 /** Kafka error types that a smaller record can fix. */
 export const TOO_LARGE = new Set(["MESSAGE_TOO_LARGE", "RECORD_LIST_TOO_LARGE"]);
 
@@ -141,8 +231,33 @@ export function toPublishError(err: unknown, topics: string[] = []): PublishErro
   const code = kafkaCode ?? (root as Error).name ?? "UNKNOWN";
   const retriable = TOO_LARGE.has(code) ? false : (root as { retriable?: boolean }).retriable !== false || isConnectionError(root);
   let message = (root as Error).message ?? String(root);
+  const tls = tlsFailure(root);
+  if (tls) return new PublishError(tls, { retriable: true, code: "TLS", cause: err });
+  const broker = (root as { broker?: unknown }).broker;
+  if (isConnectionError(root) && typeof broker === "string" && !message.includes(broker)) message += ` (broker ${broker})`;
   if (kafkaCode && topics.length > 0) message += ` (topic${topics.length > 1 ? "s" : ""} ${topics.join(", ")})`;
   return new PublishError(message, { retriable, code, cause: err });
+}
+
+/** What Node/BoringSSL said about a TLS handshake, in words, with the broker; undefined when it is not about TLS. */
+const TLS_CAUSES: [RegExp, string][] = [
+  [/unable to verify|self[- ]signed|unable to get (local )?issuer|UNABLE_TO_VERIFY|SELF_SIGNED|UNABLE_TO_GET_ISSUER/i, "certificate signed by unknown authority (set kafka.tls.ca to the CA that signed the brokers' certificates)"],
+  [/altnames|does not match certificate|ALTNAME/i, "certificate name mismatch"],
+  [/has expired|CERT_HAS_EXPIRED/i, "the broker's certificate has expired"],
+  [/not yet valid|CERT_NOT_YET_VALID/i, "the broker's certificate is not valid yet"],
+  [/BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|CERTIFICATE_REQUIRED|UNKNOWN_CA|CERTIFICATE_EXPIRED|HANDSHAKE_FAILURE/i, "the broker rejected the client certificate (none given, expired, or not signed by a CA it trusts)"],
+  [/before secure TLS connection|WRONG_VERSION|wrong version number|packet length too long|http request/i, "the broker did not answer TLS (a plaintext listener? then remove kafka.tls)"],
+];
+
+function tlsFailure(root: unknown): string | undefined {
+  const e = root as { name?: string; message?: string; broker?: string; host?: string; port?: number };
+  const text = e.message ?? "";
+  const at = e.broker ?? (e.host ? `${e.host}:${e.port}` : undefined);
+  const where = at ? ` at ${at}` : "";
+  for (const [re, words] of TLS_CAUSES) {
+    if (re.test(text)) return words === "certificate name mismatch" ? `TLS: certificate name mismatch${where}: ${text.replace(/^Connection error: /, "")}` : `TLS: ${words}${where}`;
+  }
+  return undefined;
 }
 
 function innermost(err: unknown): unknown {
@@ -157,7 +272,7 @@ function innermost(err: unknown): unknown {
 
 function isConnectionError(e: unknown): boolean {
   const name = (e as Error)?.name ?? "";
-  return name === "KafkaJSConnectionError" || name === "KafkaJSRequestTimeoutError" || name === "KafkaJSNoBrokerAvailableError";
+  return name === "KafkaJSConnectionError" || name === "KafkaJSConnectionClosedError" || name === "KafkaJSRequestTimeoutError" || name === "KafkaJSNoBrokerAvailableError";
 }
 
 export interface BatchLimits {

@@ -5,6 +5,7 @@
 //     buffers taken from the encoder arena (encoder-arena.ts) during a send;
 //   - request-queue.ts: an idle RequestQueue stops re-arming a 1 ms timer;
 //   - gzip.ts: gzip record batches compressed in one call with Bun's libdeflate;
+//   - codecs.ts: snappy, lz4 and zstd, which kafkajs lacks (no native addons);
 //   - crc32c.ts: a faster CRC-32C, put into kafkajs at bundle time by scripts/build.ts' plugin
 //     (not installed here: a runtime patch cannot replace kafkajs' CommonJS module).
 // The internals they reach into are declared in kafkajs-internals.d.ts.
@@ -17,6 +18,7 @@
 
 import kafkajsPackage from "kafkajs/package.json" with { type: "json" };
 import { installRopeEncoder } from "./encoder.ts";
+import { installCodecs } from "./codecs.ts";
 import { installGzipCodec } from "./gzip.ts";
 import { installIdleQueueFix } from "./request-queue.ts";
 
@@ -43,5 +45,6 @@ export function installKafkajsPatches(): void {
   installRopeEncoder();
   installIdleQueueFix();
   installGzipCodec();
+  installCodecs();
   installed = true;
 }

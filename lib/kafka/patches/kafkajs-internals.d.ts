@@ -50,3 +50,32 @@ declare module "kafkajs/src/network/requestQueue/index.js" {
   }
   export default RequestQueue;
 }
+
+/** A built-in SASL authenticator (src/broker/saslAuthenticator/*.js): kafka.sasl wraps it (publish.ts). */
+type SaslAuthenticatorProvider = (sasl: { username: string; password: string }) => (args: { host: string; port: number; logger: unknown; saslAuthenticate: unknown }) => { authenticate(): Promise<void> };
+declare module "kafkajs/src/broker/saslAuthenticator/plain.js" {
+  const provider: SaslAuthenticatorProvider;
+  export default provider;
+}
+declare module "kafkajs/src/broker/saslAuthenticator/scram256.js" {
+  const provider: SaslAuthenticatorProvider;
+  export default provider;
+}
+declare module "kafkajs/src/broker/saslAuthenticator/scram512.js" {
+  const provider: SaslAuthenticatorProvider;
+  export default provider;
+}
+
+// The pure-JS codecs of codecs.ts ship no types; just what codecs.ts calls.
+declare module "snappyjs" {
+  const snappy: { compress(input: Uint8Array): Uint8Array; uncompress(input: Uint8Array): Uint8Array };
+  export default snappy;
+}
+declare module "lz4js" {
+  export function compressBound(n: number): number;
+  export function compressBlock(src: Uint8Array, dst: Uint8Array, sIndex: number, sLength: number, hashTable: Uint32Array): number;
+  export function decompress(src: Uint8Array, maxSize?: number): Uint8Array;
+}
+declare module "lz4js/xxh32.js" {
+  export function hash(seed: number, src: Uint8Array, index: number, length: number): number;
+}

@@ -1,0 +1,344 @@
+// End to end against a real Apache Kafka broker (KRaft, from .kafka/libs; scripts/setup.sh):
+// the compiled binary ships through every security mode of scripts/kafka.ts, and kcat (an
+// independent client) reads each topic back byte for byte, headers included, through the
+// broker's internal plaintext listener. Then the failures: wrong password, unknown CA,
+// untrusted client certificate, plaintext against TLS — one clear line each naming the broker
+// and the cause, offsets held, and everything shipped exactly once after a SIGHUP with the
+// right settings (the files are rewritten in place: SIGHUP must read them again).
+// And every codec: the broker decompresses and validates each batch it stores, kcat decodes
+// what arrived, and the partition's log on disk shows the batches really were compressed.
+// One broker with one listener per mode is started for the whole file.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AgentProcess, checkDelivery, defaultHost, ensureBuilt, runLogship, writeConfig } from "./helpers/agentProcess.ts";
+import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, logLevel, ResourcePatternTypes, type Admin } from "kafkajs";
+import { consumeAll } from "./helpers/consume.ts";
+import { removeClusterDir, SECURITY_MODES, startRealCluster, type RealCluster, type SecurityMode } from "./helpers/realKafka.ts";
+
+let cluster: RealCluster;
+const dirs: string[] = [];
+
+// StandardAuthorizer: the internal listener, plain TLS and the mTLS client are super users;
+// the SASL user logship may do anything with any topic (ACL on "*"), except what a test denies.
+const acl = (topic: string, operation: AclOperationTypes, permissionType: AclPermissionTypes) => ({
+  resourceType: AclResourceTypes.TOPIC, resourceName: topic, resourcePatternType: ResourcePatternTypes.LITERAL,
+  principal: "User:logship", host: "*", operation, permissionType,
+});
+let admin: Admin;
+
+beforeAll(async () => {
+  ensureBuilt();
+  cluster = await startRealCluster({
+    modes: [...SECURITY_MODES],
+    props: {
+      "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+      "super.users": "User:ANONYMOUS;User:CN=logship-client",
+    },
+  });
+  admin = new Kafka({ brokers: cluster.internalBootstrap.split(","), logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  await admin.createAcls({ acl: [acl("*", AclOperationTypes.ALL, AclPermissionTypes.ALLOW)] });
+}, 180_000);
+
+afterAll(async () => {
+  await admin?.disconnect();
+  await cluster?.stop(0);
+  if (cluster) removeClusterDir(cluster.dir);
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}, 30_000);
+
+interface Workspace {
+  dir: string;
+  logs: string;
+  topic: string;
+  files: Map<string, Buffer>;
+}
+
+/** Two log files with awkward bytes (CRLF, NUL, invalid UTF-8, a long line). */
+function workspace(name: string): Workspace {
+  const dir = mkdtempSync(join(tmpdir(), `logship-real-${name}-`));
+  dirs.push(dir);
+  const logs = join(dir, "logs");
+  mkdirSync(logs);
+  const files = new Map<string, Buffer>();
+  for (const tag of ["a", "b"]) {
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 2000; i++) parts.push(Buffer.from(`${name} ${tag} line ${i} ${"x".repeat(i % 50)}\n`));
+    parts.push(Buffer.from([0x00, 0xff, 0xfe, 0x0d, 0x0a]), Buffer.from("é ünïcode\r\n"), Buffer.from("L".repeat(300_000) + "\n"));
+    const content = Buffer.concat(parts);
+    const path = join(logs, `${tag}.log`);
+    writeFileSync(path, content);
+    files.set(path, content);
+  }
+  return { dir, logs, topic: `real-${name}-${Date.now().toString(36)}`, files };
+}
+
+/** The kafka security keys for `mode`, as the broker expects them. */
+function security(mode: SecurityMode, paths: { ca?: string; cert?: string; key?: string; passwordFile?: string } = {}): string {
+  const env = cluster.env(mode);
+  const out: string[] = [];
+  if (env.CA) {
+    out.push(`  tls:\n    ca: ${paths.ca ?? env.CA}`);
+    if (env.CLIENT_CERT) out.push(`    cert: ${paths.cert ?? env.CLIENT_CERT}\n    key: ${paths.key ?? env.CLIENT_KEY}`);
+  }
+  if (env.USERNAME) {
+    const mechanism = mode === "sasl-plain" ? "plain" : mode === "sasl-scram-256" ? "scram-sha-256" : "scram-sha-512";
+    const pw = paths.passwordFile ? `password_file: ${paths.passwordFile}` : `password: \${KAFKA_PASSWORD}`;
+    out.push(`  sasl:\n    mechanism: ${mechanism}\n    username: ${env.USERNAME}\n    ${pw}`);
+  }
+  return out.join("\n");
+}
+
+function config(ws: Workspace, mode: SecurityMode, kafka: string): string {
+  return writeConfig(
+    ws.dir,
+    `inputs:
+  - paths: ["${ws.logs}/*.log"]
+kafka:
+  brokers: ["${cluster.env(mode).BOOTSTRAP}"]
+  topic: ${ws.topic}
+  request_timeout: 5s
+  retry_backoff: 50ms
+  retry_backoff_max: 500ms
+${kafka}
+state:
+  path: ${ws.dir}/state.db
+poll_interval: 50ms
+stats_interval: 0
+`,
+  );
+}
+
+const ENV = () => ({ KAFKA_PASSWORD: cluster.password });
+
+async function delivered(ws: Workspace) {
+  const records = await consumeAll(cluster.internalBootstrap, ws.topic, { timeoutMs: 20_000 });
+  return checkDelivery(records, ws.files, { host: defaultHost() });
+}
+
+describe("ship once through each security mode of a real broker", () => {
+  for (const mode of SECURITY_MODES) {
+    test(mode, async () => {
+      const ws = workspace(mode);
+      const cfg = config(ws, mode, security(mode));
+      const r = await runLogship(["run", "--config", cfg, "--once"], { env: ENV(), timeoutMs: 60_000 });
+      expect({ code: r.code, errors: r.lines.filter((l) => / (ERROR|WARN) /.test(l)) }).toEqual({ code: 0, errors: [] });
+      expect(r.stderr).not.toContain(cluster.password);
+      const report = await delivered(ws);
+      expect(report.bytes).toBe([...ws.files.values()].reduce((n, b) => n + b.length, 0));
+      expect(report.duplicateLines).toBe(0);
+    }, 90_000);
+  }
+});
+
+/** Runs the agent with a broken setting, checks the one error line and held offsets, fixes it with `fix`, SIGHUPs, and checks exactly-once delivery. */
+async function failThenRecover(ws: Workspace, cfg: string, expected: RegExp, fix: () => void): Promise<void> {
+  const agent = AgentProcess.start(["run", "--config", cfg], { env: ENV() });
+  try {
+    const line = await agent.waitForLine(expected, { timeoutMs: 30_000 });
+    expect(line).toContain(" ERROR ");
+    await Bun.sleep(1500); // several retries (backoff 50..500 ms): still one line, no crash
+    expect(agent.count(expected)).toBe(1);
+    expect(agent.running).toBe(true);
+    expect(agent.stderr).not.toContain(cluster.password);
+    // Offsets hold: nothing acknowledged, so check sees every byte unread.
+    const check = await runLogship(["check", "--config", cfg], { env: ENV() });
+    expect(check.code).toBe(0);
+    for (const [path, content] of ws.files) expect(check.stdout).toMatch(new RegExp(`${path}\\s.*\\b${content.length}\\s+(0|-)\\s+${content.length}\\b`));
+    fix();
+    const from = agent.lines.length;
+    agent.signal("SIGHUP");
+    await agent.waitForLine("Kafka sends succeed again", { timeoutMs: 30_000, after: from });
+    const total = [...ws.files.values()].reduce((n, b) => n + b.length, 0);
+    const after = await (async () => {
+      for (let i = 0; i < 100; i++) {
+        const c = await runLogship(["check", "--config", cfg], { env: ENV() });
+        if ([...ws.files.keys()].every((p) => new RegExp(`${p}\\s.*\\s0\\s*$`, "m").test(c.stdout))) return c;
+        await Bun.sleep(200);
+      }
+      throw new Error("offsets never reached the end of the files");
+    })();
+    expect(after.code).toBe(0);
+    agent.signal("SIGTERM");
+    expect(await agent.waitForExit(30_000)).toBe(0);
+    const report = await delivered(ws);
+    expect(report.bytes).toBe(total);
+    expect(report.duplicateLines).toBe(0);
+  } finally {
+    await agent.kill();
+  }
+}
+
+describe("failures against a real broker: one clear line, offsets held, recovery after SIGHUP", () => {
+  test("wrong password (SCRAM-SHA-512, password_file rewritten in place)", async () => {
+    const ws = workspace("wrongpw");
+    const pwFile = join(ws.dir, "kafka.pass");
+    writeFileSync(pwFile, "not-the-password\n", { mode: 0o600 });
+    const cfg = config(ws, "sasl-scram-512", security("sasl-scram-512", { passwordFile: pwFile }));
+    const port = cluster.env("sasl-scram-512").BOOTSTRAP.split(":")[1];
+    await failThenRecover(ws, cfg, new RegExp(`SASL authentication failed for user logship \\(SCRAM-SHA-512\\) at 127\\.0\\.0\\.1:${port}`), () => writeFileSync(pwFile, `${cluster.password}\n`));
+  }, 120_000);
+
+  test("unknown CA (the CA file replaced in place)", async () => {
+    const ws = workspace("unknownca");
+    const ca = join(ws.dir, "ca.pem");
+    copyFileSync(cluster.files.otherCa, ca);
+    const cfg = config(ws, "ssl", security("ssl", { ca }));
+    const port = cluster.env("ssl").BOOTSTRAP.split(":")[1];
+    await failThenRecover(ws, cfg, new RegExp(`TLS: certificate signed by unknown authority .*at 127\\.0\\.0\\.1:${port}`), () => copyFileSync(cluster.files.ca, ca));
+  }, 120_000);
+
+  test("client certificate the broker does not trust (mTLS)", async () => {
+    const ws = workspace("badcert");
+    const cert = join(ws.dir, "client.pem");
+    const key = join(ws.dir, "client.key");
+    copyFileSync(cluster.files.otherClientCert, cert);
+    copyFileSync(cluster.files.otherClientKey, key);
+    const cfg = config(ws, "mtls", security("mtls", { cert, key }));
+    await failThenRecover(ws, cfg, /TLS: the broker rejected the client certificate .*at 127\.0\.0\.1:\d+/, () => {
+      copyFileSync(cluster.files.clientCert, cert);
+      copyFileSync(cluster.files.clientKey, key);
+    });
+  }, 120_000);
+
+  test("expired client certificate (mTLS): a WARN at start, the broker's refusal in one line, recovery with a renewed one", async () => {
+    const ws = workspace("expired");
+    const cert = join(ws.dir, "client.pem");
+    const key = join(ws.dir, "client.key");
+    copyFileSync(cluster.files.expiredClientCert, cert);
+    copyFileSync(cluster.files.expiredClientKey, key);
+    const cfg = config(ws, "mtls", security("mtls", { cert, key }));
+    const warned = await runLogship(["check", "--config", cfg]);
+    expect(warned.stdout).toContain(`WARN kafka.tls.cert ${cert} expired on 2020-02-01T00:00:00.000Z`);
+    await failThenRecover(ws, cfg, /TLS: the broker rejected the client certificate .*at 127\.0\.0\.1:\d+/, () => {
+      copyFileSync(cluster.files.clientCert, cert);
+      copyFileSync(cluster.files.clientKey, key);
+    });
+  }, 120_000);
+
+  test("topic authorization denied (StandardAuthorizer ACL): TOPIC_AUTHORIZATION_FAILED with the topic, offsets held, shipping once the ACL is removed", async () => {
+    const ws = workspace("authz");
+    await cluster.createTopic(ws.topic, { partitions: 1 });
+    const deny = acl(ws.topic, AclOperationTypes.WRITE, AclPermissionTypes.DENY);
+    await admin.createAcls({ acl: [deny] });
+    const cfg = config(ws, "sasl-scram-512", security("sasl-scram-512"));
+    const agent = AgentProcess.start(["run", "--config", cfg], { env: ENV() });
+    try {
+      const line = await agent.waitForLine(/Kafka send failed/, { timeoutMs: 30_000 });
+      expect(line).toContain("code=TOPIC_AUTHORIZATION_FAILED");
+      expect(line).toContain(`(topic ${ws.topic})`);
+      await Bun.sleep(1500);
+      expect(agent.count(/Kafka send failed/)).toBe(1);
+      const check = await runLogship(["check", "--config", cfg], { env: ENV() });
+      for (const [path, content] of ws.files) expect(check.stdout).toMatch(new RegExp(`${path}\\s.*\\b${content.length}\\s+(0|-)\\s+${content.length}\\b`));
+      const from = agent.lines.length;
+      await admin.deleteAcls({ filters: [deny] }); // fixed on the broker side: no SIGHUP
+      await agent.waitForLine("Kafka sends succeed again", { timeoutMs: 30_000, after: from });
+      for (let i = 0; i < 100; i++) {
+        const c = await runLogship(["check", "--config", cfg], { env: ENV() });
+        if ([...ws.files.keys()].every((p) => new RegExp(`${p}\\s.*\\s0\\s*$`, "m").test(c.stdout))) break;
+        await Bun.sleep(200);
+      }
+      agent.signal("SIGTERM");
+      expect(await agent.waitForExit(30_000)).toBe(0);
+      const report = await delivered(ws);
+      expect(report.duplicateLines).toBe(0);
+    } finally {
+      await agent.kill();
+    }
+  }, 120_000);
+
+  test("plaintext client against the TLS listener, then kafka.tls added", async () => {
+    const ws = workspace("plainvstls");
+    const cfg = config(ws, "ssl", "");
+    await failThenRecover(ws, cfg, /Kafka send failed.*127\.0\.0\.1:\d+/, () => {
+      writeFileSync(cfg, readFileSync(cfg, "utf8").replace("  retry_backoff_max: 500ms\n", `  retry_backoff_max: 500ms\n${security("ssl")}\n`));
+    });
+  }, 120_000);
+});
+
+describe("every codec through the real broker, decoded by kcat", () => {
+  for (const codec of ["none", "gzip", "snappy", "lz4", "zstd"]) {
+    test(codec, async () => {
+      const ws = workspace(`codec-${codec}`);
+      const cfg = config(ws, "plaintext", `  compression: ${codec}`);
+      const r = await runLogship(["run", "--config", cfg, "--once"], { timeoutMs: 60_000 });
+      expect({ code: r.code, errors: r.lines.filter((l) => / (ERROR|WARN) /.test(l)) }).toEqual({ code: 0, errors: [] });
+      const report = await delivered(ws);
+      const total = [...ws.files.values()].reduce((n, b) => n + b.length, 0);
+      expect(report.bytes).toBe(total);
+      // What the broker stored: its partition log, compressed (the files are ~4x compressible) or not.
+      const logDir = join(cluster.dir, "data1", `${ws.topic}-0`);
+      const stored = readdirSync(logDir).filter((f) => f.endsWith(".log")).reduce((n, f) => n + statSync(join(logDir, f)).size, 0);
+      if (codec === "none") expect(stored).toBeGreaterThan(total);
+      else expect(stored).toBeLessThan(total / 2);
+    }, 90_000);
+  }
+});
+
+describe("logship check --connect against the real broker", () => {
+  const connectConfig = (ws: Workspace, mode: SecurityMode, kafka: string) => config(ws, mode, kafka);
+
+  test("SASL over TLS: every broker reached, SASL authenticated, topics reported; exit 0", async () => {
+    const ws = workspace("connect-ok");
+    const cfg = connectConfig(ws, "sasl-ssl-scram-512", security("sasl-ssl-scram-512"));
+    await runLogship(["run", "--config", cfg, "--once"], { env: ENV(), timeoutMs: 60_000 }); // the topic exists now
+    writeFileSync(cfg, readFileSync(cfg, "utf8").replace(`  - paths: ["${ws.logs}/*.log"]\n`, `  - paths: ["${ws.logs}/*.log"]\n  - paths: ["${ws.logs}/*.other"]\n    topic: ${ws.topic}-new\n`));
+    const r = await runLogship(["check", "--config", cfg, "--connect"], { env: ENV(), timeoutMs: 40_000 });
+    const port = cluster.env("sasl-ssl-scram-512").BOOTSTRAP.split(":")[1];
+    expect(r.stdout).toContain("ok   SASL scram-sha-512 as logship: authenticated");
+    expect(r.stdout).toMatch(new RegExp(`ok   broker 1 at 127\\.0\\.0\\.1:${port}: reached over TLS; Kafka 4\\.0 or later \\(Produce v\\d+–v\\d+, \\d+ APIs\\)`));
+    expect(r.stdout).toContain(`ok   topic ${ws.topic}: exists, 1 partition, every partition has a leader`);
+    // The authorizer keeps the broker's settings from this user: auto-creation cannot be confirmed.
+    expect(r.stdout).toContain(`WARN topic ${ws.topic}-new: does not exist (or may not be described by this user); whether the broker creates it is not known: auto.create.topics.enable=unknown (Cluster authorization failed)`);
+    expect(r.stdout).toContain("kafka: shipping can work");
+    expect(r.stdout + r.stderr).not.toContain(cluster.password);
+    expect(r.code).toBe(0);
+    const describeConfigs = { ...acl("kafka-cluster", AclOperationTypes.DESCRIBE_CONFIGS, AclPermissionTypes.ALLOW), resourceType: AclResourceTypes.CLUSTER };
+    await admin.createAcls({ acl: [describeConfigs] });
+    try {
+      const again = await runLogship(["check", "--config", cfg, "--connect"], { env: ENV(), timeoutMs: 40_000 });
+      expect(again.stdout).toContain(`ok   topic ${ws.topic}-new: does not exist yet; the broker creates it on the first send (auto.create.topics.enable=true)`);
+      expect(again.code).toBe(0);
+    } finally {
+      await admin.deleteAcls({ filters: [describeConfigs] });
+    }
+    expect(await consumeAll(cluster.internalBootstrap, `${ws.topic}-new`)).toEqual([]); // check created nothing
+  }, 90_000);
+
+  test("wrong password, unknown CA, nothing listening: the cause in one line, exit 1", async () => {
+    const ws = workspace("connect-bad");
+    const pw = join(ws.dir, "pw");
+    writeFileSync(pw, "wrong\n");
+    const port = cluster.env("sasl-ssl-scram-512").BOOTSTRAP.split(":")[1];
+    const badPw = await runLogship(["check", "--config", connectConfig(ws, "sasl-ssl-scram-512", security("sasl-ssl-scram-512", { passwordFile: pw })), "--connect"], { timeoutMs: 40_000 });
+    expect(badPw.code).toBe(1);
+    expect(badPw.stdout).toContain(`FAIL connect to 127.0.0.1:${port}: SASL authentication failed for user logship (SCRAM-SHA-512) at 127.0.0.1:${port}`);
+    const badCa = await runLogship(["check", "--config", connectConfig(ws, "ssl", security("ssl", { ca: cluster.files.otherCa })), "--connect"], { timeoutMs: 40_000 });
+    expect(badCa.code).toBe(1);
+    expect(badCa.stdout).toMatch(/FAIL connect to 127\.0\.0\.1:\d+: TLS: certificate signed by unknown authority/);
+    const cfg = connectConfig(ws, "plaintext", "");
+    writeFileSync(cfg, readFileSync(cfg, "utf8").replace(/brokers: \[.*\]/, 'brokers: ["127.0.0.1:1"]'));
+    const none = await runLogship(["check", "--config", cfg, "--connect"], { timeoutMs: 40_000 });
+    expect(none.code).toBe(1);
+    expect(none.stdout).toContain("FAIL connect to 127.0.0.1:1: Connection error: connect ECONNREFUSED 127.0.0.1:1");
+  }, 120_000);
+
+  test("a broker that accepts but never answers: exit 1 within about 30 s", async () => {
+    const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const ws = workspace("connect-silent");
+      const cfg = connectConfig(ws, "plaintext", "");
+      writeFileSync(cfg, readFileSync(cfg, "utf8").replace(/brokers: \[.*\]/, `brokers: ["127.0.0.1:${silent.port}"]`));
+      const r = await runLogship(["check", "--config", cfg, "--connect"], { timeoutMs: 45_000 });
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/FAIL (connect to|gave up after)/);
+      expect(r.ms).toBeLessThan(35_000);
+    } finally {
+      silent.stop(true);
+    }
+  }, 60_000);
+});
