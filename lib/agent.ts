@@ -25,6 +25,7 @@ import { Follower } from "./files/follow.ts";
 import type { Shipment } from "./files/read.ts";
 import { Scanner } from "./files/scan.ts";
 import { DirWatcher } from "./files/watch.ts";
+import { compileFormat, formatSpan, type EventFormat } from "./kafka/format.ts";
 import { pack, UnshippableError, type Chunk } from "./kafka/pack.ts";
 import { KafkaPublisher, type Publisher } from "./kafka/publish.ts";
 import { Sender } from "./kafka/sender.ts";
@@ -32,6 +33,7 @@ import { Metrics } from "./http/metrics.ts";
 import { OpsServer, type FileStatus } from "./http/server.ts";
 import { BufferPool, IdleTrim, Slabs } from "./memory.ts";
 import { Checkpoint } from "./state/checkpoint.ts";
+import type { InputConfig } from "./config.ts";
 import { openStore, type Store } from "./state/store.ts";
 
 export interface AgentOptions {
@@ -75,6 +77,8 @@ export class Agent {
   /** Drops the buffers kept for reuse once the agent has been quiet for a while (memory.ts). */
   private readonly idleTrim: IdleTrim;
   private finishOnce: (() => void) | null = null;
+  /** Each input's event settings (format.ts), compiled once per loaded config; null: packed. */
+  private readonly formats = new WeakMap<InputConfig, EventFormat | null>();
   /** --once: resolves when everything matched at start is acknowledged and saved. */
   readonly finished: Promise<void>;
 
@@ -258,13 +262,14 @@ export class Agent {
   }
 
   /** Packs a span of a file's lines into chunks and queues them for Kafka (tracked by the checkpoint in read order). */
-  private ship({ source, span }: Shipment): void {
+  private ship({ source, span, input }: Shipment): void {
     if (span.longLine) this.events.lineTooLong(source.path, span.longLine.offset, span.end - span.start, span.longLine.action);
     const k = this.config.kafka;
     const limits = { maxMessageBytes: k.max_message_bytes, targetMessageBytes: k.target_message_bytes };
+    const fmt = this.formatOf(this.config.inputs[input ?? 0] ?? this.config.inputs[0]!);
     let chunks: Chunk[];
     try {
-      chunks = pack(span, source, limits);
+      chunks = fmt ? formatSpan(span, source, fmt, limits, this.clock.wall(), (s, offset) => this.events.invalidUtf8(s.path, offset)) : pack(span, source, limits);
     } catch (err) {
       if (!(err instanceof UnshippableError)) throw err;
       // Key and headers alone fill max_message_bytes: skipped (an empty chunk moves the offset), counted and logged.
@@ -277,6 +282,12 @@ export class Agent {
       for (const c of chunks) c.release = release;
     }
     this.sender.enqueue(chunks);
+  }
+
+  private formatOf(input: InputConfig): EventFormat | null {
+    let f = this.formats.get(input);
+    if (f === undefined) this.formats.set(input, (f = compileFormat(input)));
+    return f;
   }
 
   private onAcked(): void {

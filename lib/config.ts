@@ -11,6 +11,7 @@ import { hostname } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from "yaml";
 import { MAX_CONFIG_BYTES, readBounded, resolveAliases } from "./config-source.ts";
+import * as ev from "./config-events.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { DEFAULTS, HTTP, INPUT, KAFKA, LOG, SECTIONS, STATE, TOP, type AgentConfig, type HttpConfig, type InputConfig, type KafkaConfig, type KindRule, type LogConfig, type Spec, type StateConfig } from "./options.ts";
 import { editDistance, parseDuration, parseListen, parseSize } from "./values.ts";
@@ -18,7 +19,7 @@ import { editDistance, parseDuration, parseListen, parseSize } from "./values.ts
 export { DEFAULTS } from "./options.ts";
 export { parseDuration, parseListen, parseSize } from "./values.ts";
 export { MAX_CONFIG_BYTES } from "./config-source.ts";
-export type { Acks, AgentConfig, Compression, HttpConfig, InputConfig, KafkaConfig, LogConfig, LogFormat, LogLevel, LongLines, StartAt, StateConfig } from "./options.ts";
+export type { Acks, AgentConfig, Compression, HttpConfig, InputConfig, KafkaConfig, LogConfig, LogFormat, LogLevel, LongLines, RecordFormat, RedactRule, StartAt, StateConfig } from "./options.ts";
 
 /** Reads and validates a config file; throws ConfigError listing every problem. */
 export function loadConfig(path: string, env: Record<string, string | undefined> = process.env): AgentConfig {
@@ -67,6 +68,7 @@ class Validator {
   private readonly baseDir: string;
   private kafkaTopicGiven = false;
   private readonly fromEnv = new Map<string, string>(); // field → its value as written, for values that came from ${ENV}
+  private readonly ctx: ev.Ctx = { fail: (n, field, message, got) => this.fail(n, field, message, got), text: (n, field) => this.str(n, field) };
   constructor(
     private readonly file: string,
     private readonly lines: LineCounter,
@@ -131,7 +133,7 @@ class Validator {
       if (!isMap(item)) return void this.fail(item as Node, at, "must be a mapping with `paths`", shownOrNull(item as Node));
       const g = this.fields(item, at, Object.keys(INPUT));
       const got = this.options(g, at, INPUT, item);
-      const topic = got.topic ?? defaultTopic;
+      const topic = ev.checkInput(this.ctx, got, at, (key) => g.get(key)?.node ?? null) ?? defaultTopic;
       if (topic === undefined && reportMissingTopic && !g.has("topic")) this.fail(item, `${at}.topic`, "missing: set `topic` here or `kafka.topic` for all inputs");
       out.push({ ...withDefaults(got, INPUT), paths: (got.paths ?? []).map((p) => this.absolute(p)), topic: topic ?? "" } as InputConfig);
     });
@@ -201,6 +203,16 @@ class Validator {
         return this.strList(n, field, k.nonEmpty);
       case "bool":
         return isScalar(n) && typeof n.value === "boolean" ? n.value : void this.fail(n, field, "must be true or false", shown(n));
+      case "topicTemplate":
+        return ev.topicTemplate(this.ctx, n, field);
+      case "fields":
+        return ev.fields(this.ctx, n, field);
+      case "regexes":
+        return ev.regexes(this.ctx, n, field);
+      case "redact":
+        return ev.redactRules(this.ctx, n, field);
+      case "recordKey":
+        return ev.recordKey(this.ctx, n, field);
     }
   }
 

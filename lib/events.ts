@@ -32,6 +32,8 @@ export interface AgentEvents {
   lineTooLong(path: string, offset: number, bytes: number, action: "split" | "truncate" | "drop"): void;
   dataLost(path: string, file: string, from: number, to: number, reason: string): void;
   recordDropped(path: string, offset: number, bytes: number, reason: string): void;
+  /** A line shipped as `json` (or redacted) held bytes that are not UTF-8: they became U+FFFD (kafka/format.ts). */
+  invalidUtf8(path: string, offset: number): void;
   /** A file's path makes key + headers too large for max_message_bytes: `bytes` of it skipped. */
   fileUnshippable(path: string, file: string, bytes: number, reason: string): void;
   /** `latencyMs`: from the send's oldest record entering the send queue to the acknowledgement. */
@@ -101,6 +103,7 @@ export class Counters {
   linesDropped = 0;
   linesSplit = 0;
   recordsDropped = 0;
+  linesInvalidUtf8 = 0;
   bytesLost = 0;
   filesUnshippable = 0;
   bytesUnshippable = 0;
@@ -221,6 +224,11 @@ export class LogEvents implements AgentEvents {
   dataLost(path: string, file: string, from: number, to: number, reason: string): void {
     this.counters.bytesLost += to - from;
     this.log("ERROR", "data lost", { path, file, from, to, bytes: to - from, reason });
+  }
+  invalidUtf8(path: string, offset: number): void {
+    this.counters.linesInvalidUtf8++;
+    if (!this.once(`utf8:${path}`)) return;
+    this.log("WARN", "line is not valid UTF-8: its invalid bytes are shipped as U+FFFD (json: with invalid_utf8 true; said once per file)", { path, offset });
   }
   recordDropped(path: string, offset: number, bytes: number, reason: string): void {
     this.counters.recordsDropped++;
@@ -347,6 +355,7 @@ export class LogEvents implements AgentEvents {
     if (c.recordsDropped > 0) out.records_dropped = c.recordsDropped;
     if (c.linesTruncated > 0) out.lines_truncated = c.linesTruncated;
     if (c.linesDropped > 0) out.lines_dropped = c.linesDropped;
+    if (c.linesInvalidUtf8 > 0) out.lines_invalid_utf8 = c.linesInvalidUtf8;
     if (c.filesUnshippable > 0) out.files_unshippable = c.filesUnshippable;
     if (c.bytesUnshippable > 0) out.bytes_unshippable = c.bytesUnshippable;
     return out;

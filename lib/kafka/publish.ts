@@ -9,7 +9,7 @@ import type { KafkaConfig } from "../config.ts";
 import { PublishError } from "../errors.ts";
 import { collector } from "../memory.ts";
 import { installKafkajsPatches, withEncoderArena } from "./patches/index.ts";
-import { BATCH_OVERHEAD, chunkHeaders, type Chunk } from "./pack.ts";
+import { BATCH_OVERHEAD, chunkHeaders, chunkKey, type Chunk } from "./pack.ts";
 import { probe } from "./probe.ts";
 
 /** What the agent needs from Kafka; tests substitute a fake. */
@@ -71,7 +71,9 @@ export class KafkaPublisher implements Publisher {
     const byTopic = new Map<string, Message[]>();
     for (const c of chunks) {
       const list = byTopic.get(c.source.topic) ?? [];
-      list.push({ key: c.source.path, value: c.value, headers: chunkHeaders(c), partition: this.partitionOf(c.source.topic, c.source.path) });
+      const key = chunkKey(c);
+      // Without a key (key: none), the partition is still the path's: a file's records stay in order in one partition.
+      list.push({ key, value: c.value, headers: chunkHeaders(c), partition: this.partitionOf(c.source.topic, key ?? c.source.path) });
       byTopic.set(c.source.topic, list);
     }
     const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
@@ -176,7 +178,7 @@ export function nextBatch(queue: Chunk[], limits: BatchLimits, partitionOf: (top
   let n = 0;
   for (; n < queue.length; n++) {
     const c = queue[n]!;
-    const p = partitionOf(c.source.topic, c.source.path);
+    const p = partitionOf(c.source.topic, chunkKey(c) ?? c.source.path); // no key: the path's partition (see send)
     const key = p === undefined ? c.source.topic : `${c.source.topic}\u0000${p}`;
     const used = perPartition.get(key) ?? BATCH_OVERHEAD;
     if (n > 0 && (used + c.size > limits.maxMessageBytes || total + c.size > limits.maxSendBytes)) break;

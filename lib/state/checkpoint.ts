@@ -13,6 +13,7 @@ export interface ShippedRange {
   start: number;
   end: number;
   value?: Uint8Array; // the bytes, when they are the file's [start, end): the saved offset then keeps a mark of them
+  raw?: Uint8Array; // the file's bytes, when value is not them (a JSON or redacted record): marked instead of value
 }
 
 interface Range {
@@ -173,7 +174,8 @@ export class Checkpoint {
       const r = findRange(p, c);
       if (!r) continue;
       r.acked = true;
-      if (c.value && c.value.length === c.end - c.start) r.mark = markOf(c.value) ?? undefined;
+      const bytes = c.raw ?? c.value;
+      if (bytes && bytes.length === c.end - c.start) r.mark = markOf(bytes) ?? undefined;
       this.advance(p);
     }
   }
