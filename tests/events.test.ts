@@ -105,3 +105,20 @@ describe("dedup by (host, file, offset) stays exact", () => {
     });
   }
 });
+
+describe("reload", () => {
+  test("a SIGHUP that changes the format applies to lines read after it, none lost or sent twice", async () => {
+    h = new AgentHarness({ input: { format: "line" } });
+    await h.start();
+    h.dir.append("app.log", lines("a", 0, 20));
+    await h.until(() => offsetOf("app.log") === 20 * 7);
+    await h.agent!.reload({ ...h.config, inputs: [{ ...h.config.inputs[0]!, format: "json", exclude_lines: ["a 002"] }] });
+    h.dir.append("app.log", lines("a", 20, 20));
+    await h.until(() => offsetOf("app.log") === 40 * 7);
+    const values = h.acked.map((c) => c.value.toString());
+    expect(values.slice(0, 20).join("")).toBe(lines("a", 0, 20));
+    const later = values.slice(20).map((v) => JSON.parse(v).message);
+    expect(later).toEqual(lines("a", 30, 10).trimEnd().split("\n")); // a 0020..a 0029 excluded after the reload
+    expect(h.acked.map((c) => c.start)).toEqual([...Array.from({ length: 20 }, (_, i) => i * 7), ...Array.from({ length: 10 }, (_, i) => (30 + i) * 7)]);
+  });
+});

@@ -51,6 +51,9 @@ export class KafkaPublisher implements Publisher {
       idempotent: false,
       createPartitioner: () => (args) => {
         this.partitionCounts.set(args.topic, args.partitionMetadata.length);
+        // A record without a key (key: none) goes where its path would: a file's records stay in one partition, in order.
+        const m = args.message;
+        if (m.key == null && m.headers?.path !== undefined) return this.hash({ ...args, message: { ...m, key: String(m.headers.path) } });
         return this.hash(args);
       },
     });
