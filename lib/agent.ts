@@ -25,7 +25,7 @@ import { Follower } from "./files/follow.ts";
 import type { Shipment } from "./files/read.ts";
 import { Scanner } from "./files/scan.ts";
 import { DirWatcher } from "./files/watch.ts";
-import { compileFormat, formatSpan, type EventFormat } from "./kafka/format.ts";
+import { compileFormat, formatSpan, type EventFormat, type FormatReport } from "./kafka/format.ts";
 import { pack, UnshippableError, type Chunk } from "./kafka/pack.ts";
 import { KafkaPublisher, type Publisher } from "./kafka/publish.ts";
 import { Sender } from "./kafka/sender.ts";
@@ -277,7 +277,7 @@ export class Agent {
     const fmt = this.formatOf(this.config.inputs[input ?? 0] ?? this.config.inputs[0]!);
     let chunks: Chunk[];
     try {
-      chunks = fmt ? formatSpan(span, source, fmt, limits, this.clock.wall(), (s, offset) => this.events.invalidUtf8(s.path, offset)) : pack(span, source, limits);
+      chunks = fmt ? formatSpan(span, source, fmt, limits, this.clock.wall(), this.formatReport) : pack(span, source, limits);
     } catch (err) {
       if (!(err instanceof UnshippableError)) throw err;
       // Key and headers alone fill max_message_bytes: skipped (an empty chunk moves the offset), counted and logged.
@@ -291,6 +291,11 @@ export class Agent {
     }
     this.sender.enqueue(chunks);
   }
+
+  private readonly formatReport: FormatReport = {
+    invalidUtf8: (s, offset) => this.events.invalidUtf8(s.path, offset),
+    filtered: (s, lines) => this.events.linesFiltered(s.path, lines),
+  };
 
   private formatOf(input: InputConfig): EventFormat | null {
     let f = this.formats.get(input);

@@ -34,6 +34,8 @@ export interface AgentEvents {
   recordDropped(path: string, offset: number, bytes: number, reason: string): void;
   /** A line shipped as `json` (or redacted) held bytes that are not UTF-8: they became U+FFFD (kafka/format.ts). */
   invalidUtf8(path: string, offset: number): void;
+  /** `lines` read lines of a file were dropped by include_lines / exclude_lines (counted, not logged). */
+  linesFiltered(path: string, lines: number): void;
   /** A file's path makes key + headers too large for max_message_bytes: `bytes` of it skipped. */
   fileUnshippable(path: string, file: string, bytes: number, reason: string): void;
   /** `latencyMs`: from the send's oldest record entering the send queue to the acknowledgement. */
@@ -104,6 +106,7 @@ export class Counters {
   linesSplit = 0;
   recordsDropped = 0;
   linesInvalidUtf8 = 0;
+  linesFiltered = 0;
   bytesLost = 0;
   filesUnshippable = 0;
   bytesUnshippable = 0;
@@ -229,6 +232,9 @@ export class LogEvents implements AgentEvents {
     this.counters.linesInvalidUtf8++;
     if (!this.once(`utf8:${path}`)) return;
     this.log("WARN", "line is not valid UTF-8: its invalid bytes are shipped as U+FFFD (json: with invalid_utf8 true; said once per file)", { path, offset });
+  }
+  linesFiltered(_path: string, lines: number): void {
+    this.counters.linesFiltered += lines;
   }
   recordDropped(path: string, offset: number, bytes: number, reason: string): void {
     this.counters.recordsDropped++;
@@ -356,6 +362,7 @@ export class LogEvents implements AgentEvents {
     if (c.linesTruncated > 0) out.lines_truncated = c.linesTruncated;
     if (c.linesDropped > 0) out.lines_dropped = c.linesDropped;
     if (c.linesInvalidUtf8 > 0) out.lines_invalid_utf8 = c.linesInvalidUtf8;
+    if (c.linesFiltered > 0) out.lines_filtered = c.linesFiltered;
     if (c.filesUnshippable > 0) out.files_unshippable = c.filesUnshippable;
     if (c.bytesUnshippable > 0) out.bytes_unshippable = c.bytesUnshippable;
     return out;

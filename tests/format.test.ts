@@ -21,10 +21,11 @@ function span(text: string | Buffer, start = 1000, extra = 0): Span {
   return { bytes, start, end: start + bytes.length + extra };
 }
 
-function format(text: string | Buffer, o: Partial<InputConfig>, opts: { start?: number; extra?: number; limits?: PackLimits; invalid?: (s: Source, offset: number) => void } = {}): Chunk[] {
+function format(text: string | Buffer, o: Partial<InputConfig>, opts: { start?: number; extra?: number; limits?: PackLimits; invalid?: (s: Source, offset: number) => void; filtered?: (s: Source, lines: number) => void } = {}): Chunk[] {
   const fmt = compileFormat(input(o));
   if (!fmt) throw new Error("packed");
-  return formatSpan(span(text, opts.start ?? 1000, opts.extra ?? 0), SOURCE, fmt, opts.limits ?? LIMITS, WALL, opts.invalid);
+  const report = { invalidUtf8: opts.invalid ?? (() => {}), filtered: opts.filtered ?? (() => {}) };
+  return formatSpan(span(text, opts.start ?? 1000, opts.extra ?? 0), SOURCE, fmt, opts.limits ?? LIMITS, WALL, report);
 }
 
 /** The chunks account for [start, end) of the span contiguously, in order. */
@@ -125,8 +126,10 @@ describe("format: filters and redaction", () => {
   const text = "keep 1\nGET /health 200\nGET /health 200\nkeep 2\nnoise\nERROR boom\nGET /health\n";
 
   test("exclude_lines: the dropped lines become empty chunks in their place, so the ranges stay contiguous and in order", () => {
-    const chunks = format(text, { format: "line", exclude_lines: ["GET /health"] });
+    let filtered = 0;
+    const chunks = format(text, { format: "line", exclude_lines: ["GET /health"] }, { filtered: (_s, n) => (filtered += n) });
     expect(chunks.map((c) => c.value.toString())).toEqual(["keep 1\n", "", "keep 2\n", "noise\n", "ERROR boom\n", ""]);
+    expect(filtered).toBe(3);
     expectContiguous(chunks, 1000, 1000 + text.length);
     expect(chunks[1]!.end - chunks[1]!.start).toBe(2 * "GET /health 200\n".length); // a run of dropped lines is one range
     expect(chunks[1]!.lines).toBe(0);

@@ -35,8 +35,11 @@ export interface EventFormat {
   fieldHeaderBytes: number; // what the fields add to a record as headers (line)
 }
 
-/** Called for each shipped line whose bytes are not valid UTF-8. */
-export type InvalidUtf8 = (source: Source, offset: number) => void;
+/** What formatting tells the agent: each shipped line whose bytes are not valid UTF-8, and the lines the filters dropped. */
+export interface FormatReport {
+  invalidUtf8(source: Source, offset: number): void;
+  filtered(source: Source, lines: number): void;
+}
 
 /** The event settings of an input, or null when it ships packed. */
 export function compileFormat(input: InputConfig): EventFormat | null {
@@ -72,7 +75,7 @@ function overheadOf(fmt: EventFormat, source: Source, offset: number): number {
  * each with its own offset), empty chunks for the lines filtered out; `wall` (Unix ms) is
  * the read time (`@timestamp`). Throws UnshippableError when the key and headers alone fill a record.
  */
-export function formatSpan(span: Span, source: Source, fmt: EventFormat, limits: PackLimits, wall: number, invalid?: InvalidUtf8): Chunk[] {
+export function formatSpan(span: Span, source: Source, fmt: EventFormat, limits: PackLimits, wall: number, report?: FormatReport): Chunk[] {
   const bytes = span.bytes;
   const chunks: Chunk[] = [];
   const room = limits.maxMessageBytes - BATCH_OVERHEAD;
@@ -85,9 +88,10 @@ export function formatSpan(span: Span, source: Source, fmt: EventFormat, limits:
   if (bytes.length === 0) return [{ source, value: EMPTY, start: span.start, end: span.end, lines: 0, size: 0 }];
   const filtering = fmt.include.length > 0 || fmt.exclude.length > 0;
   const needText = fmt.format === "json" || filtering || fmt.redact.length > 0;
-  const ctx: LineCtx = { source, fmt, wall, timestamp: fmt.format === "json" ? new Date(wall).toISOString() : "", invalid, envelope: "" };
+  const ctx: LineCtx = { source, fmt, wall, timestamp: fmt.format === "json" ? new Date(wall).toISOString() : "", report, envelope: "" };
   if (fmt.format === "json") ctx.envelope = `,"host":${JSON.stringify(source.host)},"path":${JSON.stringify(source.path)},"offset":`;
   let skipFrom = -1; // start of a run of filtered-out lines not yet accounted for
+  let dropped = 0;
   let pos = 0;
   while (pos < bytes.length) {
     const nl = bytes.indexOf(NL, pos);
@@ -99,6 +103,7 @@ export function formatSpan(span: Span, source: Source, fmt: EventFormat, limits:
     if (needText) {
       text = decode(raw);
       if (filtering && !wanted(fmt, text)) {
+        dropped++;
         if (skipFrom < 0) skipFrom = offset;
         continue;
       }
@@ -111,6 +116,7 @@ export function formatSpan(span: Span, source: Source, fmt: EventFormat, limits:
   }
   if (skipFrom >= 0) chunks.push({ source, value: EMPTY, start: skipFrom, end: span.end, lines: 0, size: 0 });
   chunks[chunks.length - 1]!.end = span.end; // the last chunk also accounts for skipped bytes
+  if (dropped > 0) report?.filtered(source, dropped);
   return chunks;
 }
 
@@ -120,7 +126,7 @@ interface LineCtx {
   wall: number;
   timestamp: string;
   envelope: string;
-  invalid?: InvalidUtf8;
+  report?: FormatReport;
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
@@ -173,7 +179,7 @@ function emit(ctx: LineCtx, chunks: Chunk[], raw: Buffer, offset: number, text: 
     emit(ctx, chunks, b, offset + half, text === undefined ? undefined : decode(b), capacity);
     return;
   }
-  if (bad) ctx.invalid?.(source, offset);
+  if (bad) ctx.report?.invalidUtf8(source, offset);
   const record = overhead + value.length;
   const c: Chunk = { source, value, start: offset, end: offset + raw.length, lines: raw[raw.length - 1] === NL ? 1 : 0, size: record + compressionSlack(record) };
   if (value !== raw) c.raw = raw;
