@@ -279,6 +279,7 @@ function throughFirstRecord(queue: Chunk[]): Chunk[] {
 
 /** Cuts a chunk in two at the line end nearest its middle; null for a single line. */
 export function splitAtLine(c: Chunk): [Chunk, Chunk] | null {
+  if (c.raw) return null; // a value that is not the file's bytes (json, redacted): its positions are no file offsets
   const v = c.value;
   const mid = v.length >> 1;
   let cut = v.lastIndexOf(0x0a, mid - 1) + 1;
