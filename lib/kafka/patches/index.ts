@@ -6,7 +6,9 @@
 //   - request-queue.ts: an idle RequestQueue stops re-arming a 1 ms timer;
 //   - gzip.ts: gzip record batches compressed in one call with Bun's libdeflate;
 //   - crc32c.ts: a faster CRC-32C, put into kafkajs at bundle time by scripts/build.ts' plugin
-//     (not installed here: a runtime patch cannot replace kafkajs' CommonJS module).
+//     (not installed here: a runtime patch cannot replace kafkajs' CommonJS module);
+//   - group.ts: a linear groupMessagesPerPartition (kafkajs' is quadratic in a partition's
+//     records per send), put in at bundle time the same way.
 // The internals they reach into are declared in kafkajs-internals.d.ts.
 //
 // Invariant: the patches are installed only by an explicit installKafkajsPatches() call

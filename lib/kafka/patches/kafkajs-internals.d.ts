@@ -50,3 +50,9 @@ declare module "kafkajs/src/network/requestQueue/index.js" {
   }
   export default RequestQueue;
 }
+
+// kafkajs' grouping of a send's messages by partition (replaced at bundle time by group.ts' plugin; tests compare the two).
+declare module "kafkajs/src/producer/groupMessagesPerPartition.js" {
+  const groupMessagesPerPartition: <M>(args: { topic: string; partitionMetadata: unknown[]; messages: M[]; partitioner: (a: { topic: string; partitionMetadata: unknown[]; message: M }) => number }) => Record<number, M[]>;
+  export default groupMessagesPerPartition;
+}
