@@ -25,8 +25,8 @@ import { Follower } from "./files/follow.ts";
 import type { Shipment } from "./files/read.ts";
 import { Scanner } from "./files/scan.ts";
 import { DirWatcher } from "./files/watch.ts";
-import { compileFormat, formatSpan, type EventFormat, type FormatReport } from "./kafka/format.ts";
-import { pack, UnshippableError, type Chunk } from "./kafka/pack.ts";
+import { closeEvent, compileFormat, formatEvents, type EventFormat, type FormatReport, type OpenEvent } from "./kafka/format.ts";
+import { pack, UnshippableError, type Chunk, type Source } from "./kafka/pack.ts";
 import { KafkaPublisher, type Publisher } from "./kafka/publish.ts";
 import { Sender } from "./kafka/sender.ts";
 import { Metrics } from "./http/metrics.ts";
@@ -85,6 +85,12 @@ export class Agent {
   /** Drops the buffers kept for reuse once the agent has been quiet for a while (memory.ts). */
   private readonly idleTrim: IdleTrim;
   private finishOnce: (() => void) | null = null;
+  /**
+   * Multiline events still open, by file id: the next read may continue them. Each holds a
+   * zero-length placeholder range in the checkpoint at its start, so the file's offset stays
+   * before it and its row is kept until it is sent (at its timeout, --once's end, a reload).
+   */
+  private readonly openEvents = new Map<string, { ev: OpenEvent; source: Source }>();
   /** Each input's event settings (format.ts), compiled once per loaded config; null: packed. */
   private readonly formats = new WeakMap<InputConfig, EventFormat | null>();
   /** --once: resolves when everything matched at start is acknowledged and saved. */
@@ -159,6 +165,7 @@ export class Agent {
 
   /** Applies a new, already validated config: inputs, intervals and Kafka settings. */
   async reload(next: AgentConfig): Promise<void> {
+    this.closeEvents(true); // under the settings they were read with; new lines follow the new ones
     const kafkaChanged = JSON.stringify(next.kafka) !== JSON.stringify(this.config.kafka);
     this.config = next;
     this.sender.configure(this.senderOptions(next));
@@ -223,6 +230,7 @@ export class Agent {
   private poll(): void {
     if (this.stopping) return;
     for (const s of this.files.poll(this.clock.now())) this.ship(s);
+    if (this.openEvents.size > 0) this.closeEvents(false);
     this.pump();
     this.trimIfIdle();
   }
@@ -277,7 +285,15 @@ export class Agent {
     const fmt = this.formatOf(this.config.inputs[input ?? 0] ?? this.config.inputs[0]!);
     let chunks: Chunk[];
     try {
-      chunks = fmt ? formatSpan(span, source, fmt, limits, this.clock.wall(), this.formatReport) : pack(span, source, limits);
+      if (fmt) {
+        const before = this.openEvents.get(source.file)?.ev ?? null;
+        const r = formatEvents(span, source, fmt, limits, this.clock.wall(), this.clock.now(), before, this.formatReport);
+        chunks = r.chunks;
+        if (before && r.open !== before) this.checkpoint.untrack(placeholder(source, before)); // it is in chunks now
+        if (r.open && r.open !== before) this.opened = { ev: r.open, source };
+        else if (r.open) this.openEvents.set(source.file, { ev: r.open, source });
+        else this.openEvents.delete(source.file);
+      } else chunks = pack(span, source, limits);
     } catch (err) {
       if (!(err instanceof UnshippableError)) throw err;
       // Key and headers alone fill max_message_bytes: skipped (an empty chunk moves the offset), counted and logged.
@@ -290,9 +306,33 @@ export class Agent {
       for (const c of chunks) c.release = release;
     }
     this.sender.enqueue(chunks);
+    const opened = this.opened;
+    if (opened) {
+      // After the chunks before it: the placeholder is the file's last range.
+      this.opened = null;
+      this.checkpoint.track(placeholder(opened.source, opened.ev));
+      this.openEvents.set(opened.source.file, opened);
+    }
+  }
+
+  /** A multiline event opened by the span being shipped, to register once its chunks are queued. */
+  private opened: { ev: OpenEvent; source: Source } | null = null;
+
+  /** Sends the open multiline events whose timeout passed (all of them with `all`: --once's end, a reload). */
+  private closeEvents(all: boolean): void {
+    const now = this.clock.now();
+    const k = this.config.kafka;
+    const limits = { maxMessageBytes: k.max_message_bytes, targetMessageBytes: k.target_message_bytes };
+    for (const [id, { ev, source }] of this.openEvents) {
+      if (!all && now - ev.since < ev.fmt.multiline!.timeout) continue;
+      this.openEvents.delete(id);
+      this.checkpoint.untrack(placeholder(source, ev));
+      this.sender.enqueue(closeEvent(ev, source, limits, this.formatReport));
+    }
   }
 
   private readonly formatReport: FormatReport = {
+    eventCut: (s, offset, reason) => this.events.eventCut(s.path, offset, reason),
     invalidUtf8: (s, offset) => this.events.invalidUtf8(s.path, offset),
     filtered: (s, lines) => this.events.linesFiltered(s.path, lines),
   };
@@ -312,7 +352,9 @@ export class Agent {
   /** --once: finished when every file is read to its size at start and all of it is acknowledged. */
   private checkDone(): void {
     if (!this.opts.once || this.stopping || this.scanning || !this.finishOnce) return;
-    if (this.files.registry.ready.size > 0 || this.files.counts.waiting > 0 || this.sender.queued > 0) return;
+    if (this.files.registry.ready.size > 0 || this.files.counts.waiting > 0) return;
+    if (this.openEvents.size > 0) this.closeEvents(true); // everything is read: the last events are complete
+    if (this.sender.queued > 0) return;
     const done = this.finishOnce;
     this.finishOnce = null;
     done();
@@ -387,4 +429,9 @@ export class Agent {
   private senderOptions(c: AgentConfig) {
     return { maxMessageBytes: c.kafka.max_message_bytes, maxSendBytes: Math.max(MAX_SEND_BYTES, c.kafka.max_message_bytes), maxInflightRecords: MAX_INFLIGHT_RECORDS, retryBackoffMs: c.kafka.retry_backoff, retryBackoffMaxMs: c.kafka.retry_backoff_max };
   }
+}
+
+/** The checkpoint's placeholder for an open multiline event: an empty range at its start, never acknowledged. */
+function placeholder(source: Source, ev: OpenEvent) {
+  return { source, start: ev.start, end: ev.start };
 }

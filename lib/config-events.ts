@@ -5,7 +5,8 @@
 // A leaf: imports no part.
 
 import { isMap, isScalar, isSeq, type Node } from "yaml";
-import type { InputConfig, RedactRule } from "./options.ts";
+import type { InputConfig, MultilineConfig, RedactRule } from "./options.ts";
+import { parseDuration, parseSize } from "./values.ts";
 
 /** What the conversions need of the Validator: a located problem, and a value's text (env expanded, not blank). */
 export interface Ctx {
@@ -19,6 +20,12 @@ export const RESERVED_FIELDS = ["host", "path", "offset", "file", "@timestamp", 
 const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 /** ${fields.NAME} in a topic template. */
 const FIELD_REF = /\$\{fields\.([A-Za-z_][A-Za-z0-9_.-]*)\}/g;
+
+/** Converts a value of one of the event options' kinds. */
+export function convert(kind: "topicTemplate" | "fields" | "regexes" | "redact" | "recordKey" | "multiline", ctx: Ctx, n: Node, field: string): unknown {
+  const by = { topicTemplate, fields, regexes, redact: redactRules, recordKey, multiline };
+  return by[kind](ctx, n, field);
+}
 
 export function regex(ctx: Ctx, n: Node, field: string, flags = ""): string | undefined {
   const s = ctx.text(n, field);
@@ -82,6 +89,41 @@ export function redactRules(ctx: Ctx, n: Node, field: string): RedactRule[] | un
   return out.length === n.items.length ? out : undefined;
 }
 
+const MULTILINE_KEYS = ["start", "continue", "max_lines", "max_bytes", "timeout"];
+/** multiline's defaults: what Filebeat and Fluent Bit use, about. */
+export const MULTILINE_DEFAULTS = { max_lines: 500, max_bytes: 1024 * 1024, timeout: 1000 };
+
+export function multiline(ctx: Ctx, n: Node, field: string): MultilineConfig | undefined {
+  if (!isMap(n)) return ctx.fail(n, field, "must be a mapping, e.g. { start: '^\\d{4}-', max_lines: 500, timeout: 1s }", isScalar(n) ? n.value : "a list");
+  let ok = true;
+  const get = (k: string) => n.items.find((p) => isScalar(p.key) && p.key.value === k)?.value as Node | null | undefined;
+  for (const p of n.items) {
+    const k = isScalar(p.key) ? String(p.key.value) : String(p.key);
+    if (!MULTILINE_KEYS.includes(k)) ok = !!ctx.fail(p.key as Node, `${field}.${k}`, `unknown key; known keys: ${MULTILINE_KEYS.join(", ")}`);
+  }
+  const out: MultilineConfig = { ...MULTILINE_DEFAULTS };
+  for (const k of ["start", "continue"] as const) {
+    const v = get(k);
+    if (v === undefined) continue;
+    const r = v === null ? undefined : regex(ctx, v, `${field}.${k}`);
+    if (r === undefined) ok = false;
+    else out[k] = r;
+  }
+  if ((get("start") === undefined) === (get("continue") === undefined)) ok = !!ctx.fail(n, field, "needs exactly one of start (a line matching it starts an event) and continue (a line matching it continues the one before)");
+  const num = (k: "max_lines" | "max_bytes" | "timeout", parse: (s: string) => number | undefined, min: number, what: string) => {
+    const v = get(k);
+    if (v === undefined) return;
+    const s = v === null ? undefined : ctx.text(v, `${field}.${k}`);
+    const x = s === undefined ? undefined : parse(s);
+    if (x === undefined || x < min) ok = !!ctx.fail(v ?? n, `${field}.${k}`, `must be ${what}`, s);
+    else out[k] = x;
+  };
+  num("max_lines", (s) => (/^\d+$/.test(s) ? Number(s) : undefined), 1, "a whole number, at least 1");
+  num("max_bytes", parseSize, 1, "a size in bytes, e.g. 1MiB, at least 1");
+  num("timeout", parseDuration, 10, "a duration with a unit, e.g. 1s, at least 10ms");
+  return ok ? out : undefined;
+}
+
 export function recordKey(ctx: Ctx, n: Node, field: string): string | undefined {
   const s = ctx.text(n, field);
   if (s === undefined) return undefined;
@@ -101,9 +143,9 @@ export function topicTemplate(ctx: Ctx, n: Node, field: string): string | undefi
 export function checkInput(ctx: Ctx, input: Partial<InputConfig>, at: string, node: (key: string) => Node | null): string | undefined {
   const f = input.fields ?? {};
   if ((input.format ?? "packed") === "packed") {
-    for (const key of ["fields", "include_lines", "exclude_lines", "redact", "key"] as const) {
+    for (const key of ["fields", "include_lines", "exclude_lines", "redact", "key", "multiline"] as const) {
       const v = input[key];
-      const set = key === "key" ? v !== undefined && v !== "path" : key === "fields" ? Object.keys(f).length > 0 : Array.isArray(v) && v.length > 0;
+      const set = key === "multiline" ? v !== undefined : key === "key" ? v !== undefined && v !== "path" : key === "fields" ? Object.keys(f).length > 0 : Array.isArray(v) && v.length > 0;
       if (set) ctx.fail(node(key), `${at}.${key}`, "needs format: line or json (format: packed ships the file's bytes as they are)");
     }
   }

@@ -203,16 +203,8 @@ class Validator {
         return this.strList(n, field, k.nonEmpty);
       case "bool":
         return isScalar(n) && typeof n.value === "boolean" ? n.value : void this.fail(n, field, "must be true or false", shown(n));
-      case "topicTemplate":
-        return ev.topicTemplate(this.ctx, n, field);
-      case "fields":
-        return ev.fields(this.ctx, n, field);
-      case "regexes":
-        return ev.regexes(this.ctx, n, field);
-      case "redact":
-        return ev.redactRules(this.ctx, n, field);
-      case "recordKey":
-        return ev.recordKey(this.ctx, n, field);
+      default:
+        return ev.convert(k.kind, this.ctx, n, field); // the event options (config-events.ts)
     }
   }
 

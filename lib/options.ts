@@ -15,6 +15,14 @@ export type LogFormat = "text" | "json";
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type RecordFormat = "packed" | "line" | "json";
 /** One `redact` rule: every match of `pattern` (a JavaScript RegExp) is replaced by `replace` ($1 etc. allowed). */
+/** `multiline`: exactly one of start and continue (JavaScript RegExps). Sizes bytes, timeout ms. */
+export interface MultilineConfig {
+  start?: string;
+  continue?: string;
+  max_lines: number;
+  max_bytes: number;
+  timeout: number;
+}
 export interface RedactRule {
   pattern: string;
   replace: string;
@@ -38,6 +46,7 @@ export interface InputConfig {
   exclude_lines: string[]; // regexes: drop a line that matches one
   redact: RedactRule[]; // applied in order to every shipped line
   key: string; // "path" | "none" | "field:NAME"
+  multiline?: MultilineConfig; // join continuation lines into one event (line or json); absent: off
 }
 
 /** The `kafka` section; see KAFKA. */
@@ -106,7 +115,8 @@ export type KindRule =
   | { readonly kind: "fields" } // a mapping of names to single values (kept as strings)
   | { readonly kind: "regexes" } // a list of JavaScript regular expressions, each compiled at load
   | { readonly kind: "redact" } // a list of { pattern, replace }
-  | { readonly kind: "recordKey" }; // path | none | field:NAME
+  | { readonly kind: "recordKey" } // path | none | field:NAME
+  | { readonly kind: "multiline" }; // { start | continue, max_lines, max_bytes, timeout }
 
 /** A kind whose conversion yields a T. `out` is never set: it only carries T for the type checker. */
 export type Kind<T> = KindRule & { readonly out?: T };
@@ -125,6 +135,7 @@ const fieldMap: Kind<Record<string, string>> = { kind: "fields" };
 const regexes: Kind<string[]> = { kind: "regexes" };
 const redact: Kind<RedactRule[]> = { kind: "redact" };
 const recordKey: Kind<string> = { kind: "recordKey" };
+const multiline: Kind<MultilineConfig> = { kind: "multiline" };
 
 /** One option. Without a default it is required, or config.ts derives its value (the doc says how). */
 export interface Row<T> {
@@ -165,6 +176,7 @@ export const INPUT = {
   exclude_lines: { kind: regexes, default: [], doc: "regexes: drop lines matching one of them; line or json only" },
   redact: { kind: redact, default: [], doc: "[{pattern, replace}]: applied in order to each shipped line before it leaves; line or json only" },
   key: { kind: recordKey, default: "path", doc: "the record key: path | none | field:NAME; line or json only" },
+  multiline: { kind: multiline, doc: "{start | continue: regex, max_lines: 500, max_bytes: 1MiB, timeout: 1s}: join continuation lines into one event; unset = off; line or json only" },
 } satisfies Spec<InputConfig>;
 
 export const KAFKA = {

@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { DEFAULTS, parseConfig, type InputConfig } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
 import type { Span } from "../lib/files/read.ts";
-import { compileFormat, formatSpan } from "../lib/kafka/format.ts";
+import { closeEvent, compileFormat, formatEvents, formatSpan } from "../lib/kafka/format.ts";
 import { BATCH_OVERHEAD, chunkHeaders, chunkKey, type Chunk, type PackLimits, type Source } from "../lib/kafka/pack.ts";
 
 const SOURCE: Source = { file: "2049:77:1700000000000:abcd", path: "/var/log/app/app.log", topic: "logs", host: "edge-7" };
@@ -226,5 +226,50 @@ describe("config: the event options", () => {
     expect(problems(base(`    format: line\n    key: hostname\n`))).toEqual([`${FILE}:4: inputs[0].key: must be path | none | field:NAME (got "hostname")`]);
     expect(problems(base(`    format: line\n    redact: [{ replace: x }]\n`))).toEqual([`${FILE}:4: inputs[0].redact[0].pattern: missing: the regular expression to replace`]);
     expect(problems(base(`    format: xml\n`))).toEqual([`${FILE}:3: inputs[0].format: must be one of packed | line | json (got "xml")`]);
+  });
+});
+
+describe("format: multiline events (formatEvents)", () => {
+  const ml = (o: Partial<InputConfig["multiline"] & object> = {}): Partial<InputConfig> => ({ format: "line", multiline: { start: "^\\d{4}-", max_lines: 500, max_bytes: 1 << 20, timeout: 1000, ...o } });
+  const trace = "2026-11-30 ERROR boom\n  at a.b(C.java:1)\n  at d.e(F.java:2)\n";
+
+  test("lines join the event their start line began; the last event stays open, a copy, until the next start line", () => {
+    const fmt = compileFormat(input(ml()))!;
+    const cutAt = trace.indexOf("\n", 22) + 1; // a read ends inside the event, after its second line
+    const first = Buffer.from(`2026-11-30 INFO one\n${trace.slice(0, cutAt)}`);
+    const a = formatEvents({ bytes: first, start: 0, end: first.length }, SOURCE, fmt, LIMITS, WALL, 5, null);
+    expect(a.chunks.map((c) => c.value.toString())).toEqual(["2026-11-30 INFO one\n"]);
+    expect(a.open).toMatchObject({ start: 20, end: first.length, lines: 2, since: 5 });
+    first.fill(0); // the read buffer is reused: the open event holds its own copy
+    const rest = Buffer.from(`${trace.slice(cutAt)}2026-11-30 INFO two\n`);
+    const b = formatEvents({ bytes: rest, start: first.length, end: first.length + rest.length }, SOURCE, fmt, LIMITS, WALL, 9, a.open);
+    expect(b.chunks.map((c) => [c.start, c.end, c.lines, c.value.toString()])).toEqual([[20, 20 + trace.length, 3, trace]]);
+    expect(b.open).toMatchObject({ start: 20 + trace.length, lines: 1 });
+    expect(closeEvent(b.open!, SOURCE, LIMITS).map((c) => c.value.toString())).toEqual(["2026-11-30 INFO two\n"]);
+  });
+
+  test("continue: a line matching it joins the one before; json gets the event as one message", () => {
+    const fmt = compileFormat(input({ format: "json", multiline: { continue: "^\\s", max_lines: 500, max_bytes: 1 << 20, timeout: 1000 } }))!;
+    const text = "Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: bad\nnext\n";
+    const r = formatEvents(span(text, 0), SOURCE, fmt, LIMITS, WALL, 0, null);
+    expect(r.chunks.map((c) => JSON.parse(c.value.toString()).message)).toEqual(["Traceback (most recent call last):\n  File \"x.py\", line 1", "ValueError: bad"]);
+    expect(r.chunks.map((c) => JSON.parse(c.value.toString()).offset)).toEqual([0, 57]);
+    expect(r.open?.start).toBe(73);
+  });
+
+  test("max_lines and max_bytes cut an event and say so; include_lines sees the whole event", () => {
+    const cuts: string[] = [];
+    const report = { invalidUtf8: () => {}, filtered: () => {}, eventCut: (_s: Source, offset: number, reason: string) => cuts.push(`${reason}@${offset}`) };
+    const text = "2026 a\n x\n x\n x\n x\n2026 b\n";
+    const fmt = compileFormat(input({ ...ml({ start: "^2026", max_lines: 3 }), include_lines: ["^2026 a"] }))!;
+    const r = formatEvents(span(text, 0), SOURCE, fmt, LIMITS, WALL, 0, null, report);
+    expect(r.chunks.map((c) => c.value.toString())).toEqual(["2026 a\n x\n x\n", ""]); // the cut-off rest does not start with "2026 a": filtered
+    expect(cuts).toEqual(["max_lines@0"]);
+    expectContiguous(r.chunks, 0, r.open!.start);
+    const bytes = compileFormat(input(ml({ start: "^2026", max_bytes: 10 })))!;
+    const r2 = formatEvents(span("2026 a\n x\n x\n", 0), SOURCE, bytes, LIMITS, WALL, 0, null, report);
+    expect(r2.chunks.map((c) => c.value.toString())).toEqual(["2026 a\n x\n"]); // 10 bytes: one more line would pass max_bytes
+    expect(r2.open).toMatchObject({ start: 10, lines: 1 });
+    expect(cuts).toEqual(["max_lines@0", "max_bytes@0"]);
   });
 });

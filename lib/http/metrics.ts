@@ -64,6 +64,7 @@ export class Metrics {
   readonly truncated = this.r.add(new Counter("logship_lines_truncated_total", "Lines shipped cut to max_line_bytes (long_lines: truncate).", { label: "reason", values: ["long_line"] }));
   readonly invalidUtf8 = this.r.add(new Counter("logship_lines_invalid_utf8_total", "Lines shipped as json (or redacted) whose bytes were not UTF-8: shipped with U+FFFD in their place."));
   readonly filtered = this.r.add(new Counter("logship_lines_filtered_total", "Lines read and not shipped by design: dropped by include_lines / exclude_lines."));
+  readonly eventsCut = this.r.add(new Counter("logship_multiline_events_cut_total", "Multiline events cut at max_lines or max_bytes (the rest shipped as another event)."));
   readonly split = this.r.add(new Counter("logship_lines_split_total", "Lines longer than max_line_bytes shipped in pieces (long_lines: split)."));
   readonly saves = this.r.add(new Counter("logship_state_saves_total", "Writes of acknowledged offsets to the state database."));
   readonly saveFailures = this.r.add(new Counter("logship_state_save_failures_total", "Failed writes of offsets (reading pauses while they fail)."));
@@ -181,6 +182,10 @@ class MetricsEvents implements AgentEvents {
   invalidUtf8(path: string, offset: number): void {
     this.m.invalidUtf8.inc();
     this.inner.invalidUtf8(path, offset);
+  }
+  eventCut(path: string, offset: number, reason: "max_lines" | "max_bytes"): void {
+    this.m.eventsCut.inc();
+    this.inner.eventCut(path, offset, reason);
   }
   linesFiltered(path: string, lines: number): void {
     this.m.filtered.inc(lines);

@@ -166,6 +166,14 @@ export class Checkpoint {
     p.ranges.push({ start: chunk.start, end: chunk.end, acked: false });
   }
 
+  /** Removes a waiting range that was never handed to Kafka (a multiline event's placeholder, while the event was open). */
+  untrack(range: ShippedRange): void {
+    const p = this.files.get(range.source.file);
+    if (!p) return;
+    const i = p.ranges.findIndex((r, idx) => idx >= p.head && r.start === range.start && r.end === range.end && !r.acked);
+    if (i >= 0) p.ranges.splice(i, 1);
+  }
+
   /** Kafka acknowledged these chunks: move each file's offset over its acknowledged prefix. */
   acked(chunks: Iterable<ShippedRange>): void {
     for (const c of chunks) {
