@@ -123,4 +123,38 @@ stats_interval: 0
       expect(mine.every((rec) => rec.key === "")).toBe(true); // kcat prints a null key as null
     }
   }, 90_000);
+
+  test("multiline (Java stack traces) as json: one record per event, its offset the event's first byte, the last event sent at --once's end", async () => {
+    const ws = e2e.topicWorkspace("events-multiline");
+    const cfg = writeConfig(ws.dir, `inputs:
+  - paths: ["${ws.logs}/*.log"]
+    format: json
+    multiline: { start: '^\\d{4}-\\d{2}-\\d{2} ', max_lines: 50, timeout: 30s }
+kafka:
+  brokers: ["${e2e.cluster.bootstraps}"]
+  topic: ${ws.topic}
+state:
+  path: ${ws.dir}/state.db
+stats_interval: 0
+`);
+    const events: string[] = [];
+    for (let n = 0; n < 500; n++) {
+      const frames = n % 3 === 0 ? Array.from({ length: 1 + (n % 7) }, (_, i) => `\tat com.example.C${i}.m(C.java:${n})\n`).join("") : "";
+      events.push(`2026-11-30 12:00:${String(n % 60).padStart(2, "0")} ${n % 3 === 0 ? "ERROR boom" : "INFO ok"} ${n}\n${frames}`);
+    }
+    const text = events.join("");
+    writeFileSync(`${ws.logs}/app.log`, text);
+    const r = await runLogship(["run", "--config", cfg, "--once"], { timeoutMs: 60_000 });
+    expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
+    const records = await consumeAll(e2e.cluster.bootstraps, ws.topic);
+    expect(records).toHaveLength(events.length);
+    const got = records.map((rec) => JSON.parse(rec.value.toString("utf8"))).sort((a, b) => a.offset - b.offset);
+    let at = 0;
+    got.forEach((o, i) => {
+      expect(o.offset).toBe(at);
+      expect(`${o.message}\n`).toBe(events[i]!);
+      at += Buffer.byteLength(events[i]!);
+    });
+    expect(savedOffsetOf(`${ws.dir}/state.db`, `${ws.logs}/app.log`)).toBe(Buffer.byteLength(text));
+  }, 90_000);
 });

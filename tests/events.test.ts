@@ -122,3 +122,97 @@ describe("reload", () => {
     expect(h.acked.map((c) => c.start)).toEqual([...Array.from({ length: 20 }, (_, i) => i * 7), ...Array.from({ length: 10 }, (_, i) => (30 + i) * 7)]);
   });
 });
+
+describe("multiline events in the agent", () => {
+  const ML = { format: "line" as const, multiline: { start: "^\\d{4}-", max_lines: 500, max_bytes: 1 << 20, timeout: 1_000 } };
+  const ev = (n: number, extra = 2) => `2026-11-30 ERROR ${n}\n${Array.from({ length: extra }, (_, i) => `  at f${i}(X.java:${n})\n`).join("")}`;
+
+  test("an event split across two reads is one record, with the offset of its first byte; the offset waits for it", async () => {
+    h = new AgentHarness({ input: ML });
+    await h.start();
+    h.dir.append("app.log", ev(1) + "2026-11-30 ERROR 2\n  at g(");
+    await h.until(() => h.acked.length === 1);
+    h.dir.append("app.log", "Y.java:1)\n");
+    await h.settle(); // event 2 may go on: it stays open (within its timeout), and the offset stays at its start
+    expect(h.acked.map((c) => c.value.toString())).toEqual([ev(1)]);
+    expect(offsetOf("app.log")).toBe(ev(1).length);
+    h.dir.append("app.log", ev(3));
+    await h.until(() => h.acked.length === 2);
+    expect(h.acked[1]!.value.toString()).toBe("2026-11-30 ERROR 2\n  at g(Y.java:1)\n");
+    expect(chunkHeaders(h.acked[1]!).offset).toBe(String(ev(1).length));
+    expect(offsetOf("app.log")).toBe(ev(1).length + 36); // up to event 3, open now
+  });
+
+  test("the timeout sends an event no next line completes, not before", async () => {
+    h = new AgentHarness({ input: ML });
+    await h.start();
+    h.dir.append("app.log", ev(1));
+    await h.advance(600);
+    expect(h.acked).toHaveLength(0);
+    expect(offsetOf("app.log")).toBe(0);
+    await h.until(() => h.acked.length === 1);
+    expect(h.acked[0]!.value.toString()).toBe(ev(1));
+    await h.until(() => offsetOf("app.log") === ev(1).length);
+  });
+
+  test("a restart in the middle of an event reads it again from its first byte: nothing lost, nothing sent twice", async () => {
+    h = new AgentHarness({ input: { ...ML, multiline: { ...ML.multiline, timeout: 60_000 } } });
+    await h.start();
+    h.dir.append("app.log", ev(1) + ev(2, 1));
+    await h.until(() => h.acked.length === 1);
+    await h.settle();
+    await h.stop(); // event 2 is open: not sent, its start not saved past
+    expect(h.savedRows().find((r) => r.path === h.dir.path("app.log"))!.offset).toBe(ev(1).length);
+    await h.start();
+    h.dir.append("app.log", "  at more(Z.java:9)\n" + ev(3));
+    await h.until(() => h.acked.length === 2);
+    expect(h.acked.map((c) => c.value.toString())).toEqual([ev(1), ev(2, 1) + "  at more(Z.java:9)\n"]);
+    expect(h.acked.map((c) => c.start)).toEqual([0, ev(1).length]);
+  });
+
+  test("a rotation in the middle of an event: lines written to the renamed file still join it; the new file starts its own", async () => {
+    h = new AgentHarness({ input: ML });
+    await h.start();
+    h.dir.append("app.log", ev(1, 1) + "2026-11-30 ERROR 2\n");
+    await h.until(() => h.acked.length === 1);
+    h.dir.rename("app.log", "app.log.1"); // *.log no longer matches it
+    h.dir.append("app.log.1", "  at late(R.java:1)\n"); // the writer still holds the old file
+    h.dir.append("app.log", ev(3, 1));
+    await h.until(() => h.acked.length === 3); // event 2 by its timeout (or the old file's end), event 3 by its timeout
+    const old = h.acked[0]!.source.file;
+    expect(h.acked.filter((c) => c.source.file === old).map((c) => c.value.toString())).toEqual([ev(1, 1), "2026-11-30 ERROR 2\n  at late(R.java:1)\n"]);
+    expect(h.acked.filter((c) => c.source.file !== old).map((c) => c.value.toString())).toEqual([ev(3, 1)]);
+    h.expectStreams([ev(1, 1) + "2026-11-30 ERROR 2\n  at late(R.java:1)\n", ev(3, 1)]);
+  });
+
+  test("max_lines cuts an event, said once per file; --once sends the last open event at the end", async () => {
+    h = new AgentHarness({ input: { ...ML, multiline: { ...ML.multiline, max_lines: 3, timeout: 60_000 } } });
+    h.dir.append("app.log", ev(1, 4) + ev(2, 4));
+    const agent = await h.start({ once: true });
+    await h.until(() => h.acked.length === 4 && offsetOf("app.log") === ev(1, 4).length * 2, "all four pieces acknowledged");
+    await agent.finished;
+    expect(h.acked.map((c) => c.value.toString())).toEqual([ev(1, 4).split("\n").slice(0, 3).join("\n") + "\n", ev(1, 4).split("\n").slice(3).join("\n"), ev(2, 4).split("\n").slice(0, 3).join("\n") + "\n", ev(2, 4).split("\n").slice(3).join("\n")]);
+    expect(h.events.count("eventCut")).toBe(2);
+    expect(h.events.logged(/multiline event cut at max_lines/)).toHaveLength(1);
+  });
+
+  test("a file deleted, or truncated, with an event open: the event still ships at its timeout, under the file it was read from", async () => {
+    h = new AgentHarness({ input: { ...ML, close_removed: 100 } });
+    await h.start();
+    h.dir.append("gone.log", ev(1) + ev(2));
+    h.dir.append("cut.log", ev(5) + ev(6));
+    await h.until(() => h.acked.length === 2);
+    h.dir.remove("gone.log"); // drained, finished and retired while event 2 is open: its row waits for the event
+    h.dir.truncate("cut.log"); // a new identity; event 6 belongs to the old one
+    h.dir.append("cut.log", ev(7));
+    await h.until(() => h.acked.length === 5);
+    const text = h.acked.map((c) => c.value.toString());
+    expect(text.slice(0, 2).sort()).toEqual([ev(1), ev(5)].sort());
+    expect(text.slice(2).sort()).toEqual([ev(2), ev(6), ev(7)].sort());
+    const six = h.acked.find((c) => c.value.toString() === ev(6))!;
+    expect(six.source.file).toBe(h.acked.find((c) => c.value.toString() === ev(5))!.source.file);
+    expect(six.start).toBe(ev(5).length);
+    await h.settle();
+    expect(h.agent!.status().some((s) => s.path === h.dir.path("gone.log"))).toBe(false);
+  });
+});
