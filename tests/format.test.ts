@@ -227,6 +227,20 @@ describe("config: the event options", () => {
     expect(problems(base(`    format: line\n    redact: [{ replace: x }]\n`))).toEqual([`${FILE}:4: inputs[0].redact[0].pattern: missing: the regular expression to replace`]);
     expect(problems(base(`    format: xml\n`))).toEqual([`${FILE}:3: inputs[0].format: must be one of packed | line | json (got "xml")`]);
   });
+
+  test("multiline: defaults, exactly one of start and continue, valid patterns and limits, line or json only", () => {
+    const c = parseConfig(base(`    format: json\n    multiline: { start: '^\\d{4}-' }\n`), FILE, {});
+    expect(c.inputs[0]!.multiline).toEqual({ start: "^\\d{4}-", max_lines: 500, max_bytes: 1024 * 1024, timeout: 1000 });
+    expect(parseConfig(base(`    format: line\n    multiline: { continue: '^\\s', max_lines: 9, max_bytes: 4KiB, timeout: 250ms }\n`), FILE, {}).inputs[0]!.multiline).toEqual({ continue: "^\\s", max_lines: 9, max_bytes: 4096, timeout: 250 });
+    expect(problems(base(`    format: line\n    multiline: { start: a, continue: b }\n`))).toEqual([`${FILE}:4: inputs[0].multiline: needs exactly one of start (a line matching it starts an event) and continue (a line matching it continues the one before)`]);
+    expect(problems(base(`    format: line\n    multiline: { start: '(', max_lines: 0, timeout: 1, spam: 1 }\n`))).toEqual([
+      expect.stringContaining(`${FILE}:4: inputs[0].multiline.spam: unknown key; known keys: start, continue, max_lines, max_bytes, timeout`),
+      expect.stringContaining(`${FILE}:4: inputs[0].multiline.start: is not a valid regular expression`),
+      `${FILE}:4: inputs[0].multiline.max_lines: must be a whole number, at least 1 (got "0")`,
+      `${FILE}:4: inputs[0].multiline.timeout: must be a duration with a unit, e.g. 1s, at least 10ms (got "1")`,
+    ]);
+    expect(problems(base(`    multiline: { start: a }\n`))).toEqual([`${FILE}:3: inputs[0].multiline: needs format: line or json (format: packed ships the file's bytes as they are)`]);
+  });
 });
 
 describe("format: multiline events (formatEvents)", () => {
