@@ -215,4 +215,21 @@ describe("multiline events in the agent", () => {
     await h.settle();
     expect(h.agent!.status().some((s) => s.path === h.dir.path("gone.log"))).toBe(false);
   });
+
+  test("a reload sends the open event under the settings it was read with; later lines follow the new ones", async () => {
+    h = new AgentHarness({ input: { ...ML, multiline: { ...ML.multiline, timeout: 60_000 } } });
+    await h.start();
+    h.dir.append("app.log", ev(1) + ev(2));
+    await h.until(() => h.acked.length === 1);
+    await h.settle();
+    expect(h.acked).toHaveLength(1); // event 2 is open
+    await h.agent!.reload({ ...h.config, inputs: [{ ...h.config.inputs[0]!, format: "json", multiline: undefined }] });
+    await h.until(() => h.acked.length === 2);
+    expect(h.acked[1]!.value.toString()).toBe(ev(2)); // as a line-format event
+    h.dir.append("app.log", "plain 1\nplain 2\n");
+    await h.until(() => h.acked.length === 4);
+    expect(h.acked.slice(2).map((c) => JSON.parse(c.value.toString()).message)).toEqual(["plain 1", "plain 2"]);
+    await h.until(() => offsetOf("app.log") === (ev(1) + ev(2) + "plain 1\nplain 2\n").length);
+    expect(h.acked.map((c) => c.start)).toEqual([0, ev(1).length, ev(1).length + ev(2).length, ev(1).length + ev(2).length + 8]);
+  });
 });
