@@ -7,11 +7,12 @@
 // hold secrets, and these messages reach terminals and log collectors. The options and
 // their defaults live in options.ts only; conf.example.yaml mirrors them.
 
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { hostname } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from "yaml";
 import { MAX_CONFIG_BYTES, readBounded, resolveAliases } from "./config-source.ts";
+import * as ev from "./config-events.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { DEFAULTS, HTTP, INPUT, KAFKA, KAFKA_SECTIONS, LOG, SASL, SECTIONS, STATE, TLS, TOP, type AgentConfig, type HttpConfig, type InputConfig, type KafkaConfig, type KindRule, type LogConfig, type SaslConfig, type SecretMaterial, type Spec, type StateConfig, type TlsConfig } from "./options.ts";
 import { FileProblem, keyMatches, readCertificates, readPassword, readPrivateKey, Secrets } from "./security.ts";
@@ -20,7 +21,7 @@ import { editDistance, parseDuration, parseListen, parseSize } from "./values.ts
 export { DEFAULTS } from "./options.ts";
 export { parseDuration, parseListen, parseSize } from "./values.ts";
 export { MAX_CONFIG_BYTES } from "./config-source.ts";
-export type { Acks, AgentConfig, Compression, HttpConfig, InputConfig, KafkaConfig, LogConfig, LogFormat, LogLevel, LongLines, SaslConfig, StartAt, StateConfig, TlsConfig } from "./options.ts";
+export type { Acks, AgentConfig, Compression, HttpConfig, InputConfig, KafkaConfig, LogConfig, LogFormat, LogLevel, LongLines, RecordFormat, RedactRule, SaslConfig, StartAt, StateConfig, TlsConfig } from "./options.ts";
 
 /** Reads and validates a config file; throws ConfigError listing every problem. */
 export function loadConfig(path: string, env: Record<string, string | undefined> = process.env): AgentConfig {
@@ -82,6 +83,7 @@ class Validator {
   private passwordLiteral = false;
   readonly warnings: string[] = [];
   private readonly fromEnv = new Map<string, string>(); // field → its value as written, for values that came from ${ENV}
+  private readonly ctx: ev.Ctx = { fail: (n, field, message, got) => this.fail(n, field, message, got), text: (n, field) => this.str(n, field) };
   constructor(
     private readonly file: string,
     private readonly lines: LineCounter,
@@ -229,7 +231,7 @@ class Validator {
       if (!isMap(item)) return void this.fail(item as Node, at, "must be a mapping with `paths`", shownOrNull(item as Node));
       const g = this.fields(item, at, Object.keys(INPUT));
       const got = this.options(g, at, INPUT, item);
-      const topic = got.topic ?? defaultTopic;
+      const topic = ev.checkInput(this.ctx, got, at, (key) => g.get(key)?.node ?? null) ?? defaultTopic;
       if (topic === undefined && reportMissingTopic && !g.has("topic")) this.fail(item, `${at}.topic`, "missing: set `topic` here or `kafka.topic` for all inputs");
       out.push({ ...withDefaults(got, INPUT), paths: (got.paths ?? []).map((p) => this.absolute(p)), topic: topic ?? "" } as InputConfig);
     });
@@ -299,6 +301,8 @@ class Validator {
         return this.listenAddress(n, field);
       case "list":
         return this.strList(n, field, k.nonEmpty);
+      default:
+        return ev.convert(k.kind, this.ctx, n, field); // the event options (config-events.ts)
     }
   }
 

@@ -32,6 +32,12 @@ export interface AgentEvents {
   lineTooLong(path: string, offset: number, bytes: number, action: "split" | "truncate" | "drop"): void;
   dataLost(path: string, file: string, from: number, to: number, reason: string): void;
   recordDropped(path: string, offset: number, bytes: number, reason: string): void;
+  /** A line shipped as `json` (or redacted) held bytes that are not UTF-8: they became U+FFFD (kafka/format.ts). */
+  invalidUtf8(path: string, offset: number): void;
+  /** A multiline event was cut at max_lines or max_bytes: the rest starts a new event (said once per file). */
+  eventCut(path: string, offset: number, reason: "max_lines" | "max_bytes"): void;
+  /** `lines` read lines of a file were dropped by include_lines / exclude_lines (counted, not logged). */
+  linesFiltered(path: string, lines: number): void;
   /** A file's path makes key + headers too large for max_message_bytes: `bytes` of it skipped. */
   fileUnshippable(path: string, file: string, bytes: number, reason: string): void;
   /** `latencyMs`: from the send's oldest record entering the send queue to the acknowledgement. */
@@ -103,6 +109,9 @@ export class Counters {
   linesDropped = 0;
   linesSplit = 0;
   recordsDropped = 0;
+  linesInvalidUtf8 = 0;
+  linesFiltered = 0;
+  eventsCut = 0;
   bytesLost = 0;
   filesUnshippable = 0;
   bytesUnshippable = 0;
@@ -223,6 +232,19 @@ export class LogEvents implements AgentEvents {
   dataLost(path: string, file: string, from: number, to: number, reason: string): void {
     this.counters.bytesLost += to - from;
     this.log("ERROR", "data lost", { path, file, from, to, bytes: to - from, reason });
+  }
+  invalidUtf8(path: string, offset: number): void {
+    this.counters.linesInvalidUtf8++;
+    if (!this.once(`utf8:${path}`)) return;
+    this.log("WARN", "line is not valid UTF-8: its invalid bytes are shipped as U+FFFD (json: with invalid_utf8 true; said once per file)", { path, offset });
+  }
+  eventCut(path: string, offset: number, reason: "max_lines" | "max_bytes"): void {
+    this.counters.eventsCut++;
+    if (!this.once(`cut:${path}`)) return;
+    this.log("WARN", `multiline event cut at ${reason}: the rest ships as another event (said once per file)`, { path, offset });
+  }
+  linesFiltered(_path: string, lines: number): void {
+    this.counters.linesFiltered += lines;
   }
   recordDropped(path: string, offset: number, bytes: number, reason: string): void {
     this.counters.recordsDropped++;
@@ -352,6 +374,9 @@ export class LogEvents implements AgentEvents {
     if (c.recordsDropped > 0) out.records_dropped = c.recordsDropped;
     if (c.linesTruncated > 0) out.lines_truncated = c.linesTruncated;
     if (c.linesDropped > 0) out.lines_dropped = c.linesDropped;
+    if (c.linesInvalidUtf8 > 0) out.lines_invalid_utf8 = c.linesInvalidUtf8;
+    if (c.linesFiltered > 0) out.lines_filtered = c.linesFiltered;
+    if (c.eventsCut > 0) out.events_cut = c.eventsCut;
     if (c.filesUnshippable > 0) out.files_unshippable = c.filesUnshippable;
     if (c.bytesUnshippable > 0) out.bytes_unshippable = c.bytesUnshippable;
     return out;

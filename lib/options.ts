@@ -43,6 +43,20 @@ export interface SecretMaterial {
 }
 export type LogFormat = "text" | "json";
 export type LogLevel = "debug" | "info" | "warn" | "error";
+export type RecordFormat = "packed" | "line" | "json";
+/** One `redact` rule: every match of `pattern` (a JavaScript RegExp) is replaced by `replace` ($1 etc. allowed). */
+/** `multiline`: exactly one of start and continue (JavaScript RegExps). Sizes bytes, timeout ms. */
+export interface MultilineConfig {
+  start?: string;
+  continue?: string;
+  max_lines: number;
+  max_bytes: number;
+  timeout: number;
+}
+export interface RedactRule {
+  pattern: string;
+  replace: string;
+}
 
 /** One `inputs[]` entry; its fields are documented by the rows of INPUT. Durations are ms, sizes bytes. */
 export interface InputConfig {
@@ -56,6 +70,13 @@ export interface InputConfig {
   close_inactive: number;
   close_removed: number;
   follow_symlinks: boolean; // follow a symlink that passes the protected_symlinks rule (files/links.ts); false: none
+  format: RecordFormat; // packed: many lines per record, byte for byte; line: one line per record; json: one JSON object per line
+  fields: Record<string, string>; // static fields: a header each (line), top-level keys (json)
+  include_lines: string[]; // regexes (validated at load): ship a line only if it matches one (when any)
+  exclude_lines: string[]; // regexes: drop a line that matches one
+  redact: RedactRule[]; // applied in order to every shipped line
+  key: string; // "path" | "none" | "field:NAME"
+  multiline?: MultilineConfig; // join continuation lines into one event (line or json); absent: off
 }
 
 /** The `kafka` section; see KAFKA. */
@@ -126,7 +147,13 @@ export type KindRule =
   | { readonly kind: "string" } // not blank
   | { readonly kind: "topic" } // a Kafka topic name
   | { readonly kind: "listen" } // HOST:PORT or PORT (then 127.0.0.1); converts to "HOST:PORT"
-  | { readonly kind: "list"; readonly nonEmpty: boolean }; // of strings; one string is a one-entry list
+  | { readonly kind: "list"; readonly nonEmpty: boolean } // of strings; one string is a one-entry list
+  | { readonly kind: "topicTemplate" } // a topic name that may hold ${fields.NAME} (resolved by config.ts from the input's fields)
+  | { readonly kind: "fields" } // a mapping of names to single values (kept as strings)
+  | { readonly kind: "regexes" } // a list of JavaScript regular expressions, each compiled at load
+  | { readonly kind: "redact" } // a list of { pattern, replace }
+  | { readonly kind: "recordKey" } // path | none | field:NAME
+  | { readonly kind: "multiline" }; // { start | continue, max_lines, max_bytes, timeout }
 
 /** A kind whose conversion yields a T. `out` is never set: it only carries T for the type checker. */
 export type Kind<T> = KindRule & { readonly out?: T };
@@ -140,6 +167,12 @@ const bool: Kind<boolean> = { kind: "bool" };
 const topic: Kind<string> = { kind: "topic" };
 const listen: Kind<string> = { kind: "listen" };
 const list = (nonEmpty: boolean): Kind<string[]> => ({ kind: "list", nonEmpty });
+const topicTemplate: Kind<string> = { kind: "topicTemplate" };
+const fieldMap: Kind<Record<string, string>> = { kind: "fields" };
+const regexes: Kind<string[]> = { kind: "regexes" };
+const redact: Kind<RedactRule[]> = { kind: "redact" };
+const recordKey: Kind<string> = { kind: "recordKey" };
+const multiline: Kind<MultilineConfig> = { kind: "multiline" };
 
 /** One option. Without a default it is required, or config.ts derives its value (the doc says how). */
 export interface Row<T> {
@@ -167,13 +200,20 @@ export const INPUT = {
   paths: { kind: list(true), required: true, doc: "globs (** allowed) of the files to read; relative ones resolve against the config's directory" },
   exclude: { kind: list(false), default: [], doc: 'globs; a pattern without "/" is matched against the base name too' },
   start_at: { kind: oneOf("beginning", "end"), default: "beginning", doc: "where the files present at a first start (empty state) begin; later files start at 0" },
-  topic: { kind: topic, doc: "overrides kafka.topic for this input; one of the two is required" },
+  topic: { kind: topicTemplate, doc: "overrides kafka.topic for this input (${fields.NAME} takes a static field); one of the two is required" },
   max_line_bytes: { kind: size(16, MAX_LINE_BYTES), default: MiB, doc: "a longer line is handled as long_lines says; at most 16MiB (a line is held whole in memory)" },
   long_lines: { kind: oneOf("split", "truncate", "drop"), default: "split", doc: "split (ship it in pieces) | truncate (ship the first max_line_bytes) | drop" },
   partial_line_timeout: { kind: duration(0), default: 5 * SECOND, doc: 'a last line without "\\n" ships as it is after this long idle; 0 = wait for ever' },
   close_inactive: { kind: duration(0), default: 5 * MINUTE, doc: "close a file's descriptor after this long without growth" },
   close_removed: { kind: duration(0), default: 5 * MINUTE, doc: "a deleted file is read to its end, but held open at most this long; 0 = until drained" },
   follow_symlinks: { kind: bool, default: true, doc: "follow a symlink only when owned by root or by its target's owner, never into /proc, /sys or /dev; false: none" },
+  format: { kind: oneOf("packed", "line", "json"), default: "packed", doc: "packed (many lines per record, byte for byte) | line (one line per record) | json (one JSON object per line)" },
+  fields: { kind: fieldMap, default: {}, doc: "static fields: one header each (line), top-level keys (json); line or json only" },
+  include_lines: { kind: regexes, default: [], doc: "regexes: ship only lines matching one of them (when any); line or json only" },
+  exclude_lines: { kind: regexes, default: [], doc: "regexes: drop lines matching one of them; line or json only" },
+  redact: { kind: redact, default: [], doc: "[{pattern, replace}]: applied in order to each shipped line before it leaves; line or json only" },
+  key: { kind: recordKey, default: "path", doc: "the record key: path | none | field:NAME; line or json only" },
+  multiline: { kind: multiline, doc: "{start | continue: regex, max_lines: 500, max_bytes: 1MiB, timeout: 1s}: join continuation lines into one event; unset = off; line or json only" },
 } satisfies Spec<InputConfig>;
 
 export const KAFKA = {

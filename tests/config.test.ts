@@ -116,6 +116,8 @@ stats_interval: 0
       close_inactive: 0,
       close_removed: 7_200_000,
       follow_symlinks: false,
+      // the event options (issue 14) at their defaults; tested in format.test.ts
+      format: "packed", fields: {}, include_lines: [], exclude_lines: [], redact: [], key: "path",
     });
     expect(c.kafka).toEqual({
       brokers: ["k1:9092", "[::1]:9093"],

@@ -71,6 +71,20 @@ describe("exposition", () => {
 });
 
 describe("metrics from the agent's events", () => {
+  test("lines not valid UTF-8 (format json, issue 14) are counted, and still logged once per file; filtered lines are counted", () => {
+    const m = new Metrics(new ManualClock());
+    const lines: string[] = [];
+    const ev = m.events(new LogEvents((l) => lines.push(l)));
+    expect(sample(m.expose(LOAD), "logship_lines_invalid_utf8_total")).toBe(0);
+    ev.invalidUtf8("/l/a.log", 10);
+    ev.invalidUtf8("/l/a.log", 90);
+    expect(sample(m.expose(LOAD), "logship_lines_invalid_utf8_total")).toBe(2);
+    expect(lines.filter((l) => l.includes("not valid UTF-8"))).toHaveLength(1);
+    ev.linesFiltered("/l/a.log", 5);
+    expect(sample(m.expose(LOAD), "logship_lines_filtered_total")).toBe(5);
+    expect(lines).toHaveLength(1); // filtered lines are counted, not logged
+  });
+
   test("acknowledged sends, failures, losses and drops are counted; every event still reaches the log", () => {
     const clock = new ManualClock();
     const m = new Metrics(clock);

@@ -313,7 +313,7 @@ export class Follower {
   private handOut(t: Tracked, span: Span): Shipment {
     t.readMark = readMarkOf(span.bytes, span.start, span.end) ?? t.readMark;
     t.lastRead = this.clock.now();
-    return { source: t.source, span };
+    return { source: t.source, span, input: t.input };
   }
 
   /** Closes a caught-up file that was deleted, renamed out of the globs, or idle too long. */

@@ -35,6 +35,7 @@ export interface Source {
 export interface Shipment {
   source: Source;
   span: Span;
+  input?: number; // the index of the input the file belongs to (its format, filters); absent: the first
 }
 
 /** Bytes of one file ready to pack, and the file range they account for. */

@@ -62,6 +62,9 @@ export class Metrics {
   readonly lost = this.r.add(new Counter("logship_bytes_lost_total", "Bytes never shipped, by reason (each range is also an ERROR `data lost` log line).", { label: "reason", values: LOST_REASONS }));
   readonly dropped = this.r.add(new Counter("logship_lines_dropped_total", "Lines not shipped: longer than max_line_bytes with long_lines: drop, or alone too large for Kafka.", { label: "reason", values: DROP_REASONS }));
   readonly truncated = this.r.add(new Counter("logship_lines_truncated_total", "Lines shipped cut to max_line_bytes (long_lines: truncate).", { label: "reason", values: ["long_line"] }));
+  readonly invalidUtf8 = this.r.add(new Counter("logship_lines_invalid_utf8_total", "Lines shipped as json (or redacted) whose bytes were not UTF-8: shipped with U+FFFD in their place."));
+  readonly filtered = this.r.add(new Counter("logship_lines_filtered_total", "Lines read and not shipped by design: dropped by include_lines / exclude_lines."));
+  readonly eventsCut = this.r.add(new Counter("logship_multiline_events_cut_total", "Multiline events cut at max_lines or max_bytes (the rest shipped as another event)."));
   readonly split = this.r.add(new Counter("logship_lines_split_total", "Lines longer than max_line_bytes shipped in pieces (long_lines: split)."));
   readonly saves = this.r.add(new Counter("logship_state_saves_total", "Writes of acknowledged offsets to the state database."));
   readonly saveFailures = this.r.add(new Counter("logship_state_save_failures_total", "Failed writes of offsets (reading pauses while they fail)."));
@@ -175,6 +178,18 @@ class MetricsEvents implements AgentEvents {
   dataLost(path: string, file: string, from: number, to: number, reason: string): void {
     this.m.lost.inc(to - from, lostReason(reason));
     this.inner.dataLost(path, file, from, to, reason);
+  }
+  invalidUtf8(path: string, offset: number): void {
+    this.m.invalidUtf8.inc();
+    this.inner.invalidUtf8(path, offset);
+  }
+  eventCut(path: string, offset: number, reason: "max_lines" | "max_bytes"): void {
+    this.m.eventsCut.inc();
+    this.inner.eventCut(path, offset, reason);
+  }
+  linesFiltered(path: string, lines: number): void {
+    this.m.filtered.inc(lines);
+    this.inner.linesFiltered(path, lines);
   }
   recordDropped(path: string, offset: number, bytes: number, reason: string): void {
     this.m.dropped.inc(1, "too_large_for_kafka"); // only a single line is ever dropped (sender.ts)

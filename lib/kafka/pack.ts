@@ -23,6 +23,10 @@ export interface Chunk {
   size: number; // upper bound of the encoded record, gzip's worst case included (without the batch header)
   release?: () => void; // called once when the chunk is acknowledged or dropped (returns its read buffer)
   queuedAt?: number; // clock.now() it entered the send queue (set by the sender; for the send latency)
+  // Set by format.ts only (line and json); a packed chunk has none of them.
+  key?: string | null; // the record key: undefined = the path; null = none
+  fields?: Record<string, string>; // headers after today's four (the input's static fields)
+  raw?: Uint8Array; // the file's bytes [start, end) when value is not them (json, redacted): the checkpoint's mark
 }
 
 export interface PackLimits {
@@ -55,7 +59,13 @@ export function compressionSlack(n: number): number {
 
 /** Kafka headers of a chunk: where its bytes come from, for consumers that drop duplicates. */
 export function chunkHeaders(c: Chunk): Record<string, string> {
-  return { host: c.source.host, path: c.source.path, offset: String(c.start), file: c.source.file };
+  const h = { host: c.source.host, path: c.source.path, offset: String(c.start), file: c.source.file };
+  return c.fields ? { ...h, ...c.fields } : h;
+}
+
+/** The record key of a chunk: its path, unless format.ts chose another (or none). */
+export function chunkKey(c: Chunk): string | null {
+  return c.key === undefined ? c.source.path : c.key;
 }
 
 /** Largest value that fits one record at `offset` on its own in a batch, compressed or not. */

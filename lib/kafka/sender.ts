@@ -26,6 +26,8 @@ export interface SenderOptions {
   maxSendBytes: number;
   retryBackoffMs: number;
   retryBackoffMaxMs: number;
+  /** Records (non-empty chunks) of healthy lanes queued or in flight at most; reading pauses there. Default: no limit. */
+  maxInflightRecords?: number;
 }
 
 export class Sender {
@@ -33,6 +35,8 @@ export class Sender {
   private started = false;
   /** Bytes of chunk values queued or in flight, all lanes together. */
   inflightBytes = 0;
+  /** Non-empty chunks (records) queued or in flight, all lanes together. */
+  inflightRecords = 0;
   /** Called after every acknowledged send (room for more reading). */
   onAcked: () => void = () => {};
 
@@ -69,7 +73,14 @@ export class Sender {
   readRoom(cap: number, topic?: string): number {
     if (topic !== undefined && this.failingTopic(topic)) return 0;
     let failingBytes = 0;
-    for (const lane of this.lanes.values()) if (lane.failingSince !== null) failingBytes += lane.bytes;
+    let failingRecords = 0;
+    for (const lane of this.lanes.values()) {
+      if (lane.failingSince === null) continue;
+      failingBytes += lane.bytes;
+      failingRecords += lane.records;
+    }
+    // One record per line (format line, json) costs far more than its bytes in kafkajs' objects: their number is capped too.
+    if (this.inflightRecords - failingRecords >= (this.opts.maxInflightRecords ?? Infinity)) return 0;
     const healthy = this.inflightBytes - failingBytes;
     return Math.floor(Math.max(0, cap - this.inflightBytes, Math.min(cap / 2 - healthy, cap + cap / 2 - this.inflightBytes)));
   }
@@ -85,6 +96,10 @@ export class Sender {
       lane.queue.push(c);
       lane.bytes += c.value.length;
       this.inflightBytes += c.value.length;
+      if (c.value.length > 0) {
+        lane.records++;
+        this.inflightRecords++;
+      }
       woken.add(lane);
     }
     for (const lane of woken) this.wakeUp(lane);
@@ -163,6 +178,10 @@ export class Sender {
     for (const c of batch) {
       this.inflightBytes -= c.value.length;
       lane.bytes -= c.value.length;
+      if (c.value.length > 0) {
+        lane.records--;
+        this.inflightRecords--;
+      }
       c.release?.();
     }
     let bytes = 0;
@@ -202,6 +221,8 @@ export class Sender {
     const halves = splitAtLine(refused);
     if (halves) {
       lane.queue.splice(at, 1, ...halves);
+      lane.records++; // one record became two
+      this.inflightRecords++;
       this.checkpoint.split(refused, halves);
       return;
     }
@@ -238,6 +259,8 @@ class Lane {
   queue: Chunk[] = [];
   /** Bytes of chunk values queued or in flight in this lane. */
   bytes = 0;
+  /** Non-empty chunks queued or in flight in this lane. */
+  records = 0;
   attempt = 0;
   failingSince: number | null = null; // clock.now() when this lane's sends began to fail; null while they succeed
   singleNext = false; // after "too large", send the first record alone
@@ -256,6 +279,7 @@ function throughFirstRecord(queue: Chunk[]): Chunk[] {
 
 /** Cuts a chunk in two at the line end nearest its middle; null for a single line. */
 export function splitAtLine(c: Chunk): [Chunk, Chunk] | null {
+  if (c.raw) return null; // a value that is not the file's bytes (json, redacted): its positions are no file offsets
   const v = c.value;
   const mid = v.length >> 1;
   let cut = v.lastIndexOf(0x0a, mid - 1) + 1;

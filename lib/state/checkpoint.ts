@@ -13,6 +13,7 @@ export interface ShippedRange {
   start: number;
   end: number;
   value?: Uint8Array; // the bytes, when they are the file's [start, end): the saved offset then keeps a mark of them
+  raw?: Uint8Array; // the file's bytes, when value is not them (a JSON or redacted record): marked instead of value
 }
 
 interface Range {
@@ -165,6 +166,14 @@ export class Checkpoint {
     p.ranges.push({ start: chunk.start, end: chunk.end, acked: false });
   }
 
+  /** Removes a waiting range that was never handed to Kafka (a multiline event's placeholder, while the event was open). */
+  untrack(range: ShippedRange): void {
+    const p = this.files.get(range.source.file);
+    if (!p) return;
+    const i = p.ranges.findIndex((r, idx) => idx >= p.head && r.start === range.start && r.end === range.end && !r.acked);
+    if (i >= 0) p.ranges.splice(i, 1);
+  }
+
   /** Kafka acknowledged these chunks: move each file's offset over its acknowledged prefix. */
   acked(chunks: Iterable<ShippedRange>): void {
     for (const c of chunks) {
@@ -173,7 +182,8 @@ export class Checkpoint {
       const r = findRange(p, c);
       if (!r) continue;
       r.acked = true;
-      if (c.value && c.value.length === c.end - c.start) r.mark = markOf(c.value) ?? undefined;
+      const bytes = c.raw ?? c.value;
+      if (bytes && bytes.length === c.end - c.start) r.mark = markOf(bytes) ?? undefined;
       this.advance(p);
     }
   }

@@ -7,7 +7,9 @@
 //   - gzip.ts: gzip record batches compressed in one call with Bun's libdeflate;
 //   - codecs.ts: snappy, lz4 and zstd, which kafkajs lacks (no native addons);
 //   - crc32c.ts: a faster CRC-32C, put into kafkajs at bundle time by scripts/build.ts' plugin
-//     (not installed here: a runtime patch cannot replace kafkajs' CommonJS module).
+//     (not installed here: a runtime patch cannot replace kafkajs' CommonJS module);
+//   - group.ts: a linear groupMessagesPerPartition (kafkajs' is quadratic in a partition's
+//     records per send), put in at bundle time the same way.
 // The internals they reach into are declared in kafkajs-internals.d.ts.
 //
 // Invariant: the patches are installed only by an explicit installKafkajsPatches() call

@@ -1,0 +1,321 @@
+// Formatting (pure): the `line` and `json` formats, the per-event counterpart of pack.ts.
+// A Span of lines becomes one record per line, in order, each with the offset of its line's
+// first byte (so dedup by host, file and offset stays exact). Lines an input filters out
+// (include_lines / exclude_lines) become empty chunks in their place: the checkpoint counts
+// them as handled only once every line before them is acknowledged, as it does for the
+// skipped bytes of a dropped long line. Redaction runs before anything is encoded.
+//
+// What a regex sees: one line, decoded as UTF-8 (an invalid sequence as U+FFFD), without its
+// final "\n", never longer than the input's max_line_bytes (read.ts cuts longer ones first).
+// Patterns are JavaScript RegExps, run by Bun's engine (JavaScriptCore's Yarr, a
+// backtracking engine): a pathological pattern costs time per line, bounded by that length.
+//
+// Invalid UTF-8: in `json`, the line's invalid sequences become U+FFFD in `message` and the
+// object gets "invalid_utf8": true (the exact bytes stay in the file, at the record's
+// offset); in `line`, the bytes are shipped as they are, unless redaction changed the line
+// (then the redacted text is encoded as UTF-8, with U+FFFD too). Either way it is counted.
+
+import { isUtf8 } from "node:buffer";
+import type { InputConfig } from "../config.ts";
+import { BATCH_OVERHEAD, compressionSlack, countLines, recordOverhead, UnshippableError, type Chunk, type PackLimits, type Source } from "./pack.ts";
+import type { Span } from "../files/read.ts";
+
+const NL = 0x0a;
+const EMPTY = Buffer.alloc(0);
+
+/** An input's event settings, compiled once (per loaded config). */
+export interface EventFormat {
+  format: "line" | "json";
+  fields: Record<string, string>;
+  include: RegExp[];
+  exclude: RegExp[];
+  redact: { re: RegExp; replace: string }[];
+  key: string | null | undefined; // undefined: the path (as packed); null: no key; else this value
+  fieldsJson: string; // the static fields as `,"k":"v"` (json)
+  fieldHeaderBytes: number; // what the fields add to a record as headers (line)
+  multiline: Multiline | null; // join continuation lines into one event
+}
+
+/** An input's `multiline`, compiled: exactly one of start and cont is set. */
+export interface Multiline {
+  start: RegExp | null; // a line matching this starts an event
+  cont: RegExp | null; // a line matching this continues the event before it
+  maxLines: number;
+  maxBytes: number;
+  timeout: number; // ms an event may stay open, from its first line
+}
+
+/**
+ * A file's multiline event still open at the end of a read: the next line may continue it.
+ * Its bytes are a copy (the read buffer goes back), and no offset moves over its start until
+ * it is sent and acknowledged (the agent tracks a placeholder range for it).
+ */
+export interface OpenEvent {
+  start: number; // file offset of its first byte: the record's offset
+  end: number; // just past what it accounts for
+  bytes: Buffer; // its lines so far
+  lines: number;
+  since: number; // clock.now() of its first line (timeout)
+  wall: number; // read time of its first line (@timestamp)
+  fmt: EventFormat;
+}
+
+/** What formatting tells the agent: each shipped line whose bytes are not valid UTF-8, and the lines the filters dropped. */
+export interface FormatReport {
+  invalidUtf8(source: Source, offset: number): void;
+  filtered(source: Source, lines: number): void;
+  /** A multiline event was cut at max_lines or max_bytes (the rest starts a new event). */
+  eventCut?(source: Source, offset: number, reason: "max_lines" | "max_bytes"): void;
+}
+
+/** The event settings of an input, or null when it ships packed. */
+export function compileFormat(input: InputConfig): EventFormat | null {
+  if (input.format === "packed") return null;
+  const fields = input.fields;
+  let fieldsJson = "";
+  let fieldHeaderBytes = 0;
+  for (const [k, v] of Object.entries(fields)) {
+    fieldsJson += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
+    fieldHeaderBytes += 10 + Buffer.byteLength(k) + Buffer.byteLength(v);
+  }
+  const key = input.key === "path" ? undefined : input.key === "none" ? null : (fields[input.key.slice("field:".length)] ?? null);
+  return {
+    format: input.format,
+    fields,
+    include: input.include_lines.map((p) => new RegExp(p)),
+    exclude: input.exclude_lines.map((p) => new RegExp(p)),
+    redact: input.redact.map((r) => ({ re: new RegExp(r.pattern, "g"), replace: r.replace })),
+    key,
+    fieldsJson,
+    fieldHeaderBytes: input.format === "line" ? fieldHeaderBytes : 0,
+    multiline: input.multiline
+      ? {
+          start: input.multiline.start === undefined ? null : new RegExp(input.multiline.start),
+          cont: input.multiline.continue === undefined ? null : new RegExp(input.multiline.continue),
+          maxLines: input.multiline.max_lines,
+          maxBytes: input.multiline.max_bytes,
+          timeout: input.multiline.timeout,
+        }
+      : null,
+  };
+}
+
+/** Record framing of a chunk of `source` at `offset` under `fmt`: today's, with its key and the field headers. */
+function overheadOf(fmt: EventFormat, source: Source, offset: number): number {
+  const keyBytes = fmt.key === undefined ? Buffer.byteLength(source.path) : fmt.key === null ? 0 : Buffer.byteLength(fmt.key);
+  return recordOverhead(source, offset) - Buffer.byteLength(source.path) + keyBytes + fmt.fieldHeaderBytes;
+}
+
+/**
+ * One chunk per shipped line of `span` (a line too large for one record is cut in pieces,
+ * each with its own offset), empty chunks for the lines filtered out; `wall` (Unix ms) is
+ * the read time (`@timestamp`). Throws UnshippableError when the key and headers alone fill a
+ * record, before anything else. With multiline, see formatEvents.
+ */
+export function formatSpan(span: Span, source: Source, fmt: EventFormat, limits: PackLimits, wall: number, report?: FormatReport): Chunk[] {
+  return formatEvents(span, source, fmt, limits, wall, 0, null, report).chunks;
+}
+
+/**
+ * formatSpan, with multiline events when the input has them: lines join the event `open`
+ * (a file's event left open by its previous read) as the patterns say; a completed event is
+ * one record with the offset of its first byte; the last event of the span stays open and is
+ * returned (a copy), unless `close` (end of a --once read, a timeout) ships it too.
+ */
+export function formatEvents(span: Span, source: Source, fmt: EventFormat, limits: PackLimits, wall: number, now: number, open: OpenEvent | null, report?: FormatReport): { chunks: Chunk[]; open: OpenEvent | null } {
+  const out = new Units(source, fmt, limits, report);
+  const bytes = span.bytes;
+  if (bytes.length > 0 || open) out.capacity(span.end); // throws UnshippableError before anything changes
+  const ml = fmt.multiline;
+  if (bytes.length === 0 && !open) return { chunks: [{ source, value: EMPTY, start: span.start, end: span.end, lines: 0, size: 0 }], open: null };
+  out.timestamp(wall);
+  let ev = open;
+  let parts: Buffer[] = ev ? [ev.bytes] : [];
+  let evBytes = ev ? ev.bytes.length : 0;
+  let pos = 0;
+  while (pos < bytes.length) {
+    const nl = bytes.indexOf(NL, pos);
+    const lineEnd = nl === -1 ? bytes.length : nl + 1;
+    const raw = bytes.subarray(pos, lineEnd);
+    const offset = span.start + pos;
+    pos = lineEnd;
+    if (!ml) {
+      out.unit(raw, offset, offset + raw.length);
+      continue;
+    }
+    if (ev) {
+      const text = decode(raw);
+      const joins = ml.start ? !ml.start.test(text) : ml.cont!.test(text);
+      const cut = !joins ? null : ev.lines >= ml.maxLines ? "max_lines" : evBytes + raw.length > ml.maxBytes ? "max_bytes" : null;
+      if (joins && !cut) {
+        parts.push(raw);
+        evBytes += raw.length;
+        ev.lines++;
+        ev.end = offset + raw.length;
+        continue;
+      }
+      if (cut) report?.eventCut?.(source, ev.start, cut);
+      out.event(ev, parts);
+    }
+    ev = { start: offset, end: offset + raw.length, bytes: EMPTY, lines: 1, since: now, wall, fmt };
+    parts = [raw];
+    evBytes = raw.length;
+  }
+  if (ev) {
+    if (span.end > span.start + bytes.length) ev.end = span.end; // skipped bytes of its last line (or a dropped long line after it)
+    ev.bytes = Buffer.concat(parts); // a copy: the read buffer goes back
+  }
+  const chunks = out.finish(ev ? null : span.end);
+  return { chunks, open: ev };
+}
+
+/** Ships an open event now (its timeout passed, the read ended, the config changed). */
+export function closeEvent(ev: OpenEvent, source: Source, limits: PackLimits, report?: FormatReport): Chunk[] {
+  const out = new Units(source, ev.fmt, limits, report);
+  out.event(ev, [ev.bytes]);
+  return out.finish(null);
+}
+
+/** The records of one span (or one event): units in order, filtered ones as empty ranges. */
+class Units {
+  readonly chunks: Chunk[] = [];
+  private skipFrom = -1; // start of a run of filtered-out units not yet accounted for
+  private skipEnd = -1;
+  private dropped = 0;
+  private readonly ctx: LineCtx;
+  private readonly needText: boolean;
+  private readonly filtering: boolean;
+  private readonly room: number;
+
+  constructor(
+    private readonly source: Source,
+    private readonly fmt: EventFormat,
+    private readonly limits: PackLimits,
+    report?: FormatReport,
+  ) {
+    this.filtering = fmt.include.length > 0 || fmt.exclude.length > 0;
+    this.needText = fmt.format === "json" || this.filtering || fmt.redact.length > 0;
+    this.ctx = { source, fmt, timestamp: "", report, envelope: "", capacity: (o) => this.capacity(o) };
+    if (fmt.format === "json") this.ctx.envelope = `,"host":${JSON.stringify(source.host)},"path":${JSON.stringify(source.path)},"offset":`;
+    this.room = limits.maxMessageBytes - BATCH_OVERHEAD;
+  }
+
+  timestamp(wall: number): void {
+    if (this.fmt.format === "json") this.ctx.timestamp = new Date(wall).toISOString();
+  }
+
+  capacity(offset: number): { overhead: number; cap: number } {
+    const overhead = overheadOf(this.fmt, this.source, offset);
+    const cap = this.room - compressionSlack(this.room) - overhead;
+    if (cap < 1) throw new UnshippableError(`kafka.max_message_bytes (${this.limits.maxMessageBytes}) leaves no room for a line: the key and headers of a record of this file take ${overhead} bytes (its path is ${Buffer.byteLength(this.source.path)} bytes)`);
+    return { overhead, cap };
+  }
+
+  /** One line or event: bytes `raw` accounting for [offset, end). */
+  unit(raw: Buffer, offset: number, end: number): void {
+    let text: string | undefined;
+    if (this.needText) {
+      text = decode(raw);
+      if (this.filtering && !wanted(this.fmt, text)) {
+        this.dropped++;
+        if (this.skipFrom < 0) this.skipFrom = offset;
+        this.skipEnd = end;
+        return;
+      }
+    }
+    if (this.skipFrom >= 0) {
+      this.chunks.push({ source: this.source, value: EMPTY, start: this.skipFrom, end: offset, lines: 0, size: 0 });
+      this.skipFrom = -1;
+    }
+    emit(this.ctx, this.chunks, raw, offset, text);
+    this.chunks[this.chunks.length - 1]!.end = end;
+  }
+
+  event(ev: OpenEvent, parts: Buffer[]): void {
+    const saved = this.ctx.timestamp;
+    this.timestamp(ev.wall);
+    this.unit(parts.length === 1 ? parts[0]! : Buffer.concat(parts), ev.start, ev.end);
+    this.ctx.timestamp = saved;
+  }
+
+  /** The chunks; `end`: the span's end, which the last one also accounts for (null: an event stays open, or none). */
+  finish(end: number | null): Chunk[] {
+    if (this.skipFrom >= 0) this.chunks.push({ source: this.source, value: EMPTY, start: this.skipFrom, end: this.skipEnd, lines: 0, size: 0 });
+    if (end !== null && this.chunks.length > 0) this.chunks[this.chunks.length - 1]!.end = end; // skipped bytes of the last line
+    if (this.dropped > 0) this.ctx.report?.filtered(this.source, this.dropped);
+    return this.chunks;
+  }
+}
+
+interface LineCtx {
+  source: Source;
+  fmt: EventFormat;
+  timestamp: string;
+  envelope: string;
+  report?: FormatReport;
+  capacity: (offset: number) => { overhead: number; cap: number };
+}
+
+const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+
+/** A line as text: without its final "\n", invalid sequences as U+FFFD. */
+function decode(raw: Uint8Array): string {
+  const n = raw.length > 0 && raw[raw.length - 1] === NL ? raw.length - 1 : raw.length;
+  return decoder.decode(raw.subarray(0, n));
+}
+
+function wanted(fmt: EventFormat, text: string): boolean {
+  if (fmt.include.length > 0 && !fmt.include.some((re) => re.test(text))) return false;
+  return !fmt.exclude.some((re) => re.test(text));
+}
+
+/** Whether the bytes of a line (its "\n" aside) are not UTF-8; checked only when the text holds U+FFFD. */
+function isInvalid(raw: Uint8Array, text: string): boolean {
+  if (!text.includes("\uFFFD")) return false;
+  const n = raw.length > 0 && raw[raw.length - 1] === NL ? raw.length - 1 : raw.length;
+  return !isUtf8(raw.subarray(0, n));
+}
+
+/** Pushes the record(s) of one line (`text`: its decoded form, when needed); a value too large for a record is cut in halves, each its own event. */
+function emit(ctx: LineCtx, chunks: Chunk[], raw: Buffer, offset: number, text: string | undefined): void {
+  const { fmt, source } = ctx;
+  const { overhead, cap } = ctx.capacity(offset);
+  let value: Buffer;
+  let bad = false;
+  if (text !== undefined) {
+    bad = isInvalid(raw, text);
+    let red = text;
+    for (const r of fmt.redact) red = red.replace(r.re, r.replace);
+    if (fmt.format === "json") {
+      value = Buffer.from(`{"@timestamp":"${ctx.timestamp}","message":${JSON.stringify(red)}${bad ? ',"invalid_utf8":true' : ""}${ctx.envelope}${offset},"file":${JSON.stringify(source.file)}${fmt.fieldsJson}}`);
+    } else if (red !== text) {
+      value = Buffer.from(raw[raw.length - 1] === NL ? `${red}\n` : red);
+    } else {
+      value = raw;
+    }
+  } else {
+    value = raw;
+  }
+  if (value.length > cap && raw.length > 1) {
+    // Too large for one record: two events, each with the offset of its first byte.
+    let half = fmt.format === "line" && value === raw ? Math.min(cap, raw.length - 1) : raw.length >> 1;
+    if (half < 1) half = 1;
+    const a = raw.subarray(0, half);
+    const b = raw.subarray(half);
+    emit(ctx, chunks, a, offset, text === undefined ? undefined : decodeWhole(a));
+    emit(ctx, chunks, b, offset + half, text === undefined ? undefined : decode(b));
+    return;
+  }
+  if (bad) ctx.report?.invalidUtf8(source, offset);
+  const record = overhead + value.length;
+  const c: Chunk = { source, value, start: offset, end: offset + raw.length, lines: fmt.multiline ? countLines(raw) : raw[raw.length - 1] === NL ? 1 : 0, size: record + compressionSlack(record) };
+  if (value !== raw) c.raw = raw;
+  if (fmt.key !== undefined) c.key = fmt.key;
+  if (fmt.format === "line" && fmt.fieldHeaderBytes > 0) c.fields = fmt.fields;
+  chunks.push(c);
+}
+
+/** The first piece of a cut line: all of it is text (it has no final "\n"). */
+function decodeWhole(raw: Uint8Array): string {
+  return decoder.decode(raw);
+}
