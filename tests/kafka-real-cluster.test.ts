@@ -192,7 +192,8 @@ describe("a real 3-node cluster", () => {
     const content = Buffer.from(before + huge + after);
     writeFileSync(path, content);
     const r = await runLogship(["run", "--config", config(ws), "--once"], { timeoutMs: 60_000 });
-    expect(r.code).toBe(0);
+    expect(r.code).toBe(3); // --once did not ship everything matched: one record dropped (its summary line says so)
+    expect(r.lines.some((l) => l.includes("--once finished, but not everything matched was shipped") && l.includes("records_dropped=1"))).toBe(true);
     const dropped = r.lines.filter((l) => l.includes("record rejected by Kafka and dropped"));
     expect(dropped).toHaveLength(1);
     expect(dropped[0]).toContain(`offset=${before.length}`);

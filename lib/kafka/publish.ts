@@ -136,10 +136,11 @@ export class KafkaPublisher implements Publisher {
         }
       }
     } catch (err) {
-      const e = toPublishError(err, [...byTopic.keys()]);
-      // A TLS listener closes a plaintext client's connection without a word: say what to check.
-      if (e.code === "KafkaJSConnectionClosedError" && !this.config.tls) e.message += "; if the broker's listener is TLS (SSL or SASL_SSL), set kafka.tls";
-      throw await this.notKafka(e);
+      const e = await this.notKafka(toPublishError(err, [...byTopic.keys()]));
+      // A TLS listener closes a plaintext client's connection without a word: say what to check
+      // (unless the probe found what answers there instead).
+      if (e.code === "KafkaJSConnectionClosedError" && !this.config.tls && !e.message.includes("is not a Kafka broker")) e.message += "; if the broker's listener is TLS (SSL or SASL_SSL), set kafka.tls";
+      throw e;
     }
     this.probed = false;
     let bytes = 0;
@@ -149,7 +150,7 @@ export class KafkaPublisher implements Publisher {
 
   /** Once per outage, a connection failure names what answers at a broker address that is not Kafka (probe.ts). */
   private async notKafka(err: PublishError): Promise<PublishError> {
-    if (this.probed || !NOT_CONNECTED.has(err.message)) return err;
+    if (this.probed || ![...NOT_CONNECTED].some((m) => err.message.startsWith(m))) return err;
     this.probed = true;
     const found = await Promise.all(this.config.brokers.map(async (b) => ((await probe(b)) ?? "").replace(/^./, (c) => `${b} is not a Kafka broker: ${c}`)));
     const why = found.filter((f) => f !== "").join("; ");
