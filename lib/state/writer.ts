@@ -78,7 +78,7 @@ export class ChildWriter implements StateWriter {
       env: { ...process.env, [WRITER_ENV]: path },
       stdin: "ignore",
       stdout: "ignore",
-      stderr: "inherit",
+      stderr: "ignore", // a stuck child would hold the agent's stderr open after the agent exited; it answers over IPC
       serialization: "json",
       ipc(message: Answer) {
         if (message.type === "ready") ready();
