@@ -33,8 +33,9 @@ import { Metrics } from "./http/metrics.ts";
 import { OpsServer, type FileStatus } from "./http/server.ts";
 import { BufferPool, IdleTrim, Slabs } from "./memory.ts";
 import { Checkpoint } from "./state/checkpoint.ts";
-import { openStore, type SavedFile, type Store } from "./state/store.ts";
-import { ChildWriter, InlineWriter, type StateWriter } from "./state/writer.ts";
+import type { SavedFile, Store } from "./state/store.ts";
+import { OffsetSaver } from "./state/saver.ts";
+import { openState, type StateWriter } from "./state/writer.ts";
 
 export interface AgentOptions {
   once: boolean; // ship what the files hold now, then finish
@@ -43,8 +44,10 @@ export interface AgentOptions {
 export interface AgentDeps {
   publisher?: Publisher;
   events?: AgentEvents;
-  /** A store written in this thread (tests); by default a writer process owns the writes (state/writer.ts). */
+  /** A store read and written in this thread (tests); by default a writer process does the writes (state/writer.ts). */
   store?: Store;
+  /** Who writes the offsets (tests: one that never answers); the rows are then read from `store`. */
+  writer?: StateWriter;
   /** Time (tests pass a manual clock). */
   clock?: Clock;
   /** inotify hints (default on); in-process tests on a manual clock turn them off, so only the clock drives the agent. */
@@ -63,8 +66,6 @@ const MAX_SEND_BYTES = 8 * 1024 * 1024;
  * 1.8 CPU s, 297 MB (2048: 4.2 MB/s; 32768: 5.3 MB/s, same RSS).
  */
 const MAX_INFLIGHT_RECORDS = 8192;
-/** A state write unanswered this long (or flush_interval, if longer) counts as failing: the disk is stuck. */
-const STATE_STUCK_MS = 5_000;
 
 export class Agent {
   readonly events: AgentEvents;
@@ -84,11 +85,8 @@ export class Agent {
   private pumping = false;
   private stopping = false;
   private stopped: Promise<void> | null = null;
-  private saveFailingSince: number | null = null; // clock.now() offsets first failed to save; null while they save
-  /** The write in flight (never two at once), since when, and whether another is due after it. */
-  private writing: Promise<void> | null = null;
-  private writingSince = 0;
-  private writeAgain = false;
+  /** Writes the checkpoint's changes to the state writer; failingSince is set while they cannot be saved. */
+  private readonly saver: OffsetSaver;
   /** Drops the buffers kept for reuse once the agent has been quiet for a while (memory.ts). */
   private readonly idleTrim: IdleTrim;
   private finishOnce: (() => void) | null = null;
@@ -101,7 +99,7 @@ export class Agent {
     private config: AgentConfig,
     private readonly opts: AgentOptions,
     private publisher: Publisher,
-    private readonly writer: StateWriter,
+    writer: StateWriter,
     saved: SavedFile[],
     events: AgentEvents,
     private readonly clock: Clock,
@@ -110,6 +108,7 @@ export class Agent {
     this.events = events;
     this.checkpoint = new Checkpoint();
     this.checkpoint.load(saved);
+    this.saver = new OffsetSaver(writer, this.checkpoint, { clock, events, flushInterval: () => this.config.state.flush_interval, recovered: () => this.pump() });
     this.idleTrim = new IdleTrim(clock, () => this.buffers.slabs.seal());
     this.watcher = watch && !opts.once ? new DirWatcher({ changed: () => this.poll(), renamed: () => void this.scan().catch(() => {}) }, 20, clock) : null;
     const follow = { once: opts.once, firstStart: saved.length === 0 };
@@ -132,34 +131,15 @@ export class Agent {
     const metrics = ops ? new Metrics(clock) : null;
     const log = deps.events ?? new LogEvents(undefined, undefined, config.log, clock);
     const events = metrics ? metrics.events(log) : log;
-    let writer: StateWriter;
-    let saved: SavedFile[];
+    let state: { saved: SavedFile[]; writer: StateWriter };
     try {
-      if (deps.store) {
-        saved = deps.store.all();
-        writer = new InlineWriter(deps.store);
-      } else {
-        // Read here, at start; written by a child process, so that a stuck disk never blocks this one.
-        const store = openStore(config.state.path);
-        let lock;
-        try {
-          saved = store.all();
-        } finally {
-          lock = store.detach();
-        }
-        try {
-          writer = await ChildWriter.start(config.state.path, lock);
-        } catch (err) {
-          lock.release();
-          throw err;
-        }
-      }
+      state = await openState(config.state.path, deps);
     } catch (err) {
       ops?.close(); // nothing else is open yet
       throw err;
     }
     const publisher = deps.publisher ?? new KafkaPublisher(config.kafka);
-    const agent = new Agent(config, opts, publisher, writer, saved, events, clock, deps.watch ?? true);
+    const agent = new Agent(config, opts, publisher, state.writer, state.saved, events, clock, deps.watch ?? true);
     events.started({ inputs: config.inputs.length, brokers: config.kafka.brokers, state: config.state.path, once: opts.once });
     for (const w of config.warnings ?? []) events.configWarning(config.file, w);
     if (ops && metrics) {
@@ -270,7 +250,7 @@ export class Agent {
   // --- pump: read while there is room --------------------------------------------------
 
   private pump(): void {
-    if (this.pumping || this.stopping || this.saveFailingSince !== null) return;
+    if (this.pumping || this.stopping || this.saver.failingSince !== null) return;
     this.pumping = true;
     try {
       const cap = this.config.max_inflight_bytes;
@@ -364,7 +344,7 @@ export class Agent {
     // flush_interval 0: offsets are saved after every acknowledged send (onAcked); the timer
     // then only retries a save that failed, since reading, and so acks, pause meanwhile.
     every(c.state.flush_interval || 1_000, () => {
-      if (c.state.flush_interval > 0 || this.saveFailingSince !== null || this.writing) this.saveOffsets();
+      if (c.state.flush_interval > 0 || this.saver.failingSince !== null || this.saver.busy) this.saveOffsets();
     });
     if (c.stats_interval > 0) every(c.stats_interval, () => this.events.summary({ filesTracked: this.files.counts.tracked, filesOpen: this.files.counts.open, inflightBytes: this.sender.inflightBytes }));
   }
@@ -374,76 +354,12 @@ export class Agent {
   }
 
   /**
-   * Writes acknowledged offsets. While writing fails (disk full), reading pauses: shipping on
-   * would only grow what a crash re-sends. Offsets stay in memory and the flush timer retries.
-   * The write goes to the state writer and is not waited for: while one is in flight, the next
-   * waits for it (changes made meanwhile are written then). A write unanswered for
-   * max(flush_interval, 5 s) counts as failing (a stuck disk): reading pauses and it is said.
+   * Writes acknowledged offsets, without waiting for the disk (state/saver.ts). While writing
+   * fails (disk full, a disk not answering), reading pauses: shipping on would only grow what a
+   * crash re-sends. Offsets stay in memory and the flush timer retries.
    */
   private saveOffsets(): void {
-    if (this.writing) {
-      this.writeAgain = true;
-      const waited = this.clock.now() - this.writingSince;
-      if (waited >= Math.max(this.config.state.flush_interval, STATE_STUCK_MS)) this.saveFailed(`state disk not answering: a write has waited ${Math.round(waited / 1000)} s`);
-      return;
-    }
-    this.writeAgain = false;
-    const batch = this.checkpoint.take();
-    if (!batch) return this.saveWorked();
-    this.writingSince = this.clock.now();
-    this.writing = this.writer.write(batch).then(
-      (r) => {
-        if (r.replaced) {
-          this.checkpoint.unwritten(batch);
-          this.events.stateFileReplaced(this.writer.path, this.checkpoint.size);
-          this.checkpoint.dirtyAll();
-          this.writeAgain = true; // at once: every row, to the file created anew
-          return;
-        }
-        if (batch.rows.length > 0) this.events.offsetsSaved(batch.rows.length);
-        this.saveWorked();
-      },
-      (err: unknown) => {
-        this.checkpoint.unwritten(batch);
-        this.writeAgain = false; // the flush timer retries
-        this.saveFailed(errorText(err));
-      },
-    ).finally(() => {
-      this.writing = null;
-      if (this.writeAgain && !this.stopping) this.saveOffsets();
-    });
-  }
-
-  private saveFailed(reason: string): void {
-    this.saveFailingSince ??= this.clock.now();
-    this.events.stateError(reason);
-  }
-
-  private saveWorked(): void {
-    if (this.saveFailingSince === null) return;
-    this.events.stateRecovered(this.clock.now() - this.saveFailingSince);
-    this.saveFailingSince = null;
-    this.pump();
-  }
-
-  /** The last save: waits for the write in flight, then writes what changed, until `deadline`. Unsaved offsets are re-sent by the next start. */
-  private async finalSave(deadline: number): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      if (this.writing && !(await this.within(this.writing, deadline))) {
-        this.saveFailed("state disk not answering at shutdown: the offsets acknowledged since the last save are not saved (a restart sends those lines again)");
-        return;
-      }
-      if (!this.checkpoint.changed || attempt >= 3) return;
-      this.saveOffsets();
-    }
-  }
-
-  /** Whether `p` settled before `deadline` (on the agent's clock; at least 100 ms). */
-  private async within(p: Promise<unknown>, deadline: number): Promise<boolean> {
-    let cancel: Cancel = () => {};
-    const done = await Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => (cancel = this.clock.after(Math.max(100, deadline - this.clock.now()), () => r(false))))]);
-    cancel();
-    return done;
+    this.saver.save();
   }
 
   private async shutdown(deadline: number): Promise<void> {
@@ -456,12 +372,12 @@ export class Agent {
     // A last look at the open files: truncations are handled (a copy carries its original on)
     // and short fingerprints lengthened, so what is saved identifies each file as well as it can.
     this.files.lookAll(this.clock.now());
-    await this.finalSave(deadline);
+    await this.saver.finalSave(deadline);
     this.files.closeAll();
     let cancel: Cancel = () => {};
     await Promise.race([this.publisher.close(), new Promise((r) => (cancel = this.clock.after(Math.max(100, deadline - this.clock.now()), () => r(undefined))))]);
     cancel();
-    await this.writer.close(Math.max(100, deadline - this.clock.now()));
+    await this.saver.close(deadline);
     this.ops?.close();
     this.events.stopped({ unacknowledgedBytes: this.sender.inflightBytes });
   }

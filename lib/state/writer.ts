@@ -16,7 +16,7 @@ import type { Subprocess } from "bun";
 import { errorText, StateError } from "../errors.ts";
 import type { SaveBatch } from "./checkpoint.ts";
 import type { StateLock } from "./lock.ts";
-import type { Store } from "./store.ts";
+import { openStore, type SavedFile, type Store } from "./store.ts";
 
 export const WRITER_ENV = "LOGSHIP_STATE_WRITER";
 
@@ -50,6 +50,29 @@ export class InlineWriter implements StateWriter {
 
   async close(): Promise<void> {
     this.store.close();
+  }
+}
+
+/**
+ * The saved rows and the writer of the state at `path`. The rows are read here, at start; the
+ * writes go to a child process that opens the database (the lock stays with this one). Tests
+ * pass a `store` (read and written in this thread) and may pass their own `writer`.
+ */
+export async function openState(path: string, given: { store?: Store; writer?: StateWriter } = {}): Promise<{ saved: SavedFile[]; writer: StateWriter }> {
+  if (given.store) return { saved: given.store.all(), writer: given.writer ?? new InlineWriter(given.store) };
+  const store = openStore(path);
+  let lock: StateLock;
+  let saved: SavedFile[];
+  try {
+    saved = store.all();
+  } finally {
+    lock = store.detach();
+  }
+  try {
+    return { saved, writer: await ChildWriter.start(path, lock) };
+  } catch (err) {
+    lock.release();
+    throw err;
   }
 }
 
