@@ -216,3 +216,21 @@ test("a state disk that never answers (issue 11, item 14): reading pauses, it is
   expect(h.clock.now() - t0).toBeLessThan(1_000 + 500);
   expect(h.recorded.count("stateRecovered")).toBe(0);
 });
+
+test("the state writer process killed: the next save fails (said), a new writer is started and the offsets are saved after all", async () => {
+  const h = new AgentHarness({ state: { flush_interval: 0 } });
+  harnesses.push(h);
+  h.dir.append("app.log", "one\n");
+  await h.start();
+  await h.until(() => savedOffset(h.statePath, h.dir.path("app.log")) === 4, "offset 4 saved by the writer process");
+  const writer = (h.agent as unknown as { saver: { writer: { child: { pid: number; exited: Promise<number> } } } }).saver.writer;
+  const first = writer.child;
+  process.kill(first.pid, "SIGKILL");
+  await first.exited;
+  h.dir.append("app.log", "two\n");
+  await h.until(() => h.recorded.count("stateError") > 0, "the failed save is reported");
+  await h.until(() => savedOffset(h.statePath, h.dir.path("app.log")) === 8, "offset 8 saved by a new writer process", 10_000);
+  await h.until(() => h.recorded.count("stateRecovered") > 0, "its answer came back: saving works again"); // the row is on disk before the answer arrives
+  expect(writer.child.pid).not.toBe(first.pid);
+  expect(h.recorded.count("stateRecovered")).toBe(1);
+});

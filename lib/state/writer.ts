@@ -78,7 +78,7 @@ export async function openState(path: string, given: { store?: Store; writer?: S
 
 type Answer = { type: "ready" } | { type: "failed"; message: string } | { type: "done"; id: number; replaced: boolean } | { type: "error"; id: number; message: string };
 
-/** The writes go to a child process (see the top of this file). */
+/** The writes go to a child process (see the top of this file). One that ended (killed, crashed) is started again at the next write. */
 export class ChildWriter implements StateWriter {
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (r: WriteResult) => void; reject: (err: Error) => void }>();
@@ -88,45 +88,24 @@ export class ChildWriter implements StateWriter {
   private constructor(
     readonly path: string,
     private readonly lock: StateLock,
-    private readonly child: Subprocess,
+    private child: Subprocess,
   ) {}
 
   /** Starts the child and waits until it has opened the database. `lock` (held by the caller) is released by close(). */
   static async start(path: string, lock: StateLock): Promise<ChildWriter> {
     let writer: ChildWriter | null = null;
-    let ready!: () => void;
-    let failed!: (err: Error) => void;
-    const opened = new Promise<void>((res, rej) => ((ready = res), (failed = rej)));
-    const child = Bun.spawn(writerCommand(), {
-      env: { ...process.env, [WRITER_ENV]: path },
-      stdin: "ignore",
-      stdout: "ignore",
-      stderr: "ignore", // a stuck child would hold the agent's stderr open after the agent exited; it answers over IPC
-      serialization: "json",
-      ipc(message: Answer) {
-        if (message.type === "ready") ready();
-        else if (message.type === "failed") failed(new StateError(message.message));
-        else writer?.answer(message);
-      },
-      onExit(_proc, code, signal) {
-        const why = `the state writer process ended (${signal ?? `exit ${code}`})`;
-        failed(new StateError(why));
-        writer?.gone(why);
-      },
-    });
-    try {
-      await opened;
-    } catch (err) {
-      child.kill("SIGKILL");
-      throw err;
-    }
+    const child = await spawnWriter(path, (a) => writer?.answer(a), (proc, why) => writer?.gone(proc, why));
     writer = new ChildWriter(path, lock, child);
     return writer;
   }
 
-  write(batch: SaveBatch): Promise<WriteResult> {
-    if (this.ended !== null) return Promise.reject(new StateError(this.ended));
-    if (this.closed) return Promise.reject(new Error("the state store is closed"));
+  async write(batch: SaveBatch): Promise<WriteResult> {
+    if (this.closed) throw new Error("the state store is closed");
+    if (this.ended !== null) {
+      // Started again; if that fails, the write fails (and is retried at the next flush).
+      this.child = await spawnWriter(this.path, (a) => this.answer(a), (proc, why) => this.gone(proc, why));
+      this.ended = null;
+    }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
@@ -150,7 +129,8 @@ export class ChildWriter implements StateWriter {
     w.resolve({ replaced: a.replaced });
   }
 
-  private gone(why: string): void {
+  private gone(proc: Subprocess, why: string): void {
+    if (proc !== this.child) return; // an earlier one
     this.ended = why;
     for (const w of this.waiting.values()) w.reject(new StateError(why));
     this.waiting.clear();
@@ -174,6 +154,37 @@ export class ChildWriter implements StateWriter {
     }
     this.lock.release();
   }
+}
+
+/** Starts a writer process on `path` and waits until it has opened the database (rejects with why it could not). */
+async function spawnWriter(path: string, answer: (a: Answer) => void, gone: (proc: Subprocess, why: string) => void): Promise<Subprocess> {
+  let ready!: () => void;
+  let failed!: (err: Error) => void;
+  const opened = new Promise<void>((res, rej) => ((ready = res), (failed = rej)));
+  const child: Subprocess = Bun.spawn(writerCommand(), {
+    env: { ...process.env, [WRITER_ENV]: path },
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "ignore", // a stuck child would hold the agent's stderr open after the agent exited; it answers over IPC
+    serialization: "json",
+    ipc(message: Answer) {
+      if (message.type === "ready") ready();
+      else if (message.type === "failed") failed(new StateError(message.message));
+      else answer(message);
+    },
+    onExit(proc, code, signal) {
+      const why = `the state writer process ended (${signal ?? `exit ${code}`})`;
+      failed(new StateError(why));
+      gone(proc, why);
+    },
+  });
+  try {
+    await opened;
+  } catch (err) {
+    child.kill("SIGKILL");
+    throw err;
+  }
+  return child;
 }
 
 /** How to start this program as the writer: the compiled binary itself, or bun on writer-child.ts. */
