@@ -19,6 +19,8 @@ import { handleSignals } from "./lib/shutdown.ts";
 import { systemClock } from "./lib/clock.ts";
 import { ProgressLine } from "./lib/progress.ts";
 import { resetStore } from "./lib/state/store.ts";
+import { runStateWriter } from "./lib/state/writer-child.ts";
+import { WRITER_ENV } from "./lib/state/writer.ts";
 import { fetchStatus, formatStatus } from "./lib/http/status.ts";
 import { escapeText } from "./lib/text.ts";
 
@@ -276,21 +278,28 @@ function print(text: string, code: number, toStderr = false): number {
   return code;
 }
 
-guardStdio(); // a broken stdout or stderr pipe never ends the process (issue 11, item 16)
-main(Bun.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (err instanceof ConfigError) {
-      const problems = err.problems.map((p) => escapeText(formatProblem(p))).join("\n");
-      writeStderr(`${problems}\nlogship: invalid config (${err.problems.length} problem${err.problems.length === 1 ? "" : "s"}); nothing was started\n`);
-      process.exit(2);
-    }
-    if (err instanceof UsageError) {
-      writeStderr(`logship: ${escapeText(err.message)}\n`);
-      process.exit(2);
-    }
-    const kind = err instanceof StateError ? "state" : "error";
-    writeStderr(`logship: ${kind}: ${escapeText(errorText(err))}\n`);
-    process.exit(1);
-  },
-);
+// The state writer process (lib/state/writer.ts) is this same program started with its variable set.
+const writerOf = process.env[WRITER_ENV];
+if (writerOf !== undefined) {
+  delete process.env[WRITER_ENV];
+  runStateWriter(writerOf);
+} else {
+  guardStdio(); // a broken stdout or stderr pipe never ends the process (issue 11, item 16)
+  main(Bun.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      if (err instanceof ConfigError) {
+        const problems = err.problems.map((p) => escapeText(formatProblem(p))).join("\n");
+        writeStderr(`${problems}\nlogship: invalid config (${err.problems.length} problem${err.problems.length === 1 ? "" : "s"}); nothing was started\n`);
+        process.exit(2);
+      }
+      if (err instanceof UsageError) {
+        writeStderr(`logship: ${escapeText(err.message)}\n`);
+        process.exit(2);
+      }
+      const kind = err instanceof StateError ? "state" : "error";
+      writeStderr(`logship: ${kind}: ${escapeText(errorText(err))}\n`);
+      process.exit(1);
+    },
+  );
+}

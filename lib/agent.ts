@@ -33,7 +33,9 @@ import { Metrics } from "./http/metrics.ts";
 import { OpsServer, type FileStatus } from "./http/server.ts";
 import { BufferPool, IdleTrim, Slabs } from "./memory.ts";
 import { Checkpoint } from "./state/checkpoint.ts";
-import { openStore, type Store } from "./state/store.ts";
+import type { SavedFile, Store } from "./state/store.ts";
+import { OffsetSaver } from "./state/saver.ts";
+import { openState, type StateWriter } from "./state/writer.ts";
 
 export interface AgentOptions {
   once: boolean; // ship what the files hold now, then finish
@@ -42,7 +44,10 @@ export interface AgentOptions {
 export interface AgentDeps {
   publisher?: Publisher;
   events?: AgentEvents;
+  /** A store read and written in this thread (tests); by default a writer process does the writes (state/writer.ts). */
   store?: Store;
+  /** Who writes the offsets (tests: one that never answers); the rows are then read from `store`. */
+  writer?: StateWriter;
   /** Time (tests pass a manual clock). */
   clock?: Clock;
   /** inotify hints (default on); in-process tests on a manual clock turn them off, so only the clock drives the agent. */
@@ -80,7 +85,8 @@ export class Agent {
   private pumping = false;
   private stopping = false;
   private stopped: Promise<void> | null = null;
-  private saveFailingSince: number | null = null; // clock.now() offsets first failed to save; null while they save
+  /** Writes the checkpoint's changes to the state writer; failingSince is set while they cannot be saved. */
+  private readonly saver: OffsetSaver;
   /** Drops the buffers kept for reuse once the agent has been quiet for a while (memory.ts). */
   private readonly idleTrim: IdleTrim;
   private finishOnce: (() => void) | null = null;
@@ -93,15 +99,16 @@ export class Agent {
     private config: AgentConfig,
     private readonly opts: AgentOptions,
     private publisher: Publisher,
-    private readonly store: Store,
+    writer: StateWriter,
+    saved: SavedFile[],
     events: AgentEvents,
     private readonly clock: Clock,
     watch: boolean,
   ) {
     this.events = events;
     this.checkpoint = new Checkpoint();
-    const saved = store.all();
     this.checkpoint.load(saved);
+    this.saver = new OffsetSaver(writer, this.checkpoint, { clock, events, flushInterval: () => this.config.state.flush_interval, recovered: () => this.pump() });
     this.idleTrim = new IdleTrim(clock, () => this.buffers.slabs.seal());
     this.watcher = watch && !opts.once ? new DirWatcher({ changed: () => this.poll(), renamed: () => void this.scan().catch(() => {}) }, 20, clock) : null;
     const follow = { once: opts.once, firstStart: saved.length === 0 };
@@ -124,15 +131,15 @@ export class Agent {
     const metrics = ops ? new Metrics(clock) : null;
     const log = deps.events ?? new LogEvents(undefined, undefined, config.log, clock);
     const events = metrics ? metrics.events(log) : log;
-    let store: Store;
+    let state: { saved: SavedFile[]; writer: StateWriter };
     try {
-      store = deps.store ?? openStore(config.state.path);
+      state = await openState(config.state.path, deps);
     } catch (err) {
       ops?.close(); // nothing else is open yet
       throw err;
     }
     const publisher = deps.publisher ?? new KafkaPublisher(config.kafka);
-    const agent = new Agent(config, opts, publisher, store, events, clock, deps.watch ?? true);
+    const agent = new Agent(config, opts, publisher, state.writer, state.saved, events, clock, deps.watch ?? true);
     events.started({ inputs: config.inputs.length, brokers: config.kafka.brokers, state: config.state.path, once: opts.once });
     for (const w of config.warnings ?? []) events.configWarning(config.file, w);
     if (ops && metrics) {
@@ -243,7 +250,7 @@ export class Agent {
   // --- pump: read while there is room --------------------------------------------------
 
   private pump(): void {
-    if (this.pumping || this.stopping || this.saveFailingSince !== null) return;
+    if (this.pumping || this.stopping || this.saver.failingSince !== null) return;
     this.pumping = true;
     try {
       const cap = this.config.max_inflight_bytes;
@@ -337,7 +344,7 @@ export class Agent {
     // flush_interval 0: offsets are saved after every acknowledged send (onAcked); the timer
     // then only retries a save that failed, since reading, and so acks, pause meanwhile.
     every(c.state.flush_interval || 1_000, () => {
-      if (c.state.flush_interval > 0 || this.saveFailingSince !== null) this.saveOffsets();
+      if (c.state.flush_interval > 0 || this.saver.failingSince !== null || this.saver.busy) this.saveOffsets();
     });
     if (c.stats_interval > 0) every(c.stats_interval, () => this.events.summary({ filesTracked: this.files.counts.tracked, filesOpen: this.files.counts.open, inflightBytes: this.sender.inflightBytes }));
   }
@@ -347,28 +354,12 @@ export class Agent {
   }
 
   /**
-   * Writes acknowledged offsets. While writing fails (disk full), reading pauses: shipping on
-   * would only grow what a crash re-sends. Offsets stay in memory and the flush timer retries.
+   * Writes acknowledged offsets, without waiting for the disk (state/saver.ts). While writing
+   * fails (disk full, a disk not answering), reading pauses: shipping on would only grow what a
+   * crash re-sends. Offsets stay in memory and the flush timer retries.
    */
-  private saveOffsets(): boolean {
-    try {
-      if (this.store.reopenIfReplaced()) {
-        this.events.stateFileReplaced(this.store.path, this.checkpoint.size);
-        this.checkpoint.dirtyAll();
-      }
-      const rows = this.checkpoint.flush(this.store);
-      if (rows > 0) this.events.offsetsSaved(rows);
-    } catch (err) {
-      this.saveFailingSince ??= this.clock.now();
-      this.events.stateError(errorText(err));
-      return false;
-    }
-    if (this.saveFailingSince !== null) {
-      this.events.stateRecovered(this.clock.now() - this.saveFailingSince);
-      this.saveFailingSince = null;
-      this.pump();
-    }
-    return true;
+  private saveOffsets(): void {
+    this.saver.save();
   }
 
   private async shutdown(deadline: number): Promise<void> {
@@ -381,12 +372,12 @@ export class Agent {
     // A last look at the open files: truncations are handled (a copy carries its original on)
     // and short fingerprints lengthened, so what is saved identifies each file as well as it can.
     this.files.lookAll(this.clock.now());
-    this.saveOffsets();
+    await this.saver.finalSave(deadline);
     this.files.closeAll();
     let cancel: Cancel = () => {};
     await Promise.race([this.publisher.close(), new Promise((r) => (cancel = this.clock.after(Math.max(100, deadline - this.clock.now()), () => r(undefined))))]);
     cancel();
-    this.store.close();
+    await this.saver.close(deadline);
     this.ops?.close();
     this.events.stopped({ unacknowledgedBytes: this.sender.inflightBytes });
   }

@@ -4,6 +4,7 @@ import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
 import { Agent } from "../lib/agent.ts";
 import { openStore, type Store } from "../lib/state/store.ts";
+import type { StateWriter } from "../lib/state/writer.ts";
 import { AgentHarness } from "./helpers/agentHarness.ts";
 import { FakePublisher, retriableError } from "./helpers/fakePublisher.ts";
 
@@ -174,4 +175,62 @@ test("a file whose path makes key + headers fill max_message_bytes is logged as 
   expect(h.text()).not.toContain("never");
   // its offset moved past the skipped lines: a restart does not try them again
   await h.until(() => savedOffset(h.statePath, h.dir.path(deep)) === 28, "the unshippable file's offset saved past its lines");
+});
+
+test("a state disk that never answers (issue 11, item 14): reading pauses, it is reported, no second write starts, and stop() ends by its deadline without the save", async () => {
+  const h = new AgentHarness();
+  harnesses.push(h);
+  const store: Store = openStore(h.statePath);
+  let writes = 0;
+  let answer = true;
+  const hung: StateWriter = {
+    path: h.statePath,
+    write: async () => {
+      writes++;
+      if (!answer) await new Promise(() => {}); // a write stuck in the kernel: never answered
+      return { replaced: false };
+    },
+    close: async () => store.close(),
+  };
+  const kafka = new FakePublisher();
+  h.dir.append("app.log", "before\n");
+  h.agent = await Agent.start(h.config, { once: false }, { publisher: kafka, events: h.recorded.events, store, writer: hung, clock: h.clock, watch: false });
+  await h.until(() => kafka.ackedText().includes("before\n"));
+  await h.advance(200);
+  answer = false;
+  h.dir.append("app.log", "during\n");
+  await h.until(() => kafka.ackedText().includes("during\n"));
+  await h.until(() => h.recorded.count("stateError") > 0, "the stuck write is reported", 10_000);
+  const stuckWrites = writes;
+  h.dir.append("app.log", "after\n");
+  await h.advance(2_000); // many flush, poll and scan intervals
+  expect(kafka.ackedText()).not.toContain("after\n"); // reading paused
+  expect(writes).toBe(stuckWrites); // never a second write while one is in flight
+  const agent = h.agent;
+  h.agent = null;
+  const t0 = h.clock.now();
+  let stopped = false;
+  const stopping = agent.stop(1_000).then(() => (stopped = true));
+  while (!stopped) await h.advance(50);
+  await stopping;
+  expect(h.clock.now() - t0).toBeLessThan(1_000 + 500);
+  expect(h.recorded.count("stateRecovered")).toBe(0);
+});
+
+test("the state writer process killed: the next save fails (said), a new writer is started and the offsets are saved after all", async () => {
+  const h = new AgentHarness({ state: { flush_interval: 0 } });
+  harnesses.push(h);
+  h.dir.append("app.log", "one\n");
+  await h.start();
+  await h.until(() => savedOffset(h.statePath, h.dir.path("app.log")) === 4, "offset 4 saved by the writer process");
+  const writer = (h.agent as unknown as { saver: { writer: { child: { pid: number; exited: Promise<number> } } } }).saver.writer;
+  const first = writer.child;
+  process.kill(first.pid, "SIGKILL");
+  await first.exited;
+  h.dir.append("app.log", "two\n");
+  await h.until(() => h.recorded.count("stateError") > 0, "the failed save is reported");
+  await h.until(() => savedOffset(h.statePath, h.dir.path("app.log")) === 8, "offset 8 saved by a new writer process", 10_000);
+  await h.until(() => h.recorded.count("stateRecovered") > 0, "its answer came back: saving works again"); // the row is on disk before the answer arrives
+  expect(writer.child.pid).not.toBe(first.pid);
+  expect(h.recorded.count("stateRecovered")).toBe(1);
 });

@@ -33,6 +33,12 @@ export function markOf(bytes: Uint8Array): { length: number; crc: number } | nul
   return { length: tail.length, crc: Bun.hash.crc32(tail) };
 }
 
+/** What one write of the state holds: rows to upsert and ids to delete, in one transaction. */
+export interface SaveBatch {
+  rows: SavedFile[];
+  removed: string[];
+}
+
 interface Progress {
   row: SavedFile;
   ranges: Range[]; // in read order; ranges[head..] are still waiting
@@ -208,16 +214,42 @@ export class Checkpoint {
     this.removed.add(id);
   }
 
+  /** Whether a row changed (or was forgotten) since the last take(). */
+  get changed(): boolean {
+    return this.dirty.size > 0 || this.removed.size > 0;
+  }
+
+  /**
+   * The changed rows (copies, as they are now) and the forgotten ids, no longer marked: the
+   * caller writes them, and on failure hands them back to unwritten(). Null when nothing changed.
+   */
+  take(): SaveBatch | null {
+    if (!this.changed) return null;
+    const rows = [...this.dirty].map((id) => this.files.get(id)?.row).filter((r): r is SavedFile => r !== undefined).map((r) => ({ ...r }));
+    const removed = [...this.removed];
+    this.dirty.clear();
+    this.removed.clear();
+    return { rows, removed };
+  }
+
+  /** A write of `batch` failed (or its answer never came): its rows are changed again, unless forgotten since; its deletions pending again, unless registered again since. */
+  unwritten(batch: SaveBatch): void {
+    for (const r of batch.rows) if (this.files.has(r.id)) this.dirty.add(r.id);
+    for (const id of batch.removed) if (!this.files.has(id)) this.removed.add(id);
+  }
+
   /** Writes every changed row in one transaction. Throws the store's error (e.g. disk full); the rows stay dirty. */
   flush(store: Store): number {
-    if (this.dirty.size === 0 && this.removed.size === 0) return 0;
-    const rows = [...this.dirty].map((id) => this.files.get(id)?.row).filter((r): r is SavedFile => r !== undefined);
-    const removed = [...this.removed];
-    store.save(rows);
-    if (removed.length > 0) store.remove(removed);
-    this.dirty.clear();
-    for (const id of removed) this.removed.delete(id);
-    return rows.length;
+    const batch = this.take();
+    if (!batch) return 0;
+    try {
+      store.save(batch.rows);
+      if (batch.removed.length > 0) store.remove(batch.removed);
+    } catch (err) {
+      this.unwritten(batch);
+      throw err;
+    }
+    return batch.rows.length;
   }
 
   private advance(p: Progress): void {

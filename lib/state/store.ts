@@ -169,6 +169,18 @@ export class Store {
     return true;
   }
 
+  /**
+   * Closes the database but keeps the lock, which is handed back: the agent reads the rows here,
+   * then a writer process (writer.ts) opens the database with openUnlocked() and does the writes.
+   */
+  detach(): StateLock {
+    if (!this.closed) {
+      this.closed = true;
+      if (this.db) this.release();
+    }
+    return this.lock;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -283,6 +295,15 @@ export function openStore(path: string): Store {
     lock.release();
     throw err;
   }
+}
+
+const NO_LOCK: StateLock = { path: "", renew() {}, handOver() {}, release() {} };
+
+/** Opens the state database without taking its lock: for the writer process of an agent that holds it (writer.ts). */
+export function openUnlocked(path: string): Store {
+  checkStatePath(path);
+  makeDirectory(path);
+  return Store.open(path, NO_LOCK, openDatabase(path));
 }
 
 /** Opens the database at `path` (created 0600 when missing), sets the pragmas, checks and migrates it. */

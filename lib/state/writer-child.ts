@@ -1,0 +1,40 @@
+// The state writer process (writer.ts): opens the database at $LOGSHIP_STATE_WRITER without its
+// lock (the agent, its parent, holds it) and writes the batches it is sent, one at a time, in
+// the order sent, answering each. Ends when told to close or when the agent is gone.
+
+import { errorText } from "../errors.ts";
+import { openUnlocked, type SavedFile, type Store } from "./store.ts";
+
+type Request = { type: "write"; id: number; rows: SavedFile[]; removed: string[] } | { type: "close" };
+
+export function runStateWriter(path: string): void {
+  const send = (m: unknown) => process.send?.(m);
+  let store: Store;
+  try {
+    store = openUnlocked(path);
+  } catch (err) {
+    send({ type: "failed", message: errorText(err) });
+    process.exit(1);
+  }
+  process.on("message", (m: Request) => {
+    if (m.type === "close") {
+      store.close();
+      process.exit(0);
+    }
+    try {
+      if (store.reopenIfReplaced()) return void send({ type: "done", id: m.id, replaced: true });
+      store.save(m.rows);
+      if (m.removed.length > 0) store.remove(m.removed);
+      send({ type: "done", id: m.id, replaced: false });
+    } catch (err) {
+      send({ type: "error", id: m.id, message: errorText(err) });
+    }
+  });
+  process.on("disconnect", () => {
+    store.close();
+    process.exit(0);
+  });
+  send({ type: "ready" });
+}
+
+if (import.meta.main) runStateWriter(process.env.LOGSHIP_STATE_WRITER ?? "");
