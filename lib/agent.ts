@@ -131,7 +131,7 @@ export class Agent {
     const metrics = ops ? new Metrics(clock) : null;
     const log = deps.events ?? new LogEvents(undefined, undefined, config.log, clock);
     const events = metrics ? metrics.events(log) : log;
-    let state: { saved: SavedFile[]; writer: StateWriter };
+    let state: { saved: SavedFile[]; writer: StateWriter; warning?: string };
     try {
       state = await openState(config.state.path, deps);
     } catch (err) {
@@ -142,6 +142,7 @@ export class Agent {
     const agent = new Agent(config, opts, publisher, state.writer, state.saved, events, clock, deps.watch ?? true);
     events.started({ inputs: config.inputs.length, brokers: config.kafka.brokers, state: config.state.path, once: opts.once });
     for (const w of config.warnings ?? []) events.configWarning(config.file, w);
+    if (state.warning) events.configWarning(config.state.path, state.warning);
     if (ops && metrics) {
       agent.ops = ops;
       ops.serve(agent, metrics);

@@ -58,7 +58,7 @@ export class InlineWriter implements StateWriter {
  * writes go to a child process that opens the database (the lock stays with this one). Tests
  * pass a `store` (read and written in this thread) and may pass their own `writer`.
  */
-export async function openState(path: string, given: { store?: Store; writer?: StateWriter } = {}): Promise<{ saved: SavedFile[]; writer: StateWriter }> {
+export async function openState(path: string, given: { store?: Store; writer?: StateWriter } = {}): Promise<{ saved: SavedFile[]; writer: StateWriter; warning?: string }> {
   if (given.store) return { saved: given.store.all(), writer: given.writer ?? new InlineWriter(given.store) };
   const store = openStore(path);
   let lock: StateLock;
@@ -72,7 +72,10 @@ export async function openState(path: string, given: { store?: Store; writer?: S
     return { saved, writer: await ChildWriter.start(path, lock) };
   } catch (err) {
     lock.release();
-    throw err;
+    // No writer process here (a platform that cannot start this binary again, e.g. under
+    // qemu user emulation without binfmt): write in this thread, as before, and say so.
+    const inline = new InlineWriter(openStore(path));
+    return { saved, writer: inline, warning: `the state writer process could not start (${(err as Error).message}); offsets are written by the agent itself, so a stuck state disk would block it` };
   }
 }
 

@@ -24,7 +24,7 @@ import { DEFAULTS, type AgentConfig, type InputConfig } from "../../lib/config.t
 import { LogEvents, type AgentEvents } from "../../lib/events.ts";
 import type { Chunk } from "../../lib/kafka/pack.ts";
 import type { Publisher } from "../../lib/kafka/publish.ts";
-import type { SavedFile } from "../../lib/state/store.ts";
+import { openStore, type SavedFile } from "../../lib/state/store.ts";
 import { FakePublisher } from "./fakePublisher.ts";
 import { makeLogDir, type LogDir } from "./logDir.ts";
 import { ManualClock } from "./manualClock.ts";
@@ -153,7 +153,11 @@ export class AgentHarness {
       this.fakes.push(fake);
       publisher = fake;
     }
-    this.agent = await this.whileTimePasses(Agent.start(this.config, { once: false, ...opts }, { publisher, events: this.recorded.events, clock: this.clock, watch: false }));
+    // The state is read and written in this thread (state/writer.ts' InlineWriter): these tests are
+    // about the file lifecycle, and a writer process per start would be one more process per
+    // restart; the writer process has its own tests (agent.test.ts, faults-stuck.test.ts).
+    const store = openStore(this.config.state.path);
+    this.agent = await this.whileTimePasses(Agent.start(this.config, { once: false, ...opts }, { publisher, events: this.recorded.events, clock: this.clock, watch: false, store }));
     return this.agent;
   }
 
