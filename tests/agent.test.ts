@@ -218,7 +218,7 @@ test("a state disk that never answers (issue 11, item 14): reading pauses, it is
 });
 
 test("the state writer process killed: the next save fails (said), a new writer is started and the offsets are saved after all", async () => {
-  const h = new AgentHarness({ state: { flush_interval: 0 } });
+  const h = new AgentHarness({ state: { flush_interval: 0 }, writerProcess: true });
   harnesses.push(h);
   h.dir.append("app.log", "one\n");
   await h.start();

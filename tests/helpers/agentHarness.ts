@@ -94,6 +94,8 @@ export interface HarnessOptions {
   dir?: LogDir;
   /** A publisher of our own for the next start (e.g. a hashing one for huge files). */
   publisher?: () => Publisher;
+  /** Offsets written by the agent's writer process, as in production (default: in this thread). */
+  writerProcess?: boolean;
 }
 
 export class AgentHarness {
@@ -106,12 +108,14 @@ export class AgentHarness {
   agent: Agent | null = null;
   /** The agent's time: moved only by until(), settle(), advance() and stop(). */
   readonly clock = new ManualClock();
+  private readonly writerProcess: boolean;
   private readonly makePublisher: (() => Publisher) | undefined;
 
   constructor(opts: HarnessOptions = {}) {
     this.dir = opts.dir ?? makeLogDir("lifecycle");
     this.statePath = this.dir.path(".state/state.db");
     this.makePublisher = opts.publisher;
+    this.writerProcess = opts.writerProcess ?? false;
     const input = (o: Partial<InputConfig> = {}): InputConfig => ({
       ...DEFAULTS.input,
       paths: [this.dir.path("*.log")],
@@ -156,7 +160,7 @@ export class AgentHarness {
     // The state is read and written in this thread (state/writer.ts' InlineWriter): these tests are
     // about the file lifecycle, and a writer process per start would be one more process per
     // restart; the writer process has its own tests (agent.test.ts, faults-stuck.test.ts).
-    const store = openStore(this.config.state.path);
+    const store = this.writerProcess ? undefined : openStore(this.config.state.path);
     this.agent = await this.whileTimePasses(Agent.start(this.config, { once: false, ...opts }, { publisher, events: this.recorded.events, clock: this.clock, watch: false, store }));
     return this.agent;
   }
