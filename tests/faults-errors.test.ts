@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { consumeAll } from "./helpers/consume.ts";
 import { eventually } from "./helpers/eventually.ts";
 import { AgentProcess } from "./helpers/agentProcess.ts";
-import { appendLines, type ConfigOptions, fields, mkdir, savedOffsets, seqLine, shortfall, startLeaderCluster, useCluster, verifyDelivery, workspace, writeConfig } from "./helpers/faults.ts";
+import { appendLines, type ConfigOptions, fields, mkdir, savedOffsets, seqLine, shortfall, startLeaderCluster, useCluster, verifyDelivery, writeConfig } from "./helpers/faults.ts";
 import { ApiKey, KafkaErr } from "./helpers/mockCluster.ts";
 
 const MiB = 1024 * 1024;
