@@ -18,6 +18,7 @@
 import { writeSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { SECURITY_MODES, startRealCluster, removeClusterDir, type RealCluster, type SecurityMode } from "../tests/helpers/realKafka.ts";
+import { stdinLines } from "./stdin-lines.ts";
 
 const USAGE = `usage: bun scripts/kafka.ts [--brokers 1|3] [--security ${SECURITY_MODES.join("|")}] [--dir DIR]`;
 
@@ -58,18 +59,11 @@ async function runCommand(cluster: RealCluster, line: string): Promise<void> {
 }
 
 async function serveStdin(cluster: RealCluster): Promise<void> {
-  const decoder = new TextDecoder();
-  let buffered = "";
-  for await (const chunk of Bun.stdin.stream()) {
-    buffered += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buffered.indexOf("\n")) >= 0) {
-      const line = buffered.slice(0, nl).replace(/\r$/, "").trim();
-      buffered = buffered.slice(nl + 1);
-      // Not awaited: "start 1" after all 3 brokers were killed completes only once "start 2"
-      // has come too (a quorum needs 2 of 3), so each command answers when it is done.
-      void runCommand(cluster, line).then(() => println("ok"), (e) => println(`error: ${e instanceof Error ? e.message : String(e)}`));
-    }
+  for await (const raw of stdinLines()) {
+    const line = raw.trim();
+    // Not awaited: "start 1" after all 3 brokers were killed completes only once "start 2"
+    // has come too (a quorum needs 2 of 3), so each command answers when it is done.
+    void runCommand(cluster, line).then(() => println("ok"), (e) => println(`error: ${e instanceof Error ? e.message : String(e)}`));
   }
 }
 

@@ -13,6 +13,7 @@
 import { writeSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ApiKey, KafkaErr, startMockCluster, type MockCluster } from "../tests/helpers/mockCluster.ts";
+import { stdinLines } from "./stdin-lines.ts";
 
 function println(line: string): void {
   writeSync(1, `${line}\n`); // synchronous: the parent sees each line at once
@@ -78,17 +79,7 @@ function answer(cluster: MockCluster, line: string): string {
 
 /** Answers stdin commands line by line; resolves when stdin closes. */
 async function serveStdin(cluster: MockCluster): Promise<void> {
-  const decoder = new TextDecoder();
-  let buffered = "";
-  for await (const chunk of Bun.stdin.stream()) {
-    buffered += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buffered.indexOf("\n")) >= 0) {
-      const line = buffered.slice(0, nl).replace(/\r$/, "");
-      buffered = buffered.slice(nl + 1);
-      println(answer(cluster, line));
-    }
-  }
+  for await (const line of stdinLines()) println(answer(cluster, line));
 }
 
 function parseCli(argv: string[]): { brokers: number; topics: string[] } {
