@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import type { AgentConfig } from "./config.ts";
 import { discover } from "./files/discover.ts";
-import { compressedFormat, identify, sameFile } from "./files/identify.ts";
+import { compressedFormat, identify, inodeKey, sameFile } from "./files/identify.ts";
 import { judgePath } from "./files/links.ts";
 import { checkStatePath, readSaved, type SavedFile } from "./state/store.ts";
 import { escapeText } from "./text.ts";
@@ -21,7 +21,7 @@ export interface FileReport {
 
 export async function checkFiles(config: AgentConfig): Promise<{ files: FileReport[]; stateNote: string }> {
   const { rows, note } = readRows(config.state.path);
-  const byInode = new Map(rows.map((r) => [`${r.dev}:${r.ino}`, r]));
+  const byInode = new Map(rows.map((r) => [inodeKey(r.dev, r.ino), r]));
   const problems: FileReport[] = [];
   const refusedNote = (path: string, reason: string): FileReport => ({ path, topic: "", size: null, offset: null, unread: null, note: `not followed: ${reason}` });
   const candidates = await discover(
@@ -38,7 +38,7 @@ export async function checkFiles(config: AgentConfig): Promise<{ files: FileRepo
       const seen = identify(c.path);
       const format = compressedFormat(seen);
       if (format) return { path: c.path, topic, size: seen.size, offset: null, unread: null, note: `${format}-compressed: skipped` };
-      const row = byInode.get(`${seen.dev}:${seen.ino}`);
+      const row = byInode.get(inodeKey(seen.dev, seen.ino));
       if (row && sameFile(row, seen)) return { path: c.path, topic, size: seen.size, offset: row.offset, unread: seen.size - row.offset, note: "" };
       return { path: c.path, topic, size: seen.size, offset: null, unread: seen.size, note: "new" };
     } catch (err) {

@@ -12,6 +12,7 @@
 import { lstatSync, readdirSync, statSync, type Dirent } from "node:fs";
 import { basename, join, sep } from "node:path";
 import type { InputConfig } from "../config.ts";
+import { inodeKey } from "./identify.ts";
 import { linkRefusal } from "./links.ts";
 
 export interface Candidate {
@@ -91,7 +92,7 @@ async function expand(pattern: string, follow: boolean, onError: (pattern: strin
     let entries: Dirent[];
     try {
       const st = statSync(dir);
-      const key = `${st.dev}:${st.ino}`;
+      const key = inodeKey(st.dev, st.ino);
       if (visited.has(key)) return;
       visited.add(key);
       entries = readdirSync(dir, { withFileTypes: true });
