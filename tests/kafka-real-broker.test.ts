@@ -290,10 +290,12 @@ describe("logship check --connect against the real broker", () => {
     const r = await runLogship(["check", "--config", cfg, "--connect"], { env: ENV(), timeoutMs: 40_000 });
     const port = cluster.env("sasl-ssl-scram-512").BOOTSTRAP.split(":")[1];
     expect(r.stdout).toContain("ok   SASL scram-sha-512 as logship: authenticated");
-    expect(r.stdout).toMatch(new RegExp(`ok   broker 1 at 127\\.0\\.0\\.1:${port}: reached over TLS; Kafka 4\\.0 or later \\(Produce v\\d+–v\\d+, \\d+ APIs\\)`));
-    expect(r.stdout).toContain(`ok   topic ${ws.topic}: exists, 1 partition, every partition has a leader`);
+    // The release from ApiVersions: the pinned broker is 4.1.2 (scripts/kafka/pom.xml).
+    expect(r.stdout).toMatch(new RegExp(`ok   broker 1 at 127\\.0\\.0\\.1:${port}: reached over TLS, SASL authenticated; Kafka 4\\.1 \\(Produce v\\d+–v13, Metadata v\\d+–v13, \\d+ APIs\\)`));
+    // Metadata v8's authorized operations: the ACL on "*" allows this user to write.
+    expect(r.stdout).toContain(`ok   topic ${ws.topic}: exists, 1 partition, every partition has a leader; may write\n`);
     // The authorizer keeps the broker's settings from this user: auto-creation cannot be confirmed.
-    expect(r.stdout).toContain(`WARN topic ${ws.topic}-new: does not exist (or may not be described by this user); whether the broker creates it is not known: auto.create.topics.enable=unknown (Cluster authorization failed)`);
+    expect(r.stdout).toContain(`WARN topic ${ws.topic}-new: does not exist; whether the broker creates it is not known: auto.create.topics.enable=unknown (Cluster authorization failed)`);
     expect(r.stdout).toContain("kafka: shipping can work");
     expect(r.stdout + r.stderr).not.toContain(cluster.password);
     expect(r.code).toBe(0);
@@ -308,6 +310,44 @@ describe("logship check --connect against the real broker", () => {
     }
     expect(await consumeAll(cluster.internalBootstrap, `${ws.topic}-new`)).toEqual([]); // check created nothing
   }, 90_000);
+
+  test("write permission from Metadata v8 (StandardAuthorizer): WRITE denied, then DESCRIBE denied, name the topic and exit 1; allowed again, exit 0", async () => {
+    const ws = workspace("connect-acl");
+    await cluster.createTopic(ws.topic, { partitions: 2 });
+    const cfg = connectConfig(ws, "sasl-scram-512", security("sasl-scram-512"));
+    const check = () => runLogship(["check", "--config", cfg, "--connect"], { env: ENV(), timeoutMs: 40_000 });
+    const allowed = await check();
+    expect(allowed.stdout).toContain(`ok   topic ${ws.topic}: exists, 2 partitions, every partition has a leader; may write\n`);
+    expect(allowed.code).toBe(0);
+    const denyWrite = acl(ws.topic, AclOperationTypes.WRITE, AclPermissionTypes.DENY);
+    const denyDescribe = acl(ws.topic, AclOperationTypes.DESCRIBE, AclPermissionTypes.DENY);
+    await admin.createAcls({ acl: [denyWrite] });
+    try {
+      const noWrite = await check();
+      expect(noWrite.stdout).toContain(`FAIL topic ${ws.topic}: exists, 2 partitions, every partition has a leader; may not write: the broker's ACLs deny WRITE to this client (shipping fails with TOPIC_AUTHORIZATION_FAILED)\n`);
+      expect(noWrite.stdout).toContain("kafka: shipping cannot work as configured");
+      expect(noWrite.code).toBe(1);
+      await admin.createAcls({ acl: [denyDescribe] });
+      const noDescribe = await check();
+      expect(noDescribe.stdout).toContain(`FAIL topic ${ws.topic}: may not write: this client may not even describe it (TOPIC_AUTHORIZATION_FAILED)\n`);
+      expect(noDescribe.code).toBe(1);
+    } finally {
+      await admin.deleteAcls({ filters: [denyWrite, denyDescribe] });
+    }
+    const again = await check();
+    expect(again.stdout).toContain(`ok   topic ${ws.topic}: exists, 2 partitions, every partition has a leader; may write\n`);
+    expect(again.code).toBe(0);
+    // A super user (the mTLS client certificate's name) may write whatever the ACLs say.
+    await admin.createAcls({ acl: [denyWrite] });
+    try {
+      const mtls = await runLogship(["check", "--config", connectConfig(ws, "mtls", security("mtls")), "--connect"], { timeoutMs: 40_000 });
+      expect(mtls.stdout).toContain(`ok   topic ${ws.topic}: exists, 2 partitions, every partition has a leader; may write\n`);
+      expect(mtls.code).toBe(0);
+    } finally {
+      await admin.deleteAcls({ filters: [denyWrite] });
+    }
+    expect(await consumeAll(cluster.internalBootstrap, ws.topic)).toEqual([]); // nothing was written to find out
+  }, 120_000);
 
   test("wrong password, unknown CA, nothing listening: the cause in one line, exit 1", async () => {
     const ws = workspace("connect-bad");
