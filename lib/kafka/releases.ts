@@ -52,9 +52,9 @@ export function kafkaRelease(v: ApiVersions): string {
   const row = KEYS.map((k) => v.get(k)?.[1] ?? -1);
   const exact = RELEASES.filter(([, r]) => r.every((max, i) => max === row[i])).map(([name]) => name);
   if (exact.length > 0) return `Kafka ${exact.join(" or ")}`;
-  const below = RELEASES.filter(([, r]) => r.every((max, i) => max <= row[i]!));
-  const newest = below.at(-1);
-  if (!newest) return "Kafka 2.1 or older (or not Apache Kafka)";
-  if (newest === RELEASES.at(-1)) return `Kafka newer than ${newest[0]}`;
-  return `Kafka ${newest[0]} or later (its API versions match no Apache Kafka release exactly)`;
+  let i = RELEASES.findLastIndex(([, r]) => r.every((max, j) => max <= row[j]!));
+  if (i < 0) return "Kafka 2.1 or older (or not Apache Kafka)";
+  if (i === RELEASES.length - 1) return `Kafka newer than ${RELEASES[i]![0]}`;
+  while (i > 0 && RELEASES[i - 1]![1].join() === RELEASES[i]![1].join()) i--; // 3.4 covered: so is 3.3, the same row
+  return `Kafka ${RELEASES[i]![0]} or later (its API versions match no Apache Kafka release exactly)`;
 }
