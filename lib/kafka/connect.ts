@@ -59,6 +59,7 @@ export async function checkConnect(config: AgentConfig, timeoutMs = 30_000): Pro
   });
   const admin = kafka.admin();
   const opened: RawBroker[] = [];
+  let finished = false;
   const deadline = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), timeoutMs).unref());
   const run = async () => {
     // 1. The bootstrap brokers: TLS, SASL (kafkajs connects, authenticates and asks ApiVersions).
@@ -76,7 +77,8 @@ export async function checkConnect(config: AgentConfig, timeoutMs = 30_000): Pro
       cluster.brokers.map(async (b) => {
         try {
           const broker = await connectBroker(b.host, b.port, { clientId: `${k.client_id}-check`, ssl: tls, sasl, timeoutMs: perStep });
-          opened.push(broker);
+          if (finished) void broker.close(); // reached after the deadline: nobody reads it
+          else opened.push(broker);
           const v = broker.versions;
           const produce = v.get(API.Produce);
           const metadata = v.get(API.Metadata);
@@ -126,9 +128,9 @@ export async function checkConnect(config: AgentConfig, timeoutMs = 30_000): Pro
     const exists = (t: string, parts: { leader: number }[], write: boolean | undefined) => {
       const leaderless = parts.filter((p) => p.leader < 0).length;
       const where = `topic ${t}: exists, ${parts.length} partition${parts.length === 1 ? "" : "s"}${leaderless ? `, ${leaderless} without a leader` : ", every partition has a leader"}`;
-      if (write === false) return add(false, `${where}; may not write: the broker's ACLs deny WRITE to this client (shipping fails with TOPIC_AUTHORIZATION_FAILED)`);
-      const text = `${where}; ${write ? "may write" : noAccess || "write permission unknown: the broker did not report authorized operations"}`;
-      lines.push({ ok: leaderless === 0, warn: leaderless === 0 && write === undefined ? true : undefined, text });
+      if (write === false) add(false, `${where}; may not write: the broker's ACLs deny WRITE to this client (shipping fails with TOPIC_AUTHORIZATION_FAILED)`);
+      else if (write) add(leaderless === 0, `${where}; may write`);
+      else lines.push({ ok: leaderless === 0, warn: leaderless === 0, text: `${where}; ${noAccess || "write permission unknown: the broker did not report authorized operations"}` });
     };
     for (const t of topics) {
       if (access) {
@@ -154,6 +156,7 @@ export async function checkConnect(config: AgentConfig, timeoutMs = 30_000): Pro
   };
   const outcome = await Promise.race([run().then(() => "done" as const), deadline]);
   if (outcome === "timeout") add(false, `gave up after ${Math.round(timeoutMs / 1000)} s without an answer from ${k.brokers.join(",")}`);
+  finished = true;
   void admin.disconnect().catch(() => {});
   for (const b of opened) void b.close();
   return { ok: lines.length > 0 && lines.every((l) => l.ok), lines };
