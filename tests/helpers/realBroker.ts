@@ -86,8 +86,12 @@ stats_interval: 0
     return checkDelivery(records, ws.files, { host: defaultHost() });
   }
 
-  /** Runs the agent with a broken setting, checks the one error line and held offsets, fixes it with `fix`, SIGHUPs, and checks exactly-once delivery. */
-  async function failThenRecover(ws: Workspace, cfg: string, expected: RegExp, fix: () => void | Promise<void>): Promise<void> {
+  /**
+   * Runs the agent with a broken setting, checks the one error line and held offsets, fixes it
+   * with `fix`, SIGHUPs (unless `sighup: false`: a fix on the broker side needs none), and checks
+   * exactly-once delivery.
+   */
+  async function failThenRecover(ws: Workspace, cfg: string, expected: RegExp, fix: () => void | Promise<void>, opts: { sighup?: boolean } = {}): Promise<void> {
     const cluster = clusterOf();
     const agent = AgentProcess.start(["run", "--config", cfg], { env: env() });
     try {
@@ -103,7 +107,7 @@ stats_interval: 0
       for (const [path, content] of ws.files) expect(check.stdout).toMatch(new RegExp(`${path}\\s.*\\b${content.length}\\s+(0|-)\\s+${content.length}\\b`));
       await fix();
       const from = agent.lines.length;
-      agent.signal("SIGHUP");
+      if (opts.sighup !== false) agent.signal("SIGHUP");
       await agent.waitForLine("Kafka sends succeed again", { timeoutMs: 30_000, after: from });
       const total = [...ws.files.values()].reduce((n, b) => n + b.length, 0);
       const after = await (async () => {
