@@ -8,7 +8,8 @@
 // right settings (the files are rewritten in place: SIGHUP must read them again).
 // And every codec: the broker decompresses and validates each batch it stores, kcat decodes
 // what arrived, and the partition's log on disk shows the batches really were compressed.
-// One broker with one listener per mode is started for the whole file.
+// One broker with one listener per mode (and the two test-only TLS listeners whose broker
+// certificates are out of their dates) is started for the whole file.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
