@@ -6,11 +6,16 @@
 // the umask. One agent per state file (lock.ts). A database deleted or replaced under a running
 // agent is noticed at the next save and created again (reopenIfReplaced). --reset-state deletes
 // only a file that is recognisably a logship database (resetStore).
+// A file name is stored exactly: `path` holds it as TEXT, or, for a name that is not valid
+// UTF-8 (lib/names.ts), as a BLOB of its bytes (SQLite keeps a BLOB as it is in any column).
+// So the schema stays 2: every row an earlier logship wrote reads as before, and only rows of
+// such names (which earlier versions never shipped) hold a BLOB.
 
 import { Database, type Statement } from "bun:sqlite";
 import { chmodSync, closeSync, constants, existsSync, fchmodSync, mkdirSync, openSync, statSync, unlinkSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
 import { StateError } from "../errors.ts";
+import { exactName, nameFromBytes } from "../names.ts";
 import { lockState, type StateLock } from "./lock.ts";
 
 /** What logship remembers about one file. */
@@ -38,7 +43,7 @@ interface Row {
   ino: number;
   fingerprint: string;
   fp_len: number;
-  path: string;
+  path: string | Uint8Array; // a BLOB for a name that is not UTF-8
   offset: number;
   seen_at: number;
   gone_since: number | null;
@@ -52,7 +57,7 @@ interface Row {
 const SELECT_ALL = `SELECT id, dev, ino, fingerprint, fp_len, path, offset, seen_at, gone_since, born, size, mtime, mark_len, mark_crc FROM files`;
 
 function toSaved(r: Row): SavedFile {
-  return { id: r.id, dev: r.dev, ino: r.ino, fingerprint: r.fingerprint, fpLen: r.fp_len, path: r.path, offset: r.offset, seenAt: r.seen_at, goneSince: r.gone_since, born: r.born, size: r.size, mtimeMs: r.mtime, markLen: r.mark_len, markCrc: r.mark_crc };
+  return { id: r.id, dev: r.dev, ino: r.ino, fingerprint: r.fingerprint, fpLen: r.fp_len, path: typeof r.path === "string" ? r.path : nameFromBytes(r.path), offset: r.offset, seenAt: r.seen_at, goneSince: r.gone_since, born: r.born, size: r.size, mtimeMs: r.mtime, markLen: r.mark_len, markCrc: r.mark_crc };
 }
 
 // Each entry moves the schema from version i to i+1. Never edit one that has shipped.
@@ -125,7 +130,7 @@ export class Store {
       for (const r of list) {
         this.upsert.run({
           $id: r.id, $dev: r.dev, $ino: r.ino, $fingerprint: r.fingerprint, $fp_len: r.fpLen,
-          $path: r.path, $offset: r.offset, $seen_at: r.seenAt, $gone_since: r.goneSince, $born: r.born, $size: r.size, $mtime: r.mtimeMs, $mark_len: r.markLen, $mark_crc: r.markCrc,
+          $path: exactName(r.path), $offset: r.offset, $seen_at: r.seenAt, $gone_since: r.goneSince, $born: r.born, $size: r.size, $mtime: r.mtimeMs, $mark_len: r.markLen, $mark_crc: r.markCrc,
         });
       }
     });
