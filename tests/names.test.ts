@@ -155,20 +155,27 @@ describe("printing", () => {
 });
 
 describe("the state database", () => {
-  test("keeps such a name's bytes as a BLOB, and a text name as TEXT; both read back as they were", () => {
+  test("keeps a name's exact bytes in the TEXT path column (schema 2); an older reader sees the lossy name, as its own readdir would", () => {
     const path = join(scratch, "state.db");
     const row = (id: string, p: string): SavedFile => ({ id, dev: 1, ino: Number(id.length), fingerprint: "00", fpLen: 0, path: p, offset: 7, seenAt: 1, goneSince: null, born: 0, size: 7, mtimeMs: 0, markLen: 0, markCrc: 0 });
+    const names = ["/l/a\udcff.log", "/l/ok.log", "/l/real-\uFFFD.log", "/l/\udcc3(\udcff"];
     const store = openStore(path);
-    store.save([row("f1", "/l/a\udcff.log"), row("f22", "/l/ok.log")]);
-    expect(store.all().map((r) => r.path).sort()).toEqual(["/l/a\udcff.log", "/l/ok.log"]);
+    store.save(names.map((p, i) => row(`f${i}`, p)));
+    expect(store.all().map((r) => r.path)).toEqual(names);
+    store.save([row("f0", "/l/a\udcff.log.1")]); // the update statement too
+    expect(store.all().find((r) => r.id === "f0")!.path).toBe("/l/a\udcff.log.1");
     store.close();
-    expect(readSaved(path).map((r) => r.path).sort()).toEqual(["/l/a\udcff.log", "/l/ok.log"]);
+    expect(readSaved(path).map((r) => r.path)).toEqual(["/l/a\udcff.log.1", ...names.slice(1)]);
     const db = new Database(path, { readonly: true });
-    const kinds = db.query("SELECT id, typeof(path) AS kind, hex(path) AS bytes, (SELECT user_version FROM pragma_user_version) AS v FROM files ORDER BY id").all();
+    const stored = db.query("SELECT path, typeof(path) AS kind, hex(path) AS bytes FROM files ORDER BY id").all();
+    const version = db.query("PRAGMA user_version").get();
     db.close();
-    expect(kinds).toEqual([
-      { id: "f1", kind: "blob", bytes: Buffer.from("/l/a\xff.log", "latin1").toString("hex").toUpperCase(), v: 2 },
-      { id: "f22", kind: "text", bytes: Buffer.from("/l/ok.log").toString("hex").toUpperCase(), v: 2 },
+    expect(version).toEqual({ user_version: 2 });
+    expect(stored).toEqual([
+      { path: "/l/a\uFFFD.log.1", kind: "text", bytes: "2F6C2F61FF2E6C6F672E31" },
+      { path: "/l/ok.log", kind: "text", bytes: Buffer.from("/l/ok.log").toString("hex").toUpperCase() },
+      { path: "/l/real-\uFFFD.log", kind: "text", bytes: Buffer.from("/l/real-\uFFFD.log").toString("hex").toUpperCase() },
+      { path: "/l/\uFFFD(\uFFFD", kind: "text", bytes: "2F6C2FC328FF" },
     ]);
   });
 });
