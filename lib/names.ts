@@ -8,17 +8,19 @@
 // it. Valid UTF-8 decodes as usual, so every name that is text is unchanged, and the mapping is
 // one to one: a valid name never holds a lone surrogate, so nameFromBytes(b) gives each byte
 // sequence its own string and nameBytes() gives the exact bytes back. Strings keep every
-// path-handling line of logship (maps by path, join, dirname, globs: `?` matches one such byte)
-// as it is; bytes cross only at the boundaries, each through this module:
+// path-handling line of logship (maps by path, template strings, globs: `?` matches one such
+// byte) as it is; bytes cross only at the boundaries, each through this module:
 //   - node:fs: exactName(path) (the path itself when it is well-formed text, else its bytes)
 //     for every path handed to fs; readEntries()/readNames() list a directory with exact
 //     names, and nameFromBytes() reads readlink/realpath's `encoding: "buffer"` answer;
 //   - Kafka: the `path` header and the key are exactName() (kafka/pack.ts, publish.ts), so a
 //     consumer receives the original bytes; `format: json` writes lossyName() with a flag
 //     (kafka/format.ts), since JSON text cannot hold them;
-//   - the state database: the path column holds the name as text, or as a BLOB of its bytes
-//     when it is not valid UTF-8 (state/store.ts);
-//   - printing: escapeText (text.ts) shows such a byte as \xHH.
+//   - the state database: the TEXT path column holds the name's exact bytes (state/store.ts);
+//   - printing: escapeText (text.ts) shows such a byte as \xHH; JSON (log.format json, /status)
+//     has it as the escape \udcHH, which JSON.parse (and Python's surrogateescape) reads back;
+//   - node:path: Bun's turns a lone surrogate into U+FFFD, so join, dirname and basename here
+//     are the ones lib/files/ uses (below).
 // Why not Buffers throughout: every module that handles paths would change, for names that
 // are rare; with strings, forgetting a boundary shows as a name that is not found, and
 // tests/names.test.ts checks that each node:fs call in lib/files/ goes through exactName.
