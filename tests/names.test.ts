@@ -13,6 +13,7 @@ import { Database } from "bun:sqlite";
 import { DEFAULTS } from "../lib/config.ts";
 import { LogEvents } from "../lib/events.ts";
 import { discover } from "../lib/files/discover.ts";
+import { formatStatus, type StatusReply } from "../lib/http/status.ts";
 import { basename, dirname, exactName, isBytesName, join, lossyName, nameBytes, nameFromBytes, readEntries, readNames } from "../lib/names.ts";
 import { openStore, readSaved, type SavedFile } from "../lib/state/store.ts";
 import { escapeText, unescapeText } from "../lib/text.ts";
@@ -165,6 +166,15 @@ describe("printing", () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain('"path":"/l/a\\udcff.log"');
     expect(JSON.parse(lines[0]!).path).toBe("/l/a\udcff.log");
+  });
+
+  test("logship status: /status's JSON carries the name (\\udcff), and the table shows \\xff", async () => {
+    const file = { path: "/l/a\udcff.log", file: "f1", size: 8, offset: 8, unread: 0, open: true, lastGrowth: 0, lastRead: 0 };
+    const body = Buffer.from(await Response.json({ files: [file], filesTracked: 1, filesOpen: 1, inflightBytes: 0 }).arrayBuffer()); // as server.ts answers
+    expect(body.toString("latin1")).toContain('"path":"/l/a\\udcff.log"');
+    const reply = JSON.parse(body.toString("utf8")) as StatusReply;
+    expect(reply.files[0]!.path).toBe(file.path);
+    expect(formatStatus(reply, 0).split("\n")[1]).toStartWith("/l/a\\xff.log  8");
   });
 });
 
