@@ -5,7 +5,7 @@
 // by the next run at its saved offset (nothing twice), and `format: json` writes valid JSON.
 
 import { describe, expect, test } from "bun:test";
-import { appendFileSync } from "node:fs";
+import { appendFileSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { Partitioners } from "kafkajs";
 import { runLogship, type RunResult } from "./helpers/agentProcess.ts";
 import { consumeAll } from "./helpers/consume.ts";
@@ -94,6 +94,28 @@ describe("a file whose name is not valid UTF-8 (compiled binary, mock cluster)",
 
     const row = await checkRow(cfg, shown);
     expect(row.slice(2, 5)).toEqual([String(first.length + more.length), String(first.length + more.length), "0"]);
+  }, 120_000);
+
+  test("rotation while stopped: the renamed file resumes at its offset under its new name's bytes, the new file starts at 0", async () => {
+    const ws = e2e.topicWorkspace("names-rotate", 1);
+    const name = badName(ws.logs);
+    const rotated = Buffer.concat([name, Buffer.from(".1")]);
+    appendFileSync(name, lines("a", 0, 40));
+    const cfg = config(ws);
+    writeFileSync(cfg, readFileSync(cfg, "utf8").replace(`${ws.logs}/*.log"`, `${ws.logs}/*.log*"`)); // the rotated name is matched too
+    await once(cfg);
+    appendFileSync(name, lines("a", 40, 50)); // written before the rotation, not yet shipped
+    renameSync(name, rotated);
+    appendFileSync(name, lines("b", 0, 5));
+    const run2 = await once(cfg);
+    expect(run2.lines.some((l) => / INFO file added path=\S+\/a\\xff\.log\.1 .* reason=resumed$/.test(l))).toBe(true);
+    const records = await consumeAll(e2e.cluster.bootstraps, ws.topic);
+    const of = (bytes: Buffer) => records.filter((r) => r.headerBytes!.path!.equals(bytes));
+    const byFile = new Map<string, string>();
+    for (const r of records) byFile.set(r.headers.file!, (byFile.get(r.headers.file!) ?? "") + r.value.toString());
+    expect([...byFile.values()].sort()).toEqual([lines("a", 0, 50), lines("b", 0, 5)]); // each line once, per identity
+    expect(of(rotated).map((r) => r.value.toString()).join("")).toBe(lines("a", 40, 50)); // the rest, under the new name
+    expect(of(name).map((r) => r.value.toString()).join("")).toBe(lines("a", 0, 40) + lines("b", 0, 5));
   }, 120_000);
 
   test("format: json writes valid JSON: the path with U+FFFD and path_invalid_utf8; the header keeps the bytes", async () => {
