@@ -14,6 +14,7 @@
 // the inode the scan stat'ed, so a link swapped in between is not read.
 
 import { lstatSync, realpathSync, statfsSync, statSync, type Stats } from "node:fs";
+import { exactName, nameFromBytes } from "../names.ts";
 
 /**
  * The kernel's pseudo file systems, by the magic number statfs reports (linux/magic.h): their
@@ -56,9 +57,9 @@ export function pseudoFileRefusal(st: Stats, path: string): string | null {
   let fs = judgedDevices.get(st.dev);
   if (fs === undefined) {
     try {
-      const type = PSEUDO_TYPES.get(Number(statfsSync(path).type));
+      const type = PSEUDO_TYPES.get(Number(statfsSync(exactName(path)).type));
       fs = type ? `a ${type} file system` : null;
-      if (statSync(path).dev === st.dev) judgedDevices.set(st.dev, fs);
+      if (statSync(exactName(path)).dev === st.dev) judgedDevices.set(st.dev, fs);
     } catch {
       return null; // gone or unreadable: the open that follows says so
     }
@@ -74,14 +75,14 @@ export function linkRefusal(path: string, link: Stats, follow: boolean): string 
   if (!follow) return "it is a symlink, and follow_symlinks is false";
   let target: Stats;
   try {
-    target = statSync(path);
+    target = statSync(exactName(path));
   } catch {
     return null; // dangling: nothing to read, the caller finds nothing there
   }
   if (link.uid !== 0 && link.uid !== target.uid) {
     let to = "";
     try {
-      to = ` to ${realpathSync(path)}`;
+      to = ` to ${nameFromBytes(realpathSync(exactName(path), { encoding: "buffer" }))}`;
     } catch {
       // the target is what matters, and its owner is known
     }
@@ -95,12 +96,12 @@ export function linkRefusal(path: string, link: Stats, follow: boolean): string 
  * Throws the fs error (ENOENT when it is gone).
  */
 export function judgePath(path: string, follow: boolean): { st: Stats } | { refused: string } {
-  const link = lstatSync(path);
+  const link = lstatSync(exactName(path));
   if (link.isSymbolicLink()) {
     const refused = linkRefusal(path, link, follow);
     if (refused) return { refused };
   }
-  const st = link.isSymbolicLink() ? statSync(path) : link;
+  const st = link.isSymbolicLink() ? statSync(exactName(path)) : link;
   const refused = pseudoFileRefusal(st, path);
   return refused ? { refused } : { st };
 }

@@ -13,6 +13,7 @@ import scram512Provider from "kafkajs/src/broker/saslAuthenticator/scram512.js";
 import type { KafkaConfig } from "../config.ts";
 import { PublishError } from "../errors.ts";
 import { collector } from "../memory.ts";
+import { exactName } from "../names.ts";
 import { installKafkajsPatches, withEncoderArena } from "./patches/index.ts";
 import { BATCH_OVERHEAD, chunkHeaders, chunkKey, type Chunk } from "./pack.ts";
 import { probe } from "./probe.ts";
@@ -79,7 +80,7 @@ export class KafkaPublisher implements Publisher {
         this.partitionCounts.set(args.topic, args.partitionMetadata.length);
         // A record without a key (key: none) goes where its path would: a file's records stay in one partition, in order.
         const m = args.message;
-        if (m.key == null && m.headers?.path !== undefined) return this.hash({ ...args, message: { ...m, key: String(m.headers.path) } });
+        if (m.key == null && m.headers?.path !== undefined) return this.hash({ ...args, message: { ...m, key: m.headers.path as string | Buffer } });
         return this.hash(args);
       },
     });
@@ -97,7 +98,7 @@ export class KafkaPublisher implements Publisher {
       partitionMetadata = Array.from({ length: n }, (_, partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0], partitionErrorCode: 0 }));
       this.partitionLists.set(n, partitionMetadata);
     }
-    const p = this.hash({ topic, partitionMetadata, message: { key, value: null } });
+    const p = this.hash({ topic, partitionMetadata, message: { key: exactName(key), value: null } }); // the key's bytes, as sent
     cache.byKey.set(key, p);
     return p;
   }
@@ -108,7 +109,7 @@ export class KafkaPublisher implements Publisher {
       const list = byTopic.get(c.source.topic) ?? [];
       const key = chunkKey(c);
       // Without a key (key: none), the partition is still the path's: a file's records stay in order in one partition.
-      list.push({ key, value: c.value, headers: chunkHeaders(c), partition: this.partitionOf(c.source.topic, key ?? c.source.path) });
+      list.push({ key: key === null ? null : exactName(key), value: c.value, headers: chunkHeaders(c), partition: this.partitionOf(c.source.topic, key ?? c.source.path) });
       byTopic.set(c.source.topic, list);
     }
     const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
