@@ -392,6 +392,9 @@ export function readSaved(path: string): SavedFile[] {
   checkStatePath(path);
   const db = new Database(path, { readonly: true });
   try {
+    // The agent's writer may be mid-write (or, after a kill -9, finishing its last batch):
+    // wait for it as the agent's own connection does, instead of failing with SQLITE_BUSY.
+    db.exec("PRAGMA busy_timeout = 5000");
     return exactPaths(db, db.query(SELECT_ALL).all() as Row[]);
   } finally {
     db.close();
