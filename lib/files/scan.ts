@@ -10,6 +10,9 @@
 // happened before the listing is handled before any new file is judged as its copy); then
 // known inodes; closed files no longer matched are let go; new inodes last, so a copy is
 // judged against what its original holds now.
+// Between scans, files a directory watch saw written are judged one by one (written()); and
+// `watchable` says whether the last scan found nothing a watch cannot stand in for, so the
+// agent may skip scans while the watches report nothing (agent.ts).
 
 import { closeSync, statSync, type Stats } from "node:fs";
 import type { Clock } from "../clock.ts";
@@ -20,12 +23,22 @@ import type { Checkpoint } from "../state/checkpoint.ts";
 import type { SavedFile } from "../state/store.ts";
 import type { Candidate } from "./discover.ts";
 import type { Follower } from "./follow.ts";
+import { splitGlob } from "./discover.ts";
 import { judgePath } from "./links.ts";
 import { compressedFormat, currentFingerprint, inodeKey, lastLineEnd, openIdentified, sameFile, sameLook, type Observed } from "./identify.ts";
 
 export class Scanner {
   private readonly skipped = new Map<string, { size: number; mtimeMs: number }>(); // inodeKeys of compressed files, warned once
   private firstScan = true;
+  private linked = false; // the scan under way matched a path through a symlink
+  /**
+   * Whether a watch on the directories of the followed files and of the globs sees every
+   * change the last scan would find: every glob matches names in its fixed directory only
+   * (no wildcard directory, no `**`: no directory a watch would not know of), no path led
+   * through a symlink (its target's directory is not watched), and no copy is held back
+   * (judged again at each scan).
+   */
+  watchable = false;
 
   constructor(
     private readonly files: Follower,
@@ -69,13 +82,39 @@ export class Scanner {
     index.markGone();
     this.firstScan = false;
     index.expireState();
+    this.watchable = !this.linked && copies.held.size === 0 && this.config().inputs.every((i) => i.paths.every((p) => !splitGlob(p).rest.includes("/")));
+    this.linked = false;
+  }
+
+  /**
+   * Files a directory watch saw written since (watch.ts): a followed file at that very path,
+   * closed (inactive, or waiting for a descriptor), is judged as a scan would judge it
+   * (seenAgain: it wants a descriptor when it changed). Open files are the poll's; a name that
+   * is not followed is the next scan's (a new name comes with a rename event, which scans).
+   */
+  written(paths: readonly string[]): void {
+    const index = this.files.registry;
+    for (const path of paths) {
+      let st: Stats;
+      try {
+        st = statSync(path);
+      } catch {
+        continue; // gone: its rename event scans
+      }
+      const t = index.atInode(inodeKey(st.dev, st.ino));
+      if (!t || t.tail || !t.matched || t.deletedAt !== null || t.source.path !== path || st.birthtimeMs !== t.born) continue;
+      this.files.seenAgain(t, { path, input: t.input }, st);
+    }
   }
 
   /** What a matched path leads to, when logship may read it (links.ts: symlinks, /proc, /sys, /dev). */
   private statCandidate(c: Candidate): Stats | null {
     try {
       const judged = judgePath(c.path, this.config().inputs[c.input]?.follow_symlinks ?? true);
-      if ("st" in judged) return judged.st;
+      if ("st" in judged) {
+        if (judged.linked) this.linked = true;
+        return judged.st;
+      }
       this.events.fileRefused(c.path, judged.refused);
       return null;
     } catch (err) {
