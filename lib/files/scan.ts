@@ -25,10 +25,10 @@ import type { Candidate } from "./discover.ts";
 import type { Follower } from "./follow.ts";
 import { splitGlob } from "./discover.ts";
 import { judgePath } from "./links.ts";
-import { compressedFormat, currentFingerprint, inodeKey, lastLineEnd, openIdentified, sameFile, sameLook, type Observed } from "./identify.ts";
+import { compressedFormat, currentFingerprint, inodeKey, lastLineEnd, openIdentified, sameFile, sameLook, type InodeKey, type Observed } from "./identify.ts";
 
 export class Scanner {
-  private readonly skipped = new Map<string, { size: number; mtimeMs: number }>(); // inodeKeys of compressed files, warned once
+  private readonly skipped = new Map<InodeKey, { size: number; mtimeMs: number }>(); // inodeKeys of compressed files, warned once
   private firstScan = true;
   private linked = false; // the scan under way matched a path through a symlink
   /**
@@ -55,7 +55,7 @@ export class Scanner {
     const copies = this.files.copies;
     const now = this.clock.now();
     this.files.beginScan(now);
-    const present = new Set<string>();
+    const present = new Set<InodeKey>();
     const fresh: [Candidate, Stats][] = [];
     const own = ownStateFiles(this.config().state.path);
     // While the scan runs, a copy carrying on a truncated file may be any matched path (a
@@ -214,8 +214,8 @@ export class Scanner {
 }
 
 /** The inodes of logship's own state files (the database, its WAL and shared memory, the lock): never shipped, whatever the globs. */
-function ownStateFiles(statePath: string): Set<string> {
-  const out = new Set<string>();
+function ownStateFiles(statePath: string): Set<InodeKey> {
+  const out = new Set<InodeKey>();
   for (const p of [statePath, `${statePath}-wal`, `${statePath}-shm`, `${statePath}.lock`]) {
     try {
       const st = statSync(p);

@@ -54,7 +54,7 @@ const NO_RANGES: Range[] = Object.freeze([]) as unknown as Range[];
 
 export class Checkpoint {
   private readonly files = new Map<string, Progress>();
-  private readonly inodes = new Map<string, string>(); // "dev:ino" → id of the newest row
+  private readonly inodes = new Map<number | string, string>(); // inodeKey → id of the newest row
   private readonly dirty = new Set<string>();
   private readonly removed = new Set<string>();
 
@@ -229,14 +229,20 @@ export class Checkpoint {
   }
 
   /**
-   * The changed rows (copies, as they are now) and the forgotten ids, no longer marked: the
-   * caller writes them, and on failure hands them back to unwritten(). Null when nothing changed.
+   * The changed rows (copies, as they are now; `maxRows` of them at most, the rest stay
+   * marked) and the forgotten ids, no longer marked: the caller writes them, and on failure
+   * hands them back to unwritten(). Null when nothing changed.
    */
-  take(): SaveBatch | null {
+  take(maxRows = Number.POSITIVE_INFINITY): SaveBatch | null {
     if (!this.changed) return null;
-    const rows = [...this.dirty].map((id) => this.files.get(id)?.row).filter((r): r is SavedFile => r !== undefined).map((r) => ({ ...r }));
+    const rows: SavedFile[] = [];
+    for (const id of this.dirty) {
+      if (rows.length >= maxRows) break;
+      this.dirty.delete(id); // deleting the entry visited is safe while walking a Set
+      const row = this.files.get(id)?.row;
+      if (row) rows.push({ ...row });
+    }
     const removed = [...this.removed];
-    this.dirty.clear();
     this.removed.clear();
     return { rows, removed };
   }
@@ -291,6 +297,7 @@ function findRange(p: Progress, c: ShippedRange): Range | undefined {
   return undefined;
 }
 
-function inodeKey(dev: number, ino: number): string {
-  return `${dev}:${ino}`;
+/** Device + inode as a map key: a number where it fits exactly, as files/identify.ts' inodeKey (state/ does not import files/). */
+function inodeKey(dev: number, ino: number): number | string {
+  return dev >= 0 && dev < 0x100000 && ino >= 0 && ino < 0x200000000 && Number.isInteger(dev) && Number.isInteger(ino) ? dev * 0x200000000 + ino : `${dev}:${ino}`;
 }
