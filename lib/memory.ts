@@ -178,7 +178,9 @@ export const IDLE_TRIM_POLLS = 10;
 /** The process's collection hints. Bun's collector is one per process, and so are these counts. */
 class Collector {
   private observedSince = 0;
-  private heapAfterFull = 0; // heap size after the last full collection
+  private heapAfterFull = -1; // heap size after the last full collection (-1: none yet)
+  /** Collections asked for: young (edenGC) and full (for tests and diagnostics). */
+  readonly counts = { young: 0, full: 0 };
   private bytesSince = 0;
   private recordsSince = 0;
 
@@ -201,11 +203,14 @@ class Collector {
 
   /** A young collection, or a full one when the heap grew by FULL_GC_GROWTH since the last. */
   private collect(): void {
-    if (heapSize() <= this.heapAfterFull * FULL_GC_GROWTH + FULL_GC_SLACK) return void edenGC();
-    this.full();
+    if (this.heapAfterFull < 0) this.heapAfterFull = heapSize(); // the first hint: growth is counted from here
+    if (heapSize() > this.heapAfterFull * FULL_GC_GROWTH + FULL_GC_SLACK) return this.full();
+    this.counts.young++;
+    edenGC();
   }
 
   private full(): void {
+    this.counts.full++;
     Bun.gc(true);
     this.heapAfterFull = heapSize();
   }

@@ -61,6 +61,16 @@ describe("19. an idle agent over many files", () => {
     expect(scans(h).skipped).toBe(0);
   }, 60_000);
 
+  test("a matched path that cannot be read (a FIFO) is tried again at every scan, watches or not", async () => {
+    h = new AgentHarness({ watch: true, agent: { scan_interval: SCAN } });
+    h.dir.append("a.log", "one\n");
+    expect(Bun.spawnSync(["mkfifo", h.dir.path("pipe.log")]).exitCode).toBe(0);
+    await h.start();
+    await h.untilDelivered("one\n");
+    await h.advance(3 * FULL_SCAN_EVERY * SCAN);
+    expect(scans(h).skipped).toBe(0);
+  }, 30_000);
+
   test("a closed file that grows is read when its watch reports the write, with no scan", async () => {
     h = new AgentHarness({ watch: true, input: { close_inactive: 100 }, agent: { scan_interval: 60_000 } });
     h.dir.append("quiet.log", "first\n");

@@ -31,12 +31,13 @@ export class Scanner {
   private readonly skipped = new Map<InodeKey, { size: number; mtimeMs: number }>(); // inodeKeys of compressed files, warned once
   private firstScan = true;
   private linked = false; // the scan under way matched a path through a symlink
+  private again = false; // the scan under way left a path to be judged again at the next one (unreadable, in flight)
   /**
    * Whether a watch on the directories of the followed files and of the globs sees every
    * change the last scan would find: every glob matches names in its fixed directory only
    * (no wildcard directory, no `**`: no directory a watch would not know of), no path led
-   * through a symlink (its target's directory is not watched), and no copy is held back
-   * (judged again at each scan).
+   * through a symlink (its target's directory is not watched), no copy is held back and no
+   * path was left to be judged again (unreadable, or let go while its lines were in flight).
    */
   watchable = false;
 
@@ -82,8 +83,9 @@ export class Scanner {
     index.markGone();
     this.firstScan = false;
     index.expireState();
-    this.watchable = !this.linked && copies.held.size === 0 && this.config().inputs.every((i) => i.paths.every((p) => !splitGlob(p).rest.includes("/")));
+    this.watchable = !this.linked && !this.again && copies.held.size === 0 && this.config().inputs.every((i) => i.paths.every((p) => !splitGlob(p).rest.includes("/")));
     this.linked = false;
+    this.again = false;
   }
 
   /**
@@ -118,7 +120,10 @@ export class Scanner {
       this.events.fileRefused(c.path, judged.refused);
       return null;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.events.fileUnreadable(c.path, errorText(err));
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+        this.events.fileUnreadable(c.path, errorText(err));
+        this.again = true;
+      }
       return null;
     }
   }
@@ -140,6 +145,7 @@ export class Scanner {
       opened = openIdentified(c.path, st); // st: this scan's look at the path, moments ago
     } catch (err) {
       this.events.fileUnreadable(c.path, errorText(err));
+      this.again = true;
       return;
     }
     const { fd, seen } = opened;
@@ -156,6 +162,7 @@ export class Scanner {
       // Let go (or moved into a copy) while lines it sent still wait for Kafka: its offset is
       // not final yet. Judged again at the next scan, so it never resumes behind them.
       closeSync(fd);
+      this.again = true;
       return;
     }
     if (saved && sameFile(saved, seen)) return this.follow(c, fd, seen, { saved });
@@ -169,7 +176,7 @@ export class Scanner {
       case "none": {
         copies.held.delete(key);
         const gone = copies.copyOfGone(c, fd, seen);
-        if (gone === "in flight") return;
+        if (gone === "in flight") return void (this.again = true);
         if (gone) return this.files.carriedOn(gone);
         return this.follow(c, fd, seen, {});
       }
