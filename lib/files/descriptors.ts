@@ -8,7 +8,9 @@
 // file is identified, and while a copy takes over from a truncated original with no idle
 // descriptor to spare (give() with `keep`). When files wait for a descriptor, a file gives
 // its own up after each turn (caught up, or a turn's bytes read) and queues again if it has
-// more, so no busy file starves a quiet one. A deleted file, or one renamed out of the globs,
+// more, so no busy file starves a quiet one. A file with nothing to read never queues (a
+// scan or a watch makes it want one when it changes). The files holding a descriptor are
+// listed (openFiles), so a poll looks at them only, however many files are followed. A deleted file, or one renamed out of the globs,
 // keeps its descriptor (it could not be opened again). A file opened again by its path has
 // its identity checked before anything is read from it.
 
