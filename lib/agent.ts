@@ -4,7 +4,8 @@
 //   scan()   expand the globs; the follower identifies new paths, renames, copies  (every scan_interval)
 //   poll()   the follower looks at open files: growth, truncation, deletion, idleness (every poll_interval)
 //            (inotify on the watched directories triggers poll() and scan() sooner; the
-//            intervals remain the fallback for whatever a watch misses)
+//            intervals remain the fallback for whatever a watch misses; while the watches see
+//            everything, periodic scans are skipped but for one every few: files/pacing.ts)
 //   pump()   read ready files round-robin while in-flight bytes are under the cap
 //   flush()  write acknowledged offsets to the store                          (every state.flush_interval)
 // Reading pauses whenever max_inflight_bytes are read but not acknowledged: the log file
@@ -14,17 +15,16 @@
 // hands back shipments (a file's source and a span of its lines); the agent packs them and
 // hands the chunks to the sender, which moves the checkpoint on acknowledgement.
 
-import { dirname } from "node:path";
 import { systemClock, type Cancel, type Clock } from "./clock.ts";
 import type { AgentConfig } from "./config.ts";
 import { errorText } from "./errors.ts";
 import { LogEvents, type AgentEvents } from "./events.ts";
 import { READ_BYTES } from "./files/descriptors.ts";
-import { discover, splitGlob } from "./files/discover.ts";
+import { discover } from "./files/discover.ts";
 import { Follower } from "./files/follow.ts";
 import type { Shipment } from "./files/read.ts";
 import { Scanner } from "./files/scan.ts";
-import { DirWatcher } from "./files/watch.ts";
+import { ScanPacer } from "./files/pacing.ts";
 import { pack, UnshippableError, type Chunk } from "./kafka/pack.ts";
 import { KafkaPublisher, type Publisher } from "./kafka/publish.ts";
 import { Sender } from "./kafka/sender.ts";
@@ -79,8 +79,8 @@ export class Agent {
   private readonly timers: Cancel[] = [];
   /** The operations endpoint (http.listen), when configured; closed on shutdown. */
   private ops: OpsServer | null = null;
-  /** inotify on the directories of followed files and of the globs: look (or scan) now, not at the next tick. */
-  private readonly watcher: DirWatcher | null;
+  /** When periodic scans run; inotify on the directories of followed files and of the globs: look (or scan) now, not at the next tick. */
+  readonly pacer: ScanPacer;
   private scanning: Promise<void> | null = null;
   private pumping = false;
   private stopping = false;
@@ -110,7 +110,7 @@ export class Agent {
     this.checkpoint.load(saved);
     this.saver = new OffsetSaver(writer, this.checkpoint, { clock, events, flushInterval: () => this.config.state.flush_interval, recovered: () => this.pump() });
     this.idleTrim = new IdleTrim(clock, () => this.buffers.slabs.seal());
-    this.watcher = watch && !opts.once ? new DirWatcher({ changed: () => this.poll(), renamed: () => void this.scan().catch(() => {}) }, 20, clock) : null;
+    this.pacer = new ScanPacer(watch && !opts.once ? { changed: (paths) => this.written(paths), renamed: () => void this.scan().catch(() => {}) } : null, clock);
     const follow = { once: opts.once, firstStart: saved.length === 0 };
     this.files = new Follower(this.checkpoint, events, () => this.config, clock, this.buffers, follow);
     this.scanner = new Scanner(this.files, this.checkpoint, events, () => this.config, clock, follow);
@@ -164,7 +164,7 @@ export class Agent {
   /** Exits without draining (second signal): saves what is acknowledged, nothing more. */
   stopNow(): void {
     this.stopping = true;
-    this.watcher?.close();
+    this.pacer.close();
     this.sender.abort();
     this.saveOffsets();
     this.ops?.close();
@@ -215,24 +215,19 @@ export class Agent {
   }
 
   private async scanOnce(): Promise<void> {
+    this.pacer.started();
     const candidates = await discover(this.config.inputs, (pattern, reason) => this.events.fileUnreadable(pattern, reason), (path, reason) => this.events.fileRefused(path, reason));
     if (this.stopping) return;
     this.scanner.scan(candidates);
-    this.watchDirs();
+    this.pacer.watch(this.files.registry.dirs(), this.config.inputs);
     this.pump();
   }
 
-  /** Watches the directories of the followed files and the fixed part of every glob. */
-  private watchDirs(): void {
-    if (!this.watcher || this.stopping) return;
-    const dirs = this.files.registry.dirs();
-    for (const input of this.config.inputs) {
-      for (const pattern of input.paths) {
-        const { root, rest } = splitGlob(pattern);
-        dirs.add(rest === "" ? dirname(root) : root);
-      }
-    }
-    this.watcher.set(dirs);
+  /** A watch saw these files written: closed ones among them are judged now (scan.ts), open ones at this poll. */
+  private written(paths: readonly string[]): void {
+    if (this.stopping) return;
+    if (paths.length > 0) this.scanner.written(paths);
+    this.poll();
   }
 
   private poll(): void {
@@ -340,7 +335,9 @@ export class Agent {
   private startTimers(): void {
     const c = this.config;
     const every = (ms: number, fn: () => void) => this.timers.push(this.clock.every(ms, fn));
-    every(c.scan_interval, () => void this.scan().catch((err) => this.events.fileUnreadable("(scan)", errorText(err))));
+    every(c.scan_interval, () => {
+      if (this.pacer.due(this.scanner.watchable, c.scan_interval)) void this.scan().catch((err) => this.events.fileUnreadable("(scan)", errorText(err)));
+    });
     every(c.poll_interval, () => this.poll());
     // flush_interval 0: offsets are saved after every acknowledged send (onAcked); the timer
     // then only retries a save that failed, since reading, and so acks, pause meanwhile.
@@ -367,7 +364,7 @@ export class Agent {
     this.stopping = true;
     this.ops?.draining();
     this.stopTimers();
-    this.watcher?.close();
+    this.pacer.close();
     await this.scanning?.catch(() => {});
     await this.sender.drain(deadline);
     // A last look at the open files: truncations are handled (a copy carries its original on)

@@ -5,7 +5,8 @@
 //   npm run bench                       build, then every scenario, 3 runs each
 //   npm run bench -- --quick            the same, small: a smoke run (about a minute)
 //   bun scripts/bench.ts [options]      without the build
-//     --scenario NAME[,NAME]   backlog, many-files, long-lines, short-lines, live-tail, idle (default all)
+//     --scenario NAME[,NAME]   backlog, many-files, long-lines, short-lines, live-tail, idle (default all),
+//                              and many-files-100k (slow: never part of all, nor of CI)
 //     --compression LIST       backlog's variants: none,gzip,snappy,lz4,zstd (default none,gzip;
 //                              with --kafka real: none,zstd)
 //     --kafka mock|real        the cluster: librdkafka's mock (default), or a real Apache Kafka
@@ -42,7 +43,12 @@
 // consumer reads the topic: delay = time the line is seen by the consumer - time it was
 // appended, an upper bound of append→ack (the same lines produced by kafkajs from this process
 // give the floor of that measurement). idle measures CPU and RSS with 1,000 files tracked
-// and nothing written. Inputs live on tmpfs (/dev/shm) and are removed at the end.
+// and nothing written. many-files-100k (issue 11, item 19) is many-files at 100,000 files of
+// 1 KB (10,000 with --quick): `run --once` against kcat as above, then an idle phase: `logship
+// run` restarted on the state of the last --once run, over the same, already shipped files;
+// once it has added them all, it settles for 10 s (catch-up, descriptors handed round) and its
+// CPU (% of one core) and RSS are measured over a 30 s window. Inputs live on tmpfs (/dev/shm)
+// and are removed at the end.
 
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir } from "node:os";
@@ -62,7 +68,9 @@ const MB = 1e6;
 // --- options -----------------------------------------------------------------------------
 
 const SCENARIOS = ["backlog", "many-files", "long-lines", "short-lines", "live-tail", "idle"] as const;
-type ScenarioName = (typeof SCENARIOS)[number];
+/** Scenarios run only when named: too slow for `all`. */
+const SLOW_SCENARIOS = ["many-files-100k"] as const;
+type ScenarioName = (typeof SCENARIOS)[number] | (typeof SLOW_SCENARIOS)[number];
 type Compression = "none" | "gzip" | "snappy" | "lz4" | "zstd";
 const COMPRESSIONS: readonly Compression[] = ["none", "gzip", "snappy", "lz4", "zstd"];
 
@@ -118,7 +126,7 @@ function options(argv: string[]): Options {
   const real = values.kafka === "real";
   const names = (values.scenario ?? [real ? "backlog" : "all"]).flatMap((s) => s.split(",")).map((s) => s.trim());
   const scenarios = names.includes("all") ? [...SCENARIOS] : names.map((n) => {
-    if (!(SCENARIOS as readonly string[]).includes(n)) usage(`unknown scenario "${n}"; known: ${SCENARIOS.join(", ")}, all`);
+    if (![...SCENARIOS, ...SLOW_SCENARIOS].includes(n as ScenarioName)) usage(`unknown scenario "${n}"; known: ${[...SCENARIOS, ...SLOW_SCENARIOS].join(", ")}, all`);
     return n as ScenarioName;
   });
   const compressions = (values.compression ?? (real ? "none,zstd" : "none,gzip")).split(",").map((c) => {
@@ -406,7 +414,7 @@ interface LiveTailResult {
 }
 
 interface IdleResult {
-  scenario: "idle";
+  scenario: string; // idle, or many-files-100k/idle
   kind: "idle";
   files: number;
   seconds: number;
@@ -472,12 +480,15 @@ function dataSpec(name: ScenarioName, quick: boolean): DataSpec {
       return { files: 4, totalBytes: quick ? 16e6 : 128e6, minLine: 4096, maxLine: 16384 };
     case "short-lines":
       return { files: 4, totalBytes: quick ? 8e6 : 64e6, minLine: 40, maxLine: 40 };
+    case "many-files-100k":
+      return { files: quick ? 10_000 : 100_000, totalBytes: (quick ? 10_000 : 100_000) * 1_000, minLine: 80, maxLine: 250 };
     default:
       throw new Error(`${name} is not a throughput scenario`);
   }
 }
 
-async function throughput(b: Bench, name: ScenarioName): Promise<ThroughputResult[]> {
+/** `after` runs with the data and the cluster still there, given the last logship run's directory (kept for it). */
+async function throughput(b: Bench, name: ScenarioName, after?: (mock: MockClusterProcess, data: GeneratedLogs, lastRun: string) => Promise<IdleResult>): Promise<Result[]> {
   const spec = dataSpec(name, b.opts.quick);
   const dir = join(b.work, name);
   const concat = join(b.work, `${name}.concat`);
@@ -486,7 +497,8 @@ async function throughput(b: Bench, name: ScenarioName): Promise<ThroughputResul
   const data = generateLogs({ dir: join(dir, "logs"), files: spec.files, totalBytes: spec.totalBytes, minLine: spec.minLine, maxLine: spec.maxLine, seed: 1, concat });
   say(`   ${data.lines} lines, ${data.bytes} bytes in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const mock = await startKafka(b);
-  const out: ThroughputResult[] = [];
+  const out: Result[] = [];
+  let lastRun: string | null = null;
   try {
     const variants: Compression[] = name === "backlog" ? b.opts.compressions : ["none"];
     for (const compression of variants) {
@@ -495,7 +507,8 @@ async function throughput(b: Bench, name: ScenarioName): Promise<ThroughputResul
       for (let i = 1; i <= b.opts.runs; i++) {
         runs.push(await kcatRun(b, mock, label, i, data, concat, compression));
         say(line(runs.at(-1)!));
-        runs.push(await logshipRun(b, mock, label, i, data, join(dir, "logs"), compression));
+        const keep = after && i === b.opts.runs ? (lastRun = join(b.work, "runs", `kept-${label.replace("/", "-")}`)) : undefined;
+        runs.push(await logshipRun(b, mock, label, i, data, join(dir, "logs"), compression, keep));
         say(line(runs.at(-1)!));
       }
       const kcat = summarize("kcat", runs, data.bytes);
@@ -511,11 +524,13 @@ async function throughput(b: Bench, name: ScenarioName): Promise<ThroughputResul
         runs,
       });
     }
+    if (after && lastRun) out.push(await after(mock, data, lastRun));
   } finally {
     await mock.close();
     if (!b.opts.keep) {
       rmSync(dir, { recursive: true, force: true });
       rmSync(concat, { force: true });
+      if (lastRun) rmSync(lastRun, { recursive: true, force: true });
     }
   }
   return out;
@@ -542,10 +557,11 @@ async function kcatRun(b: Bench, mock: MockClusterProcess, label: string, i: num
   return runOf("kcat", i, topic, m, data, records, marks, problems);
 }
 
-async function logshipRun(b: Bench, mock: MockClusterProcess, label: string, i: number, data: GeneratedLogs, logs: string, compression: Compression): Promise<Run> {
+/** `keepIn`: the run's directory (config, state, stderr), kept for what follows (the caller removes it). */
+async function logshipRun(b: Bench, mock: MockClusterProcess, label: string, i: number, data: GeneratedLogs, logs: string, compression: Compression, keepIn?: string): Promise<Run> {
   const P = b.opts.partitions;
   const topic = await freshTopic(mock, `logship-${label.replace("/", "-")}`, P);
-  const runDir = join(b.work, "runs", topic);
+  const runDir = keepIn ?? join(b.work, "runs", topic);
   mkdirSync(runDir, { recursive: true });
   const config = join(runDir, "logship.yaml");
   writeConfig(config, { glob: join(logs, "*.log"), bootstraps: mock.bootstraps, topic, statePath: join(runDir, "state.db"), compression, set: b.opts.set });
@@ -572,7 +588,7 @@ async function logshipRun(b: Bench, mock: MockClusterProcess, label: string, i: 
   if (stopped && records !== stopped.records) problems.push(`topic holds ${records} records, logship says ${stopped.records}`);
   const errors = stderr.split("\n").filter((l) => / (ERROR|WARN) /.test(l));
   if (errors.length > 0) problems.push(`${errors.length} WARN/ERROR lines, first: ${errors[0]!.slice(0, 200)}`);
-  if (!b.opts.keep) rmSync(runDir, { recursive: true, force: true });
+  if (!b.opts.keep && !keepIn) rmSync(runDir, { recursive: true, force: true });
   return runOf("logship", i, topic, m, data, records, marks, problems);
 }
 
@@ -820,6 +836,50 @@ async function idle(b: Bench, agentCmd: string[] = [b.opts.bin, "run"]): Promise
   }
 }
 
+/**
+ * many-files-100k's idle phase: `logship run` restarted on a finished --once run's state (its
+ * directory `runDir`: config, state, same topic) over the same files, all shipped already.
+ * Caught up once it has added every file (its `file added` lines) and `check` shows nothing
+ * unread; after SETTLE_S more, CPU and RSS are measured over the window.
+ */
+async function restartIdle(b: Bench, name: string, data: GeneratedLogs, runDir: string, agentCmd: string[] = [b.opts.bin, "run"]): Promise<IdleResult> {
+  const files = data.files.length;
+  const seconds = b.opts.quick ? 10 : 30;
+  const SETTLE_S = b.opts.quick ? 5 : 10;
+  say(`\n== ${name}/idle: logship run restarted over the ${files} shipped files; ${SETTLE_S} s to settle, then ${seconds} s measured (load ${loadavg().map((l) => l.toFixed(2)).join(" ")})`);
+  const config = join(runDir, "logship.yaml");
+  const stderrPath = join(runDir, "stderr-restart.log");
+  const problems: string[] = [];
+  let agent: Subprocess | null = spawn([...agentCmd, "--config", config], { stderr: Bun.file(stderrPath) });
+  const pid = agent.pid;
+  try {
+    const t0 = performance.now();
+    await until(`logship to add the ${files} files again`, 600_000, () => (readFileSync(stderrPath, "latin1").match(/ file added /g)?.length ?? 0) >= files, 1_000);
+    const addedS = (performance.now() - t0) / 1000;
+    const c = await checkUnread(b.opts.bin, config);
+    if (c.files !== files || c.unread !== 0) problems.push(`logship check after the restart: ${c.files} files, ${c.unread} bytes unread (expected ${files}, 0)`);
+    const startup = procMemory(pid);
+    await Bun.sleep(SETTLE_S * 1000);
+    const cpu0 = procCpuSeconds(pid);
+    const w0 = performance.now();
+    await Bun.sleep(seconds * 1000);
+    const cpuS = procCpuSeconds(pid) - cpu0;
+    const windowS = (performance.now() - w0) / 1000;
+    const mem = procMemory(pid);
+    say(`   all files added ${addedS.toFixed(1)} s after the start (rss then ${startup.rssMB.toFixed(0)} MB); idle: ${fmt((100 * cpuS) / windowS, 2)}% of a core, rss ${fmt(mem.rssMB, 0)} MB, peak ${fmt(mem.peakMB, 0)} MB; load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+    const stderr = await stopLogship(agent, stderrPath);
+    agent = null;
+    const stopped = stoppedLine(stderr);
+    if (!stopped) problems.push("no `logship stopped` line");
+    else if (stopped.lines !== 0) problems.push(`the restart shipped ${stopped.lines} lines again (expected 0: every file was shipped)`);
+    const errors = stderr.split("\n").filter((l) => / (ERROR|WARN) /.test(l));
+    if (errors.length > 0) problems.push(`${errors.length} WARN/ERROR lines, first: ${errors[0]!.slice(0, 200)}`);
+    return { scenario: `${name}/idle`, kind: "idle", files, seconds, cpuPercentOfOneCore: (100 * cpuS) / windowS, rssMB: mem.rssMB, peakRssMB: mem.peakMB, verified: problems.length === 0, problems };
+  } finally {
+    agent?.kill("SIGKILL");
+  }
+}
+
 // --- profile -------------------------------------------------------------------------------
 
 interface ProfileNode {
@@ -977,7 +1037,7 @@ function report(results: Result[]): string {
     }
     if (r.kind === "idle") {
       parts.push(table(
-        ["idle", "", "CPU % of a core", "RSS MB", "peak RSS MB", "verified"],
+        [r.scenario, "", "CPU % of a core", "RSS MB", "peak RSS MB", "verified"],
         [["logship", `${r.files} files, ${r.seconds} s`, fmt(r.cpuPercentOfOneCore, 2), fmt(r.rssMB, 0), fmt(r.peakRssMB, 0), r.verified ? "yes" : "NO"]],
       ));
     }
@@ -1025,6 +1085,7 @@ async function main(): Promise<number> {
     for (const s of opts.scenarios) {
       if (s === "live-tail") results.push(await liveTail(b));
       else if (s === "idle") results.push(await idle(b));
+      else if (s === "many-files-100k") results.push(...(await throughput(b, s, (mock, data, lastRun) => restartIdle(b, s, data, lastRun))));
       else results.push(...(await throughput(b, s)));
     }
     const text = report(results);

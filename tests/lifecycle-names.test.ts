@@ -113,4 +113,17 @@ describe("a file whose name is not valid UTF-8", () => {
     await h.untilDelivered("a 0003\n");
     expect(h.acked[0]!.source.path).toBe(at(`d\udcfe/${BAD}`));
   });
+
+  test("a closed one that grows is read when its watch reports the write (the event's name is its bytes), with no scan", async () => {
+    h = new AgentHarness({ watch: true, input: { close_inactive: 100 }, agent: { scan_interval: 60_000 } });
+    append(BAD, "first\n");
+    await h.start();
+    await h.untilDelivered("first\n");
+    await h.until(() => h.events.count("fileClosedInactive") === 1, "closed inactive");
+    const before = h.agent!.pacer.counts.run;
+    append(BAD, "second\n");
+    await h.untilDelivered("second\n");
+    expect(h.agent!.pacer.counts.run).toBe(before); // found by the written name, not by a scan
+    h.expectStreams(["first\nsecond\n"]);
+  }, 30_000);
 });

@@ -221,6 +221,7 @@ describe("the boundary", () => {
       const src = readFileSync(nodePath.join(dir, f), "utf8");
       for (const m of src.matchAll(/\b(statSync|lstatSync|statfsSync|openSync|readdirSync|realpathSync|readlinkSync|existsSync|watch|readFileSync|writeFileSync|accessSync|unlinkSync|renameSync)\(([^,)]*)/g)) {
         if (m[2]!.startsWith("exactName(")) continue;
+        if (/^\w+: /.test(m[2]!)) continue; // a method's definition (pacing.ts' watch(dirs: ...)), not a call
         const call = `${f}: ${m[1]}(${m[2]}`;
         if (!FIXED.has(call)) bad.push(call);
       }

@@ -26,7 +26,7 @@ import type { AgentConfig } from "../config.ts";
 import type { Candidate } from "./discover.ts";
 import type { AgentEvents } from "../events.ts";
 import { existsAs, savedMark, type FileIndex, type ReadMark, type Tracked } from "./registry.ts";
-import { commonPrefix, COPY_MIN_BYTES, firstLineKey, headMatches, inodeKey, isNamedCopyOf, openIdentified, readAt, readHead, rotationOf, type Observed } from "./identify.ts";
+import { commonPrefix, COPY_MIN_BYTES, firstLineKey, headMatches, inodeKey, isNamedCopyOf, openIdentified, readAt, readHead, rotationOf, type InodeKey, type Observed } from "./identify.ts";
 import type { SavedFile } from "../state/store.ts";
 
 /**
@@ -84,7 +84,7 @@ export interface Was {
 }
 
 export class Copies {
-  readonly held = new Map<string, HeldCopy>(); // inodeKey → a copy held back
+  readonly held = new Map<InodeKey, HeldCopy>(); // inodeKey → a copy held back
   /** Tests only: runs as a new file is compared with an original, to land a truncation mid-scan. */
   onCompare: ((original: Tracked) => void) | null = null;
   private rowsByDir: Map<string, SavedFile[]> | null = null; // during a scan: remembered rows by directory
@@ -117,7 +117,7 @@ export class Copies {
   }
 
   /** Held copies whose inode no scan lists any more are forgotten. */
-  forgetAbsent(present: Set<string>): void {
+  forgetAbsent(present: Set<InodeKey>): void {
     for (const key of this.held.keys()) if (!present.has(key)) this.held.delete(key);
   }
 
@@ -288,7 +288,7 @@ export class Copies {
     }
     const names = was.formerPath ? [was.path, was.formerPath] : [was.path]; // a short copy may be named after either
     const out: Look[] = [];
-    const seen = new Set<string>([inodeKey(was.dev, was.ino)]);
+    const seen = new Set<InodeKey>([inodeKey(was.dev, was.ino)]);
     for (const p of paths) {
       let st: Stats;
       try {

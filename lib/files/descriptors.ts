@@ -8,7 +8,9 @@
 // file is identified, and while a copy takes over from a truncated original with no idle
 // descriptor to spare (give() with `keep`). When files wait for a descriptor, a file gives
 // its own up after each turn (caught up, or a turn's bytes read) and queues again if it has
-// more, so no busy file starves a quiet one. A deleted file, or one renamed out of the globs,
+// more, so no busy file starves a quiet one. A file with nothing to read never queues (a
+// scan or a watch makes it want one when it changes). The files holding a descriptor are
+// listed (openFiles), so a poll looks at them only, however many files are followed. A deleted file, or one renamed out of the globs,
 // keeps its descriptor (it could not be opened again). A file opened again by its path has
 // its identity checked before anything is read from it.
 
@@ -36,6 +38,8 @@ export interface Shared {
 export class Descriptors {
   private openFds = 0;
   private readonly waiting = new Set<string>(); // tracked ids that want a descriptor, in arrival order
+  /** The files holding a descriptor now: what a poll looks at (a few hundred, however many files are followed). */
+  private readonly holders = new Set<Tracked>();
 
   constructor(
     private readonly index: FileIndex,
@@ -55,6 +59,19 @@ export class Descriptors {
     return this.waiting.size;
   }
 
+  /** The files that hold a descriptor now (a copy: the caller may close some while walking it). */
+  openFiles(): Tracked[] {
+    return [...this.holders];
+  }
+
+  /** `from`'s descriptor passes to `to` (its inode now holds a new identity's bytes); the count is unchanged. */
+  handOver(from: Tracked, to: Tracked): void {
+    to.tail = from.tail;
+    from.tail = null;
+    this.holders.delete(from);
+    if (to.tail) this.holders.add(to);
+  }
+
   /** t no longer wants a descriptor (it stops being followed). */
   forget(id: string): void {
     this.waiting.delete(id);
@@ -65,6 +82,7 @@ export class Descriptors {
     t.tail = new Tail(fd, t.resumeAt, { maxLineBytes: input.max_line_bytes, longLines: input.long_lines, readBytes: READ_BYTES, ...this.buffers });
     t.turnBytes = 0;
     this.openFds++;
+    this.holders.add(t);
     this.waiting.delete(t.id);
     this.index.ready.add(t.id);
   }
@@ -76,6 +94,7 @@ export class Descriptors {
     t.tail.close();
     t.tail = null;
     this.openFds--;
+    this.holders.delete(t);
     this.index.ready.delete(t.id);
   }
 
@@ -83,6 +102,10 @@ export class Descriptors {
    * Hands a freshly opened descriptor to t, or queues t for one (then false: share() opens it
    * when one frees up). `keep`: hold it even over the limit, closing an idle file's instead
    * if there is one (a copy carrying an identity on may not be found again by its path).
+   * A file with nothing to read (its size is its read position: a resumed file read to its
+   * end before a restart) does not queue: it stays closed, like a file closed inactive, until
+   * a scan or a watch sees it change. 100,000 such files at a restart would otherwise each be
+   * opened, found caught up and closed again, a descriptor at a time.
    */
   give(t: Tracked, fd: number, keep: boolean): boolean {
     if (this.openFds < this.config().max_open_files || keep) {
@@ -91,7 +114,7 @@ export class Descriptors {
       return true;
     }
     closeSync(fd);
-    this.waiting.add(t.id);
+    if (!caughtUp(t) || t.partialPending || t.deletedAt !== null || !reopenable(t)) this.waiting.add(t.id);
     return false;
   }
 

@@ -15,7 +15,7 @@ import { lstatSync, statSync } from "node:fs";
 import { sep } from "node:path";
 import type { InputConfig } from "../config.ts";
 import { basename, exactName, join, readEntries, type NamedEntry } from "../names.ts";
-import { inodeKey } from "./identify.ts";
+import { inodeKey, type InodeKey } from "./identify.ts";
 import { linkRefusal } from "./links.ts";
 
 export interface Candidate {
@@ -90,7 +90,7 @@ async function expand(pattern: string, follow: boolean, onError: (pattern: strin
   const depth = segments.includes("**") ? Infinity : segments.length;
   const dotOk = segments.some((s) => s.startsWith("."));
   const found: string[] = [];
-  const visited = new Set<string>(); // dev:ino of walked directories (symlink loops)
+  const visited = new Set<InodeKey>(); // dev:ino of walked directories (symlink loops)
   const walk = (dir: string, rel: string, level: number): void => {
     let entries: NamedEntry[];
     try {

@@ -72,7 +72,7 @@ export class Follower {
 
   /** A last look at the open files before offsets are saved at shutdown: truncations handled, short fingerprints lengthened. */
   lookAll(now: number): void {
-    for (const t of [...this.index.files.values()]) if (t.tail) this.look(t, now);
+    for (const t of this.fds.openFiles()) if (t.tail) this.look(t, now);
   }
 
   /** Closes every descriptor (shutdown). */
@@ -84,7 +84,7 @@ export class Follower {
 
   /** A scan begins: every followed file is unmatched until the scan matches it again. Open files are looked at first. */
   beginScan(now: number): void {
-    for (const t of [...this.index.files.values()]) if (t.tail) this.look(t, now);
+    for (const t of this.fds.openFiles()) if (t.tail) this.look(t, now);
     for (const t of this.index.files.values()) t.matched = false;
   }
 
@@ -207,12 +207,11 @@ export class Follower {
     const read = tail.offset;
     this.index.unindex(t);
     this.fds.forget(t.id);
-    t.tail = null; // the descriptor (and its count) passes to the new identity
     tail.rewind(0);
     const row = this.index.newRow(seen, t.source.path, 0);
     this.checkpoint.register(row);
     const fresh = this.index.newTracked(row.id, t.input, t.source.path, seen, 0, t.matched);
-    fresh.tail = tail;
+    this.fds.handOver(t, fresh); // the descriptor (and its count) passes to the new identity
     fresh.deletedAt = t.deletedAt;
     this.index.ready.add(fresh.id);
     if (this.give(this.copies.carryOn(wasOf(t), read, t.size, "truncated before it was read to its end, and no copy of it found"))) return;
@@ -245,7 +244,7 @@ export class Follower {
    * is tracked before its file is finished); caught-up files are closed when done.
    */
   *poll(now: number): Generator<Shipment> {
-    for (const t of [...this.index.files.values()]) {
+    for (const t of this.fds.openFiles()) {
       if (!t.tail || !this.look(t, now)) continue;
       const idle = this.idlePartial(t, now);
       if (idle) yield idle;

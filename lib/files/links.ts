@@ -92,16 +92,18 @@ export function linkRefusal(path: string, link: Stats, follow: boolean): string 
 }
 
 /**
- * What a matched path is, judged: the stat of what it leads to, or why it must not be read.
+ * What a matched path is, judged: the stat of what it leads to (and whether through a symlink),
+ * or why it must not be read.
  * Throws the fs error (ENOENT when it is gone).
  */
-export function judgePath(path: string, follow: boolean): { st: Stats } | { refused: string } {
+export function judgePath(path: string, follow: boolean): { st: Stats; linked: boolean } | { refused: string } {
   const link = lstatSync(exactName(path));
-  if (link.isSymbolicLink()) {
+  const linked = link.isSymbolicLink();
+  if (linked) {
     const refused = linkRefusal(path, link, follow);
     if (refused) return { refused };
   }
-  const st = link.isSymbolicLink() ? statSync(exactName(path)) : link;
+  const st = linked ? statSync(exactName(path)) : link;
   const refused = pseudoFileRefusal(st, path);
-  return refused ? { refused } : { st };
+  return refused ? { refused } : { st, linked };
 }

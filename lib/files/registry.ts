@@ -16,7 +16,7 @@ import { dirname, exactName } from "../names.ts";
 import type { Clock } from "../clock.ts";
 import { markOf, type Checkpoint } from "../state/checkpoint.ts";
 import type { AgentConfig, InputConfig } from "../config.ts";
-import { currentFingerprint, firstLineKey, headMatches, inodeKey, sameBirth, type Observed } from "./identify.ts";
+import { currentFingerprint, firstLineKey, headMatches, inodeKey, sameBirth, type InodeKey, type Observed } from "./identify.ts";
 import type { Source, Tail } from "./read.ts";
 import type { SavedFile } from "../state/store.ts";
 
@@ -67,7 +67,7 @@ export function savedMark(row: Readonly<SavedFile>): ReadMark | null {
 
 export class FileIndex {
   readonly files = new Map<string, Tracked>();
-  readonly byInode = new Map<string, string>(); // inodeKey → tracked id
+  readonly byInode = new Map<InodeKey, string>(); // inodeKey → tracked id
   readonly byLine = new LineIndex(); // firstLineKey → tracked ids
   readonly ready = new Set<string>(); // tracked ids that may have bytes to read
   private readonly retiring = new Set<string>(); // ids to forget once their chunks are acked
@@ -102,7 +102,7 @@ export class FileIndex {
   }
 
   /** The followed file at an inode key, if any. */
-  atInode(key: string): Tracked | undefined {
+  atInode(key: InodeKey): Tracked | undefined {
     return this.files.get(this.byInode.get(key) ?? "");
   }
 

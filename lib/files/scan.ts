@@ -10,22 +10,37 @@
 // happened before the listing is handled before any new file is judged as its copy); then
 // known inodes; closed files no longer matched are let go; new inodes last, so a copy is
 // judged against what its original holds now.
+// Between scans, files a directory watch saw written are judged one by one (written()); and
+// `watchable` says whether the last scan found nothing a watch cannot stand in for, so the
+// agent may skip scans while the watches report nothing (agent.ts).
 
 import { closeSync, statSync, type Stats } from "node:fs";
 import type { Clock } from "../clock.ts";
 import type { AgentConfig } from "../config.ts";
 import { errorText } from "../errors.ts";
+import { exactName } from "../names.ts";
 import type { AgentEvents, FileAddReason } from "../events.ts";
 import type { Checkpoint } from "../state/checkpoint.ts";
 import type { SavedFile } from "../state/store.ts";
 import type { Candidate } from "./discover.ts";
 import type { Follower } from "./follow.ts";
+import { splitGlob } from "./discover.ts";
 import { judgePath } from "./links.ts";
-import { compressedFormat, currentFingerprint, inodeKey, lastLineEnd, openIdentified, sameFile, sameLook, type Observed } from "./identify.ts";
+import { compressedFormat, currentFingerprint, inodeKey, lastLineEnd, openIdentified, sameFile, sameLook, type InodeKey, type Observed } from "./identify.ts";
 
 export class Scanner {
-  private readonly skipped = new Map<string, { size: number; mtimeMs: number }>(); // inodeKeys of compressed files, warned once
+  private readonly skipped = new Map<InodeKey, { size: number; mtimeMs: number }>(); // inodeKeys of compressed files, warned once
   private firstScan = true;
+  private linked = false; // the scan under way matched a path through a symlink
+  private again = false; // the scan under way left a path to be judged again at the next one (unreadable, in flight)
+  /**
+   * Whether a watch on the directories of the followed files and of the globs sees every
+   * change the last scan would find: every glob matches names in its fixed directory only
+   * (no wildcard directory, no `**`: no directory a watch would not know of), no path led
+   * through a symlink (its target's directory is not watched), no copy is held back and no
+   * path was left to be judged again (unreadable, or let go while its lines were in flight).
+   */
+  watchable = false;
 
   constructor(
     private readonly files: Follower,
@@ -42,7 +57,7 @@ export class Scanner {
     const copies = this.files.copies;
     const now = this.clock.now();
     this.files.beginScan(now);
-    const present = new Set<string>();
+    const present = new Set<InodeKey>();
     const fresh: [Candidate, Stats][] = [];
     const own = ownStateFiles(this.config().state.path);
     // While the scan runs, a copy carrying on a truncated file may be any matched path (a
@@ -69,17 +84,47 @@ export class Scanner {
     index.markGone();
     this.firstScan = false;
     index.expireState();
+    this.watchable = !this.linked && !this.again && copies.held.size === 0 && this.config().inputs.every((i) => i.paths.every((p) => !splitGlob(p).rest.includes("/")));
+    this.linked = false;
+    this.again = false;
+  }
+
+  /**
+   * Files a directory watch saw written since (watch.ts): a followed file at that very path,
+   * closed (inactive, or waiting for a descriptor), is judged as a scan would judge it
+   * (seenAgain: it wants a descriptor when it changed). Open files are the poll's; a name that
+   * is not followed is the next scan's (a new name comes with a rename event, which scans).
+   */
+  written(paths: readonly string[]): void {
+    const index = this.files.registry;
+    for (const path of paths) {
+      let st: Stats;
+      try {
+        st = statSync(exactName(path));
+      } catch {
+        continue; // gone: its rename event scans
+      }
+      const t = index.atInode(inodeKey(st.dev, st.ino));
+      if (!t || t.tail || !t.matched || t.deletedAt !== null || t.source.path !== path || st.birthtimeMs !== t.born) continue;
+      this.files.seenAgain(t, { path, input: t.input }, st);
+    }
   }
 
   /** What a matched path leads to, when logship may read it (links.ts: symlinks, /proc, /sys, /dev). */
   private statCandidate(c: Candidate): Stats | null {
     try {
       const judged = judgePath(c.path, this.config().inputs[c.input]?.follow_symlinks ?? true);
-      if ("st" in judged) return judged.st;
+      if ("st" in judged) {
+        if (judged.linked) this.linked = true;
+        return judged.st;
+      }
       this.events.fileRefused(c.path, judged.refused);
       return null;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.events.fileUnreadable(c.path, errorText(err));
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+        this.events.fileUnreadable(c.path, errorText(err));
+        this.again = true;
+      }
       return null;
     }
   }
@@ -101,6 +146,7 @@ export class Scanner {
       opened = openIdentified(c.path, st); // st: this scan's look at the path, moments ago
     } catch (err) {
       this.events.fileUnreadable(c.path, errorText(err));
+      this.again = true;
       return;
     }
     const { fd, seen } = opened;
@@ -117,6 +163,7 @@ export class Scanner {
       // Let go (or moved into a copy) while lines it sent still wait for Kafka: its offset is
       // not final yet. Judged again at the next scan, so it never resumes behind them.
       closeSync(fd);
+      this.again = true;
       return;
     }
     if (saved && sameFile(saved, seen)) return this.follow(c, fd, seen, { saved });
@@ -130,7 +177,7 @@ export class Scanner {
       case "none": {
         copies.held.delete(key);
         const gone = copies.copyOfGone(c, fd, seen);
-        if (gone === "in flight") return;
+        if (gone === "in flight") return void (this.again = true);
         if (gone) return this.files.carriedOn(gone);
         return this.follow(c, fd, seen, {});
       }
@@ -175,8 +222,8 @@ export class Scanner {
 }
 
 /** The inodes of logship's own state files (the database, its WAL and shared memory, the lock): never shipped, whatever the globs. */
-function ownStateFiles(statePath: string): Set<string> {
-  const out = new Set<string>();
+function ownStateFiles(statePath: string): Set<InodeKey> {
+  const out = new Set<InodeKey>();
   for (const p of [statePath, `${statePath}-wal`, `${statePath}-shm`, `${statePath}.lock`]) {
     try {
       const st = statSync(p);

@@ -41,13 +41,20 @@ export interface SaveBatch {
 
 interface Progress {
   row: SavedFile;
-  ranges: Range[]; // in read order; ranges[head..] are still waiting
+  ranges: Range[]; // in read order; ranges[head..] are still waiting; NO_RANGES while none is
   head: number;
 }
 
+/**
+ * The ranges of a file none of whose chunks wait: shared, never written (track() gives the file
+ * an array of its own). With 100,000 files read to their end, an array, a range and a mark kept
+ * per file were 40 MB.
+ */
+const NO_RANGES: Range[] = Object.freeze([]) as unknown as Range[];
+
 export class Checkpoint {
   private readonly files = new Map<string, Progress>();
-  private readonly inodes = new Map<string, string>(); // "dev:ino" → id of the newest row
+  private readonly inodes = new Map<number | string, string>(); // inodeKey → id of the newest row
   private readonly dirty = new Set<string>();
   private readonly removed = new Set<string>();
 
@@ -58,7 +65,7 @@ export class Checkpoint {
    */
   load(rows: SavedFile[]): void {
     for (const row of rows) {
-      this.files.set(row.id, { row, ranges: [], head: 0 });
+      this.files.set(row.id, { row, ranges: NO_RANGES, head: 0 });
       const key = inodeKey(row.dev, row.ino);
       const other = this.byInode(row.dev, row.ino);
       if (!other || other.seenAt <= row.seenAt) this.inodes.set(key, row.id);
@@ -67,7 +74,7 @@ export class Checkpoint {
 
   /** Starts tracking a new file identity whose durable state is `row`. */
   register(row: SavedFile): void {
-    this.files.set(row.id, { row, ranges: [], head: 0 });
+    this.files.set(row.id, { row, ranges: NO_RANGES, head: 0 });
     this.inodes.set(inodeKey(row.dev, row.ino), row.id);
     this.removed.delete(row.id);
     this.dirty.add(row.id);
@@ -88,8 +95,9 @@ export class Checkpoint {
     return this.files.get(id)?.row;
   }
 
-  rows(): IterableIterator<Readonly<SavedFile>> {
-    return Array.from(this.files.values(), (p) => p.row)[Symbol.iterator]();
+  /** Every row, walked live (no copy of 100,000 rows per scan): the caller must not forget or register rows meanwhile. */
+  *rows(): IterableIterator<Readonly<SavedFile>> {
+    for (const p of this.files.values()) yield p.row;
   }
 
   /** The acknowledged offset of a file. */
@@ -169,6 +177,7 @@ export class Checkpoint {
     const last = p.ranges[p.ranges.length - 1];
     const expected = last ? last.end : p.row.offset;
     if (chunk.start < expected) throw new Error(`track: chunk at ${chunk.start} overlaps what was tracked up to ${expected} for ${chunk.source.path}`);
+    if (p.ranges === NO_RANGES) p.ranges = [];
     p.ranges.push({ start: chunk.start, end: chunk.end, acked: false });
   }
 
@@ -220,14 +229,20 @@ export class Checkpoint {
   }
 
   /**
-   * The changed rows (copies, as they are now) and the forgotten ids, no longer marked: the
-   * caller writes them, and on failure hands them back to unwritten(). Null when nothing changed.
+   * The changed rows (copies, as they are now; `maxRows` of them at most, the rest stay
+   * marked) and the forgotten ids, no longer marked: the caller writes them, and on failure
+   * hands them back to unwritten(). Null when nothing changed.
    */
-  take(): SaveBatch | null {
+  take(maxRows = Number.POSITIVE_INFINITY): SaveBatch | null {
     if (!this.changed) return null;
-    const rows = [...this.dirty].map((id) => this.files.get(id)?.row).filter((r): r is SavedFile => r !== undefined).map((r) => ({ ...r }));
+    const rows: SavedFile[] = [];
+    for (const id of this.dirty) {
+      if (rows.length >= maxRows) break;
+      this.dirty.delete(id); // deleting the entry visited is safe while walking a Set
+      const row = this.files.get(id)?.row;
+      if (row) rows.push({ ...row });
+    }
     const removed = [...this.removed];
-    this.dirty.clear();
     this.removed.clear();
     return { rows, removed };
   }
@@ -262,7 +277,10 @@ export class Checkpoint {
       p.head++;
       moved = true;
     }
-    if (p.head > 64 && p.head * 2 > p.ranges.length) {
+    if (p.head === p.ranges.length) {
+      p.ranges = NO_RANGES; // nothing waits: the array and its ranges go
+      p.head = 0;
+    } else if (p.head > 64 && p.head * 2 > p.ranges.length) {
       p.ranges = p.ranges.slice(p.head);
       p.head = 0;
     }
@@ -279,6 +297,7 @@ function findRange(p: Progress, c: ShippedRange): Range | undefined {
   return undefined;
 }
 
-function inodeKey(dev: number, ino: number): string {
-  return `${dev}:${ino}`;
+/** Device + inode as a map key: a number where it fits exactly, as files/identify.ts' inodeKey (state/ does not import files/). */
+function inodeKey(dev: number, ino: number): number | string {
+  return dev >= 0 && dev < 0x100000 && ino >= 0 && ino < 0x200000000 && Number.isInteger(dev) && Number.isInteger(ino) ? dev * 0x200000000 + ino : `${dev}:${ino}`;
 }

@@ -96,6 +96,8 @@ export interface HarnessOptions {
   publisher?: () => Publisher;
   /** Offsets written by the agent's writer process, as in production (default: in this thread). */
   writerProcess?: boolean;
+  /** inotify on (default off: only the clock drives the agent); its settle timers run on the manual clock. */
+  watch?: boolean;
 }
 
 export class AgentHarness {
@@ -109,6 +111,7 @@ export class AgentHarness {
   /** The agent's time: moved only by until(), settle(), advance() and stop(). */
   readonly clock = new ManualClock();
   private readonly writerProcess: boolean;
+  private readonly watch: boolean;
   private readonly makePublisher: (() => Publisher) | undefined;
 
   constructor(opts: HarnessOptions = {}) {
@@ -116,6 +119,7 @@ export class AgentHarness {
     this.statePath = this.dir.path(".state/state.db");
     this.makePublisher = opts.publisher;
     this.writerProcess = opts.writerProcess ?? false;
+    this.watch = opts.watch ?? false;
     const input = (o: Partial<InputConfig> = {}): InputConfig => ({
       ...DEFAULTS.input,
       paths: [this.dir.path("*.log")],
@@ -161,7 +165,7 @@ export class AgentHarness {
     // about the file lifecycle, and a writer process per start would be one more process per
     // restart; the writer process has its own tests (agent.test.ts, faults-stuck.test.ts).
     const store = this.writerProcess ? undefined : openStore(this.config.state.path);
-    this.agent = await this.whileTimePasses(Agent.start(this.config, { once: false, ...opts }, { publisher, events: this.recorded.events, clock: this.clock, watch: false, store }));
+    this.agent = await this.whileTimePasses(Agent.start(this.config, { once: false, ...opts }, { publisher, events: this.recorded.events, clock: this.clock, watch: this.watch, store }));
     return this.agent;
   }
 
