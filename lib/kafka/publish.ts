@@ -1,11 +1,17 @@
-// Publishing: owns the kafkajs client and producer. send() resolves only once Kafka has
+// Publishing: owns the kafkajs client and its cluster (connections, metadata, SASL/TLS); the
+// Produce requests themselves are logship's (cluster-send.ts, produce.ts, records.ts: record
+// batches encoded straight from the chunks). send() resolves only once Kafka has
 // acknowledged every chunk given to it (acks=all by default) and rejects with a
-// PublishError otherwise; it never retries on its own beyond kafkajs' short internal
-// retries, so the agent decides about backoff and order. nextBatch() chooses which queued
-// chunks go into one send so that no partition's record batch exceeds max_message_bytes.
+// PublishError otherwise; it never retries on its own beyond a few quiet whole retries, so
+// the agent decides about backoff and order. Every attempt sends every chunk to its
+// partition's leader as the metadata says then (kafkajs' own retry skipped brokers that had
+// answered, which lost records when leadership moved: tests/kafka-real-cluster.test.ts).
+// nextBatch() chooses which queued chunks go into one send so that no partition's record
+// batch exceeds max_message_bytes.
 
 import type { ConnectionOptions } from "node:tls";
-import { CompressionTypes, Kafka, KafkaJSSASLAuthenticationError, logLevel, Partitioners, type Message, type PartitionMetadata, type Producer, type SASLOptions, type TopicMessages } from "kafkajs";
+import { CompressionTypes, Kafka, KafkaJSSASLAuthenticationError, logLevel, Partitioners, type PartitionMetadata, type SASLOptions } from "kafkajs";
+import type Cluster from "kafkajs/src/cluster/index.js";
 // The built-in SASL authenticators, wrapped below so that a failure names the user, mechanism and broker.
 import plainProvider from "kafkajs/src/broker/saslAuthenticator/plain.js";
 import scram256Provider from "kafkajs/src/broker/saslAuthenticator/scram256.js";
@@ -14,7 +20,8 @@ import type { KafkaConfig } from "../config.ts";
 import { PublishError } from "../errors.ts";
 import { collector } from "../memory.ts";
 import { installKafkajsPatches, withEncoderArena } from "./patches/index.ts";
-import { BATCH_OVERHEAD, chunkHeaders, chunkKey, type Chunk } from "./pack.ts";
+import { ClusterSend } from "./cluster-send.ts";
+import { BATCH_OVERHEAD, chunkKey, type Chunk } from "./pack.ts";
 import { probe } from "./probe.ts";
 
 /** What the agent needs from Kafka; tests substitute a fake. */
@@ -30,11 +37,13 @@ const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP, 
 
 export class KafkaPublisher implements Publisher {
   private readonly kafka: Kafka;
-  private readonly producer: Producer;
+  /** kafkajs' cluster (connections, metadata, SASL/TLS); the Produce requests are logship's own (cluster-send.ts). */
+  private readonly cluster: Cluster;
+  private readonly sender: ClusterSend;
   private connected: Promise<void> | null = null;
   private probed = false; // the broker addresses were probed since the last successful send
   private readonly partitionCounts = new Map<string, number>();
-  /** The partitioner's view of a topic of n partitions, made once per n: it is asked per record. */
+  /** The partitioner's view of a topic of n partitions, made once per n. */
   private readonly partitionLists = new Map<number, PartitionMetadata[]>();
   private readonly hash = Partitioners.DefaultPartitioner();
   /**
@@ -56,32 +65,10 @@ export class KafkaPublisher implements Publisher {
       ssl: tlsOptions(config),
       sasl: saslOptions(config),
     });
-    this.producer = this.makeProducer();
-  }
-
-  private makeProducer(): Producer {
-    return this.kafka.producer({
-      allowAutoTopicCreation: true,
-      // No retries inside kafkajs' send: its retry skips every broker that already answered
-      // within the same send (sendMessages.js keys responses by broker), so when a partition's
-      // leadership moves to such a broker between attempts, that partition's records are never
-      // sent and the send still resolves: acknowledged, and lost. Measured on a real 3-node
-      // cluster with the partition leader killed (tests/kafka-real-cluster.test.ts: 101000..444400
-      // of one file lost in 1 of 3 runs with 6 partitions). A failed send is retried whole
-      // instead, by send() and then by the agent's sender (records already stored may arrive twice).
-      retry: { retries: 0 },
-      // One request at a time per broker keeps each file's records in order across retries.
-      maxInFlightRequests: 1,
-      // kafka.idempotent is always false here: config.ts refuses true (kafkajs' idempotent
-      // producer throws without the retries turned off above; see the README).
-      idempotent: false,
-      createPartitioner: () => (args) => {
-        this.partitionCounts.set(args.topic, args.partitionMetadata.length);
-        // A record without a key (key: none) goes where its path would: a file's records stay in one partition, in order.
-        const m = args.message;
-        if (m.key == null && m.headers?.path !== undefined) return this.hash({ ...args, message: { ...m, key: String(m.headers.path) } });
-        return this.hash(args);
-      },
+    this.cluster = makeCluster(this.kafka);
+    this.sender = new ClusterSend(this.cluster, (topic, key, n) => {
+      this.partitionCounts.set(topic, n);
+      return this.partitionOf(topic, key)!;
     });
   }
 
@@ -103,32 +90,20 @@ export class KafkaPublisher implements Publisher {
   }
 
   async send(chunks: Chunk[]): Promise<void> {
-    const byTopic = new Map<string, Message[]>();
-    for (const c of chunks) {
-      const list = byTopic.get(c.source.topic) ?? [];
-      const key = chunkKey(c);
-      // Without a key (key: none), the partition is still the path's: a file's records stay in order in one partition.
-      list.push({ key, value: c.value, headers: chunkHeaders(c), partition: this.partitionOf(c.source.topic, key ?? c.source.path) });
-      byTopic.set(c.source.topic, list);
-    }
-    const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+    const topics = [...new Set(chunks.map((c) => c.source.topic))];
     try {
       // A retriable failure (a topic being auto-created, a leader moving, a connection
-      // dropped) is retried here a few times, quietly and whole, as a new kafkajs send: each
-      // send starts with fresh metadata and asks every partition's leader (kafkajs' own
-      // retries are off: see makeProducer). Then the agent's backoff takes over.
+      // dropped) is retried here a few times, quietly and whole: each attempt asks every
+      // partition's leader as the metadata says after the failure (cluster-send.ts refreshes
+      // it as kafkajs' own send did). Then the agent's backoff takes over.
       for (let attempt = 0; ; attempt++) {
         try {
           await this.connect();
-          await withEncoderArena(() =>
-            this.producer.sendBatch({
-              topicMessages,
-              acks: ACKS[this.config.acks],
-              timeout: this.config.request_timeout,
-              compression: COMPRESSION[this.config.compression],
-            }),
+          const outcome = await withEncoderArena(
+            () => this.sender.send(chunks, { acks: ACKS[this.config.acks], timeoutMs: this.config.request_timeout, compression: COMPRESSION[this.config.compression] }),
             this.config.acks !== "none",
           );
+          if (outcome.error !== null) throw outcome.error;
           break;
         } catch (err) {
           if (attempt >= QUIET_RETRIES || !toPublishError(err).retriable) throw err;
@@ -136,7 +111,7 @@ export class KafkaPublisher implements Publisher {
         }
       }
     } catch (err) {
-      const e = await this.notKafka(toPublishError(err, [...byTopic.keys()]));
+      const e = await this.notKafka(toPublishError(err, topics));
       // A TLS listener closes a plaintext client's connection without a word: say what to check
       // (unless the probe found what answers there instead).
       if (e.code === "KafkaJSConnectionClosedError" && !this.config.tls && !e.message.includes("is not a Kafka broker")) e.message += "; if the broker's listener is TLS (SSL or SASL_SSL), set kafka.tls";
@@ -159,7 +134,7 @@ export class KafkaPublisher implements Publisher {
 
   private connect(): Promise<void> {
     if (!this.connected) {
-      this.connected = this.producer.connect().catch((err) => {
+      this.connected = this.cluster.connect().catch((err) => {
         this.connected = null; // try again on the next send
         throw err;
       });
@@ -169,11 +144,24 @@ export class KafkaPublisher implements Publisher {
 
   async close(): Promise<void> {
     try {
-      await this.producer.disconnect();
+      await this.cluster.disconnect();
     } catch {
       // disconnecting from an unreachable cluster has nothing left to release
     }
   }
+}
+
+/**
+ * The cluster kafkajs' producer would use, with its settings: auto-creation of topics on, one
+ * request at a time per broker connection (keeps each file's records in order across retries),
+ * no idempotence (config.ts refuses kafka.idempotent: true; see the README). kafkajs keeps its
+ * cluster factory under a Symbol on the client, found here by its description.
+ */
+function makeCluster(kafka: Kafka): Cluster {
+  const key = Object.getOwnPropertySymbols(kafka).find((s) => s.description === "private:Kafka:createCluster");
+  if (!key) throw new Error("kafkajs' client has no private:Kafka:createCluster (another kafkajs version?)");
+  const create = (kafka as unknown as Record<symbol, (o: object) => Cluster>)[key]!;
+  return create({ metadataMaxAge: 300_000, allowAutoTopicCreation: true, maxInFlightRequests: 1 });
 }
 
 /** kafkajs' messages for a broker address that does not talk Kafka (among others). */

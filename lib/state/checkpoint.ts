@@ -21,6 +21,7 @@ interface Range {
   end: number;
   acked: boolean;
   mark?: { length: number; crc: number }; // of the bytes just before `end`, once acknowledged
+  bytes?: Uint8Array; // its bytes, between its acknowledgement and advance() in the same acked() call
 }
 
 /** Bytes a read mark covers at most: the end of the last line (or lines) before an offset. */
@@ -180,17 +181,39 @@ export class Checkpoint {
     if (i >= 0) p.ranges.splice(i, 1);
   }
 
-  /** Kafka acknowledged these chunks: move each file's offset over its acknowledged prefix. */
+  /**
+   * Kafka acknowledged these chunks: move each file's offset over its acknowledged prefix.
+   * Only the range an offset ends at needs its mark, so marks are taken once per file and
+   * call (and for ranges left waiting behind an unacknowledged one), not per chunk: with a
+   * record per line that was most of the acknowledgement's cost. The bytes are read before
+   * this returns, while the caller still holds them.
+   */
   acked(chunks: Iterable<ShippedRange>): void {
+    const touched: Progress[] = [];
+    const marked: Range[] = [];
+    let last: Progress | undefined;
     for (const c of chunks) {
-      const p = this.files.get(c.source.file);
+      const p = last !== undefined && c.source.file === last.row.id ? last : this.files.get(c.source.file);
       if (!p) continue; // forgotten meanwhile (e.g. expired): nothing to move
       const r = findRange(p, c);
       if (!r) continue;
       r.acked = true;
       const bytes = c.raw ?? c.value;
-      if (bytes && bytes.length === c.end - c.start) r.mark = markOf(bytes) ?? undefined;
-      this.advance(p);
+      if (bytes && bytes.length === c.end - c.start && bytes.length > 0) {
+        r.bytes = bytes;
+        marked.push(r);
+      }
+      if (p !== last) {
+        if (!touched.includes(p)) touched.push(p);
+        last = p;
+      }
+    }
+    for (const p of touched) this.advance(p);
+    // Ranges still waiting behind an unacknowledged one keep a mark of their own bytes.
+    for (const r of marked) {
+      if (r.bytes === undefined) continue;
+      r.mark = markOf(r.bytes) ?? undefined;
+      r.bytes = undefined;
     }
   }
 
@@ -253,24 +276,30 @@ export class Checkpoint {
   }
 
   private advance(p: Progress): void {
-    let moved = false;
+    let moved: Range | null = null;
     while (p.head < p.ranges.length && p.ranges[p.head]!.acked) {
       const r = p.ranges[p.head]!;
-      p.row.offset = r.end;
-      p.row.markLen = r.mark?.length ?? 0; // no mark: skipped bytes (a dropped line), unknown
-      p.row.markCrc = r.mark?.crc ?? 0;
+      if (moved?.bytes) moved.bytes = undefined; // passed over: its mark is never read
+      moved = r;
       p.head++;
-      moved = true;
+    }
+    if (moved) {
+      if (moved.bytes) {
+        moved.mark = markOf(moved.bytes) ?? undefined;
+        moved.bytes = undefined;
+      }
+      p.row.offset = moved.end;
+      p.row.markLen = moved.mark?.length ?? 0; // no mark: skipped bytes (a dropped line), unknown
+      p.row.markCrc = moved.mark?.crc ?? 0;
+      this.dirty.add(p.row.id);
     }
     if (p.head > 64 && p.head * 2 > p.ranges.length) {
       p.ranges = p.ranges.slice(p.head);
       p.head = 0;
     }
-    if (moved) this.dirty.add(p.row.id);
   }
 }
 
-/** The waiting range of exactly this chunk (a stale ack for a chunk since split matches none). */
 function findRange(p: Progress, c: ShippedRange): Range | undefined {
   for (let i = p.head; i < p.ranges.length; i++) {
     const r = p.ranges[i]!;
