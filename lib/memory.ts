@@ -149,7 +149,7 @@ const GC_OBSERVATIONS = 500;
  */
 const GC_HINT_BYTES = 32 * 1024 * 1024;
 /** Small records leave garbage too (headers, message objects): 10,000 files of 20 KB peaked at 190 MB without this, 149 MB with it. */
-const GC_HINT_RECORDS = 64;
+const GC_HINT_RECORDS = 65_536;
 /**
  * After this many poll intervals with nothing read and nothing in flight, the buffers kept
  * for reuse (read buffers, slabs, encoder buffers) are dropped and collected: an idle agent

@@ -284,25 +284,42 @@ function isConnectionError(e: unknown): boolean {
 export interface BatchLimits {
   maxMessageBytes: number; // per partition record batch
   maxSendBytes: number; // per send, all partitions together
+  maxSendRecords?: number; // per send (default: no limit)
 }
 
 /**
  * Takes chunks from the front of `queue`, in order, for one send: stops before a chunk that
- * would push its partition's batch over maxMessageBytes or the send over maxSendBytes. When
- * a topic's partitions are not known yet, the whole topic is held to one batch's size.
+ * would push its partition's batch over maxMessageBytes, the send over maxSendBytes, or its
+ * records over maxSendRecords. When a topic's partitions are not known yet, the whole topic
+ * is held to one batch's size.
  */
 export function nextBatch(queue: Chunk[], limits: BatchLimits, partitionOf: (topic: string, key: string) => number | undefined): Chunk[] {
-  const perPartition = new Map<string, number>();
+  const perPartition = new Map<string, number[]>(); // topic → bytes per partition (index: partition + 1; 0: partitions unknown)
+  const maxRecords = limits.maxSendRecords ?? Infinity;
   let total = 0;
+  let records = 0;
   let n = 0;
+  // Consecutive chunks mostly share their file: its partition is looked up once per run.
+  let lastSource: Chunk["source"] | null = null;
+  let lastKey: string | null | undefined;
+  let slot = 0;
+  let used: number[] = [];
   for (; n < queue.length; n++) {
     const c = queue[n]!;
-    const p = partitionOf(c.source.topic, chunkKey(c) ?? c.source.path); // no key: the path's partition (see send)
-    const key = p === undefined ? c.source.topic : `${c.source.topic}\u0000${p}`;
-    const used = perPartition.get(key) ?? BATCH_OVERHEAD;
-    if (n > 0 && (used + c.size > limits.maxMessageBytes || total + c.size > limits.maxSendBytes)) break;
-    perPartition.set(key, used + c.size);
+    if (c.source !== lastSource || c.key !== lastKey) {
+      lastSource = c.source;
+      lastKey = c.key;
+      const p = partitionOf(c.source.topic, chunkKey(c) ?? c.source.path); // no key: the path's partition (see send)
+      slot = p === undefined ? 0 : p + 1;
+      let u = perPartition.get(c.source.topic);
+      if (!u) perPartition.set(c.source.topic, (u = []));
+      used = u;
+    }
+    const before = used[slot] ?? BATCH_OVERHEAD;
+    if (n > 0 && (before + c.size > limits.maxMessageBytes || total + c.size > limits.maxSendBytes || records >= maxRecords)) break;
+    used[slot] = before + c.size;
     total += c.size;
+    if (c.value.length > 0) records++;
   }
   return queue.slice(0, n);
 }

@@ -24,6 +24,8 @@ import { nextBatch, TOO_LARGE, toPublishError, type Publisher } from "./publish.
 export interface SenderOptions {
   maxMessageBytes: number;
   maxSendBytes: number;
+  /** Records (non-empty chunks) in one send at most. Default: no limit. */
+  maxSendRecords?: number;
   retryBackoffMs: number;
   retryBackoffMaxMs: number;
   /** Records (non-empty chunks) of healthy lanes queued or in flight at most; reading pauses there. Default: no limit. */

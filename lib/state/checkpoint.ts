@@ -44,6 +44,7 @@ interface Progress {
   row: SavedFile;
   ranges: Range[]; // in read order; ranges[head..] are still waiting
   head: number;
+  found: number; // index of the range findRange found last (a search hint)
 }
 
 export class Checkpoint {
@@ -59,7 +60,7 @@ export class Checkpoint {
    */
   load(rows: SavedFile[]): void {
     for (const row of rows) {
-      this.files.set(row.id, { row, ranges: [], head: 0 });
+      this.files.set(row.id, { row, ranges: [], head: 0, found: 0 });
       const key = inodeKey(row.dev, row.ino);
       const other = this.byInode(row.dev, row.ino);
       if (!other || other.seenAt <= row.seenAt) this.inodes.set(key, row.id);
@@ -68,7 +69,7 @@ export class Checkpoint {
 
   /** Starts tracking a new file identity whose durable state is `row`. */
   register(row: SavedFile): void {
-    this.files.set(row.id, { row, ranges: [], head: 0 });
+    this.files.set(row.id, { row, ranges: [], head: 0, found: 0 });
     this.inodes.set(inodeKey(row.dev, row.ino), row.id);
     this.removed.delete(row.id);
     this.dirty.add(row.id);
@@ -170,7 +171,7 @@ export class Checkpoint {
     const last = p.ranges[p.ranges.length - 1];
     const expected = last ? last.end : p.row.offset;
     if (chunk.start < expected) throw new Error(`track: chunk at ${chunk.start} overlaps what was tracked up to ${expected} for ${chunk.source.path}`);
-    p.ranges.push({ start: chunk.start, end: chunk.end, acked: false });
+    p.ranges.push({ start: chunk.start, end: chunk.end, acked: false, mark: undefined, bytes: undefined });
   }
 
   /** Removes a waiting range that was never handed to Kafka (a multiline event's placeholder, while the event was open). */
@@ -195,7 +196,7 @@ export class Checkpoint {
     for (const c of chunks) {
       const p = last !== undefined && c.source.file === last.row.id ? last : this.files.get(c.source.file);
       if (!p) continue; // forgotten meanwhile (e.g. expired): nothing to move
-      const r = findRange(p, c);
+      const r = findRange(p, c, p.found);
       if (!r) continue;
       r.acked = true;
       const bytes = c.raw ?? c.value;
@@ -223,7 +224,7 @@ export class Checkpoint {
     if (!p) return;
     const i = p.ranges.findIndex((r, idx) => idx >= p.head && r.start === whole.start && r.end === whole.end && !r.acked);
     if (i < 0) return;
-    p.ranges.splice(i, 1, ...pieces.map((c) => ({ start: c.start, end: c.end, acked: false })));
+    p.ranges.splice(i, 1, ...pieces.map((c) => ({ start: c.start, end: c.end, acked: false, mark: undefined, bytes: undefined })));
   }
 
   /** Stops tracking a file; its row is deleted from the store at the next flush. */
@@ -300,10 +301,21 @@ export class Checkpoint {
   }
 }
 
-function findRange(p: Progress, c: ShippedRange): Range | undefined {
-  for (let i = p.head; i < p.ranges.length; i++) {
+function findRange(p: Progress, c: ShippedRange, from = p.head): Range | undefined {
+  // From `from` (where the previous chunk of this file was: acks come in read order), then from the head.
+  for (let i = Math.max(from, p.head); i < p.ranges.length; i++) {
     const r = p.ranges[i]!;
-    if (r.start === c.start && r.end === c.end && !r.acked) return r;
+    if (r.start === c.start && r.end === c.end && !r.acked) {
+      p.found = i;
+      return r;
+    }
+  }
+  for (let i = p.head; i < from && i < p.ranges.length; i++) {
+    const r = p.ranges[i]!;
+    if (r.start === c.start && r.end === c.end && !r.acked) {
+      p.found = i;
+      return r;
+    }
   }
   return undefined;
 }
