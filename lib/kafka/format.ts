@@ -19,6 +19,7 @@ import { isUtf8 } from "node:buffer";
 import type { InputConfig } from "../config.ts";
 import { BATCH_OVERHEAD, compressionSlack, countLines, recordOverhead, UnshippableError, type Chunk, type PackLimits, type Source } from "./pack.ts";
 import type { Span } from "../files/read.ts";
+import { JsonValues } from "./json-value.ts";
 
 const NL = 0x0a;
 const EMPTY = Buffer.alloc(0);
@@ -194,21 +195,34 @@ class Units {
     report?: FormatReport,
   ) {
     this.filtering = fmt.include.length > 0 || fmt.exclude.length > 0;
-    this.needText = fmt.format === "json" || this.filtering || fmt.redact.length > 0;
-    this.ctx = { source, fmt, timestamp: "", report, envelope: "", capacity: (o) => this.capacity(o) };
-    if (fmt.format === "json") this.ctx.envelope = `,"host":${JSON.stringify(source.host)},"path":${JSON.stringify(source.path)},"offset":`;
+    this.needText = this.filtering || fmt.redact.length > 0; // json decodes only lines that are not plain ASCII (emit)
+    this.ctx = { source, fmt, timestamp: "", report, envelope: "", capacity: (o) => this.capacity(o), json: null };
+    if (fmt.format === "json") {
+      this.ctx.envelope = `,"host":${JSON.stringify(source.host)},"path":${JSON.stringify(source.path)},"offset":`;
+      this.ctx.json = new JsonValues(this.ctx.envelope, source.file, fmt.fieldsJson);
+    }
     this.room = limits.maxMessageBytes - BATCH_OVERHEAD;
+    this.base = overheadOf(fmt, source, 0) - 1; // the framing but the offset's digits
   }
 
   timestamp(wall: number): void {
-    if (this.fmt.format === "json") this.ctx.timestamp = new Date(wall).toISOString();
+    if (this.fmt.format !== "json") return;
+    this.ctx.timestamp = new Date(wall).toISOString();
+    this.ctx.json!.timestamp(this.ctx.timestamp);
   }
 
+  private readonly base: number;
+  /** capacity()'s answers by the offset's number of digits (it asked per line; they only differ by digits). */
+  private readonly byDigits: ({ overhead: number; cap: number } | undefined)[] = [];
+
   capacity(offset: number): { overhead: number; cap: number } {
-    const overhead = overheadOf(this.fmt, this.source, offset);
+    const digits = offset < 10 ? 1 : String(offset).length;
+    const known = this.byDigits[digits];
+    if (known) return known;
+    const overhead = this.base + digits;
     const cap = this.room - compressionSlack(this.room) - overhead;
     if (cap < 1) throw new UnshippableError(`kafka.max_message_bytes (${this.limits.maxMessageBytes}) leaves no room for a line: the key and headers of a record of this file take ${overhead} bytes (its path is ${Buffer.byteLength(this.source.path)} bytes)`);
-    return { overhead, cap };
+    return (this.byDigits[digits] = { overhead, cap });
   }
 
   /** One line or event: bytes `raw` accounting for [offset, end). */
@@ -236,6 +250,7 @@ class Units {
     this.timestamp(ev.wall);
     this.unit(parts.length === 1 ? parts[0]! : Buffer.concat(parts), ev.start, ev.end);
     this.ctx.timestamp = saved;
+    this.ctx.json?.timestamp(saved);
   }
 
   /** The chunks; `end`: the span's end, which the last one also accounts for (null: an event stays open, or none). */
@@ -254,6 +269,7 @@ interface LineCtx {
   envelope: string;
   report?: FormatReport;
   capacity: (offset: number) => { overhead: number; cap: number };
+  json: JsonValues | null; // json: where values are written
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
@@ -280,14 +296,20 @@ function isInvalid(raw: Uint8Array, text: string): boolean {
 function emit(ctx: LineCtx, chunks: Chunk[], raw: Buffer, offset: number, text: string | undefined): void {
   const { fmt, source } = ctx;
   const { overhead, cap } = ctx.capacity(offset);
-  let value: Buffer;
+  let value: Buffer | null = null;
   let bad = false;
-  if (text !== undefined) {
+  if (text === undefined && fmt.format === "json") {
+    value = ctx.json!.plain(raw, offset);
+    if (value === null) text = decode(raw);
+  }
+  if (value !== null) {
+    // a plain ASCII line's json value
+  } else if (text !== undefined) {
     bad = isInvalid(raw, text);
     let red = text;
     for (const r of fmt.redact) red = red.replace(r.re, r.replace);
     if (fmt.format === "json") {
-      value = Buffer.from(`{"@timestamp":"${ctx.timestamp}","message":${JSON.stringify(red)}${bad ? ',"invalid_utf8":true' : ""}${ctx.envelope}${offset},"file":${JSON.stringify(source.file)}${fmt.fieldsJson}}`);
+      value = ctx.json!.fromJson(JSON.stringify(red), bad ? ',"invalid_utf8":true' : "", offset);
     } else if (red !== text) {
       value = Buffer.from(raw[raw.length - 1] === NL ? `${red}\n` : red);
     } else {
@@ -302,8 +324,9 @@ function emit(ctx: LineCtx, chunks: Chunk[], raw: Buffer, offset: number, text: 
     if (half < 1) half = 1;
     const a = raw.subarray(0, half);
     const b = raw.subarray(half);
-    emit(ctx, chunks, a, offset, text === undefined ? undefined : decodeWhole(a));
-    emit(ctx, chunks, b, offset + half, text === undefined ? undefined : decode(b));
+    const json = fmt.format === "json"; // json's pieces always take the decoding path (the first one keeps a final "\n" in its message)
+    emit(ctx, chunks, a, offset, text === undefined && !json ? undefined : decodeWhole(a));
+    emit(ctx, chunks, b, offset + half, text === undefined && !json ? undefined : decode(b));
     return;
   }
   if (bad) ctx.report?.invalidUtf8(source, offset);
