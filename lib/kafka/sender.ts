@@ -197,7 +197,23 @@ export class Sender {
     if (lane.failingSince !== null) this.events.sendRecovered(this.clock.now() - lane.failingSince);
     lane.failingSince = null;
     lane.attempt = 0;
-    this.onAcked();
+    this.afterAck();
+  }
+
+  private ackPending = false;
+
+  /**
+   * onAcked (which reads more) runs once the lanes' next sends are written: the lane loops
+   * go on to their next send right after an ack, and reading the next share first held that
+   * send back behind it (reading and Kafka's work took turns instead of overlapping).
+   */
+  private afterAck(): void {
+    if (this.ackPending) return;
+    this.ackPending = true;
+    setImmediate(() => {
+      this.ackPending = false;
+      this.onAcked();
+    });
   }
 
   private async failed(lane: Lane, records: Chunk[], err: PublishError): Promise<void> {
