@@ -331,11 +331,16 @@ function emit(ctx: LineCtx, chunks: Chunk[], raw: Buffer, offset: number, text: 
   }
   if (bad) ctx.report?.invalidUtf8(source, offset);
   const record = overhead + value.length;
-  const c: Chunk = { source, value, start: offset, end: offset + raw.length, lines: fmt.multiline ? countLines(raw) : raw[raw.length - 1] === NL ? 1 : 0, size: record + compressionSlack(record) };
-  if (value !== raw) c.raw = raw;
-  if (fmt.key !== undefined) c.key = fmt.key;
-  if (fmt.format === "line" && fmt.fieldHeaderBytes > 0) c.fields = fmt.fields;
-  chunks.push(c);
+  // Every field a chunk ever gets, set here: one object shape, no storage added later (sender's queuedAt).
+  chunks.push({
+    source, value, start: offset, end: offset + raw.length,
+    lines: fmt.multiline ? countLines(raw) : raw[raw.length - 1] === NL ? 1 : 0,
+    size: record + compressionSlack(record),
+    release: undefined, queuedAt: undefined,
+    key: fmt.key,
+    fields: fmt.format === "line" && fmt.fieldHeaderBytes > 0 ? fmt.fields : undefined,
+    raw: value !== raw ? raw : undefined,
+  });
 }
 
 /** The first piece of a cut line: all of it is text (it has no final "\n"). */
