@@ -91,20 +91,25 @@ export class KafkaPublisher implements Publisher {
 
   async send(chunks: Chunk[]): Promise<void> {
     const topics = [...new Set(chunks.map((c) => c.source.topic))];
+    let pending: readonly Chunk[] = chunks;
+    const acked: Chunk[] = [];
     try {
       // A retriable failure (a topic being auto-created, a leader moving, a connection
-      // dropped) is retried here a few times, quietly and whole: each attempt asks every
-      // partition's leader as the metadata says after the failure (cluster-send.ts refreshes
-      // it as kafkajs' own send did). Then the agent's backoff takes over.
+      // dropped) is retried here a few times, quietly: each attempt sends what Kafka has not
+      // acknowledged yet (the partitions that answered an error, or whose leader could not be
+      // reached), each to its leader as the metadata says after the failure (cluster-send.ts
+      // refreshes it as kafkajs' own send did). Then the agent's backoff takes over.
       for (let attempt = 0; ; attempt++) {
         try {
           await this.connect();
           const outcome = await withEncoderArena(
-            () => this.sender.send(chunks, { acks: ACKS[this.config.acks], timeoutMs: this.config.request_timeout, compression: COMPRESSION[this.config.compression] }),
+            () => this.sender.send(pending, { acks: ACKS[this.config.acks], timeoutMs: this.config.request_timeout, compression: COMPRESSION[this.config.compression] }),
             this.config.acks !== "none",
           );
-          if (outcome.error !== null) throw outcome.error;
-          break;
+          for (const c of outcome.acked) acked.push(c);
+          if (outcome.error === null) break;
+          pending = outcome.failed;
+          throw outcome.error;
         } catch (err) {
           if (attempt >= QUIET_RETRIES || !toPublishError(err).retriable) throw err;
           await Bun.sleep(Math.min(1_000, 100 * 2 ** attempt));
@@ -115,7 +120,7 @@ export class KafkaPublisher implements Publisher {
       // A TLS listener closes a plaintext client's connection without a word: say what to check
       // (unless the probe found what answers there instead).
       if (e.code === "KafkaJSConnectionClosedError" && !this.config.tls && !e.message.includes("is not a Kafka broker")) e.message += "; if the broker's listener is TLS (SSL or SASL_SSL), set kafka.tls";
-      throw e;
+      throw acked.length > 0 ? partlyAcknowledged(e, acked) : e;
     }
     this.probed = false;
     let bytes = 0;
@@ -219,7 +224,21 @@ export function saslOptions(config: KafkaConfig): SASLOptions | undefined {
   } as unknown as SASLOptions;
 }
 
-/** Whole-send retries inside send() before a retriable failure reaches the agent (as kafkajs' own 2 did). */
+/** The chunks of failed sends that Kafka acknowledged all the same (their partitions answered 0). */
+const partlyAcked = new WeakMap<PublishError, readonly Chunk[]>();
+
+/** Marks a send's failure as partial: Kafka holds `acked` (the sender acknowledges them and retries only the rest). */
+export function partlyAcknowledged(err: PublishError, acked: readonly Chunk[]): PublishError {
+  partlyAcked.set(err, acked);
+  return err;
+}
+
+/** The chunks of a failed send that Kafka acknowledged nonetheless (none for most failures). */
+export function ackedDespite(err: PublishError): readonly Chunk[] {
+  return partlyAcked.get(err) ?? [];
+}
+
+/** Quiet retries inside send() before a retriable failure reaches the agent (as kafkajs' own 2 did). */
 const QUIET_RETRIES = 2;
 
 /** Kafka error types that a smaller record can fix. */

@@ -19,7 +19,7 @@ import type { Checkpoint } from "../state/checkpoint.ts";
 import type { AgentEvents } from "../events.ts";
 import { PublishError } from "../errors.ts";
 import { countLines, type Chunk } from "./pack.ts";
-import { nextBatch, TOO_LARGE, toPublishError, type Publisher } from "./publish.ts";
+import { ackedDespite, nextBatch, TOO_LARGE, toPublishError, type Publisher } from "./publish.ts";
 
 export interface SenderOptions {
   maxMessageBytes: number;
@@ -217,6 +217,8 @@ export class Sender {
   }
 
   private async failed(lane: Lane, records: Chunk[], err: PublishError): Promise<void> {
+    const held = ackedDespite(err);
+    if (held.length > 0) records = this.ackedAlone(lane, records, held);
     if (TOO_LARGE.has(err.code)) return this.tooLarge(lane, records, err);
     lane.attempt++;
     lane.failingSince ??= this.clock.now();
@@ -224,6 +226,34 @@ export class Sender {
     const delay = Math.round(base / 2 + Math.random() * (base / 2)); // jitter, so agents do not retry in step
     this.events.sendFailed(err.message, err.code, err.retriable, lane.attempt, delay);
     await this.sleep(lane, delay);
+  }
+
+  /**
+   * A failed send whose other partitions Kafka acknowledged: their chunks (`held`, all of
+   * their files' chunks in the send, since a file's records share a partition) leave the
+   * queue as acknowledged, so the retry sends only the rest and nothing twice. Each file's
+   * offset still moves over its acknowledged prefix only (the checkpoint). Returns the
+   * records still to send.
+   */
+  private ackedAlone(lane: Lane, records: Chunk[], held: readonly Chunk[]): Chunk[] {
+    const done = new Set(held);
+    lane.queue = lane.queue.filter((c) => !done.has(c));
+    this.checkpoint.acked(held);
+    let bytes = 0;
+    let lines = 0;
+    for (const c of held) {
+      this.inflightBytes -= c.value.length;
+      lane.bytes -= c.value.length;
+      lane.records--;
+      this.inflightRecords--;
+      bytes += c.value.length;
+      lines += c.lines;
+      c.release?.();
+    }
+    const queuedAt = held[0]?.queuedAt;
+    this.events.chunksAcked(held.length, lines, bytes, queuedAt === undefined ? undefined : this.clock.now() - queuedAt);
+    this.afterAck();
+    return records.filter((c) => !done.has(c));
   }
 
   /**
@@ -274,7 +304,7 @@ export class Sender {
 
 /** One topic's queue: its chunks in read order, one send in flight, its own backoff. */
 class Lane {
-  queue: Chunk[] = [];
+  queue: Chunk[] = []; // replaced, not only spliced, when some of a failed send was acknowledged
   /** Bytes of chunk values queued or in flight in this lane. */
   bytes = 0;
   /** Non-empty chunks queued or in flight in this lane. */
