@@ -63,9 +63,10 @@ const MAX_SEND_BYTES = 8 * 1024 * 1024;
  * (2 MiB in flight is 8 records of 256 KiB); `format: line` and `json` make one per line, and
  * 2 MiB of 40-byte lines is 52,000 records. With kafkajs' producer each record was several
  * objects (8192 was the measured best then); logship's own record encoding (records.ts) costs
- * no object per record, so the cap only bounds the chunks' own memory.
+ * no object per record, so the cap only bounds the chunks' own memory (three small objects a
+ * record, alive until acknowledged: what a full collection cannot free, see memory.ts).
  */
-const MAX_INFLIGHT_RECORDS = 32_768;
+const MAX_INFLIGHT_RECORDS = 16_384;
 
 /**
  * One lane has one send in flight; a send takes at most half of what may be in flight (bytes
