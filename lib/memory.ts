@@ -9,7 +9,6 @@
 // piece cut from it has been released (acknowledged by Kafka, or dropped); a Slab packs
 // many small copies (short spans, e.g. of many small files) into one pooled buffer.
 
-import { heapSize } from "bun:jsc";
 import type { Clock } from "./clock.ts";
 
 export class BufferPool {
@@ -161,16 +160,15 @@ const GC_HINT_RECORDS = 65_536;
  * A record per line (`format: line`, `json`) keeps three small objects per line (chunk, value
  * view, checkpoint range) until Kafka acknowledges it: they outlive young collections, and
  * Bun's collector lets the old generation grow to several times what is alive (250 MB
- * backlog as `line`: peak RSS 175 MB, of which 68 MB anonymous at a JS heap of 50-76 MB).
- * So after a send of many records, when the heap is over HEAP_LIMIT_BYTES, or grew by
- * HEAP_GROWTH_BYTES over what the last full collection left, a full collection runs (a few
- * ms, the live set being the records in flight). Measured on the backlog set (bench line,
- * json; one run each, the machine loaded): limit 48 MB: RSS 155-159 MB; 32 MB: 129-130 MB,
- * no CPU measurable; 24 MB: 108-123 MB, CPU +0-10%; 16 MB (below the live set): a collection
- * per send, CPU x3.
+ * backlog as `line`: peak RSS 175 MB, of which 68 MB anonymous, at a JS heap of 50-76 MB).
+ * So sends of many records bring a full collection every FULL_GC_RECORDS of their records
+ * (a few ms each: what is alive is the records in flight). Measured on the backlog set (bench
+ * line and json, one run each on a loaded machine, the CPU within its noise): every 65,536
+ * records peak RSS 119-135 MB, every 32,768 105-125 MB. (Asking bun:jsc's heapSize() after
+ * each send instead, with a 24 MB limit, gave about the same, but heapSize() itself showed up
+ * in the profile.)
  */
-const HEAP_LIMIT_BYTES = 24e6;
-const HEAP_GROWTH_BYTES = 8e6;
+const FULL_GC_RECORDS = 32_768;
 /** Sends of fewer records (packed) leave no such pile: the heap is not even looked at (heapSize() costs about 12 µs). */
 const HEAP_CHECK_RECORDS = 256;
 /**
@@ -185,7 +183,7 @@ class Collector {
   private observedSince = 0;
   private bytesSince = 0;
   private recordsSince = 0;
-  private heapLimit = HEAP_LIMIT_BYTES; // a full collection when the JS heap is over this after a send of many records
+  private manySince = 0; // records of sends of many records since the last full collection
 
   /** A file was observed (stat and head read): a young collection every GC_OBSERVATIONS. */
   observed(): void {
@@ -198,9 +196,9 @@ class Collector {
   sent(bytes: number, records: number): void {
     this.bytesSince += bytes;
     this.recordsSince += records;
-    if (records >= HEAP_CHECK_RECORDS && heapSize() > this.heapLimit) {
+    if (records >= HEAP_CHECK_RECORDS && (this.manySince += records) >= FULL_GC_RECORDS) {
+      this.manySince = 0;
       Bun.gc(true);
-      this.heapLimit = Math.max(HEAP_LIMIT_BYTES, heapSize() + HEAP_GROWTH_BYTES);
       this.bytesSince = 0;
       this.recordsSince = 0;
       return;
