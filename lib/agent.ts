@@ -59,24 +59,15 @@ const READ_POOL_BYTES = 8 * READ_BYTES;
 /** Largest total of one send across partitions. */
 const MAX_SEND_BYTES = 8 * 1024 * 1024;
 /**
- * Records read but not acknowledged at most (healthy topics). Packed records are large and few
- * (2 MiB in flight is 8 records of 256 KiB); `format: line` and `json` make one per line, and
- * 2 MiB of 40-byte lines is 52,000 records. With kafkajs' producer each record was several
- * objects (8192 was the measured best then); logship's own record encoding (records.ts) costs
- * no object per record, so the cap only bounds the chunks' own memory (three small objects a
- * record, alive until acknowledged: what a full collection cannot free, see memory.ts).
+ * Records read but not acknowledged at most (healthy topics). `format: line` and `json` make one
+ * per line (2 MiB of 40-byte lines is 52,000). kafkajs' producer made objects per record (8192
+ * was the best then); logship's encoding (records.ts) makes none, so this only bounds the
+ * chunks' own objects, alive until acknowledged (see memory.ts). A send takes at most half of
+ * the bytes and records that may be in flight, so the next half is read while Kafka answers
+ * (with a send holding all of it, reading and sending took turns: wall 2.6 s for 1.9 CPU s).
  */
 const MAX_INFLIGHT_RECORDS = 16_384;
-
-/**
- * One lane has one send in flight; a send takes at most half of what may be in flight (bytes
- * and records), so the next half is read and formatted while Kafka answers the first: with a
- * send holding the whole cap, reading and sending took turns (format line on the backlog
- * set: wall 2.6 s for 1.9 CPU s).
- */
-function sendShare(inflight: number): number {
-  return Math.floor(inflight / 2);
-}
+const sendShare = (inflight: number) => Math.floor(inflight / 2);
 
 export class Agent {
   readonly events: AgentEvents;

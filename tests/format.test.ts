@@ -111,7 +111,7 @@ describe("format: json", () => {
   });
 
   test("values are byte for byte the template the format defines (plain ASCII lines copied, others through JSON.stringify), across slabs", () => {
-    const lines = ["plain ascii line 42 key=value", 'quote " inside', "back\\slash", "tab\there", "del \u007f", "ünïcödé ✓", "", "~ !#$%&'()*+,-./:;<=>?@[]^_`{|}", "x".repeat(70_000)];
+    const lines = ["plain ascii line 42 key=value", "ctl \b\f\r\u0001\u001f\u0000 end", 'quote " inside', "back\\slash", "tab\there", "del \u007f", "ünïcödé ✓", "", "~ !#$%&'()*+,-./:;<=>?@[]^_`{|}", "x".repeat(70_000)];
     const raw = Buffer.concat([...lines.map((l) => Buffer.from(`${l}\n`)), Buffer.from([0x61, 0xff, 0x0a]), Buffer.from("last, no newline")]);
     const fields = { service: "check\"out", env: "prod" };
     const chunks = format(Buffer.concat([raw, raw, raw, raw]), { format: "json", fields });

@@ -216,7 +216,8 @@ class Units {
   private readonly byDigits: ({ overhead: number; cap: number } | undefined)[] = [];
 
   capacity(offset: number): { overhead: number; cap: number } {
-    const digits = offset < 10 ? 1 : String(offset).length;
+    let digits = 1;
+    for (let p = 10; offset >= p; p *= 10) digits++;
     const known = this.byDigits[digits];
     if (known) return known;
     const overhead = this.base + digits;

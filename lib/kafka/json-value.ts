@@ -2,15 +2,18 @@
 // and a Buffer per line (Buffer.from per line was 30% of json's CPU on the backlog set). A
 // value is `{"@timestamp":"…","message":` + the message as a JSON string + the envelope
 // (host, path) + the offset + the file id and static fields + `}`: everything but the message
-// and the offset is the same for every line of a read, encoded once. A line of printable
-// ASCII without `"` or `\` is its own JSON string, so its bytes are copied as they are (no
-// decoding, no JSON.stringify); any other line goes through JSON.stringify as before.
+// and the offset is the same for every line of a read, encoded once. A line of ASCII bytes is
+// escaped here byte by byte as JSON.stringify would (no decoding, no string); a line with
+// other bytes is decoded and goes through JSON.stringify as before.
 //
 // Invariant: a value is byte for byte what format.ts' template string gave, encoded as UTF-8
 // (tests/format.test.ts compares them). A slab is never written again once a value was cut
 // from it; it is freed by the collector when the last value cut from it is.
 
 const SLAB = 256 * 1024;
+
+/** JSON.stringify's escape of each control character: \b \t \n \f \r, the others as \u00xx. */
+const ESCAPE: string[] = Array.from({ length: 0x20 }, (_, c) => JSON.stringify(String.fromCharCode(c)).slice(1, -1));
 
 /** The slab values are written into now, shared by every input and file (one thread writes). */
 const shared = { slab: Buffer.allocUnsafe(0), at: 0 };
@@ -33,21 +36,40 @@ export class JsonValues {
     this.head = Buffer.from(`{"@timestamp":"${ts}","message":`);
   }
 
-  /** The value of a line whose bytes `raw` (its final "\n" aside) are their own JSON string; null when they are not. */
+  /**
+   * The value of a line of ASCII bytes `raw` (its final "\n" aside), escaped here as
+   * JSON.stringify escapes it; null when it holds a byte of 0x80 or more (then it is decoded).
+   */
   plain(raw: Uint8Array, offset: number): Buffer | null {
     const n = raw.length > 0 && raw[raw.length - 1] === 0x0a ? raw.length - 1 : raw.length;
+    let extra = 0;
     for (let i = 0; i < n; i++) {
       const b = raw[i]!;
-      if (b < 0x20 || b > 0x7e || b === 0x22 || b === 0x5c) return null;
+      if (b >= 0x80) return null;
+      if (b < 0x20) extra += ESCAPE[b]!.length - 1;
+      else if (b === 0x22 || b === 0x5c) extra += 1;
     }
-    const buf = this.room(this.head.length + n + 2 + this.mid.length + 16 + this.tail.length);
+    const buf = this.room(this.head.length + n + extra + 2 + this.mid.length + 16 + this.tail.length);
     const start = shared.at;
     let at = start;
     buf.set(this.head, at);
     at += this.head.length;
     buf[at++] = 0x22;
-    buf.set(n === raw.length ? raw : raw.subarray(0, n), at);
-    at += n;
+    if (extra === 0) {
+      buf.set(n === raw.length ? raw : raw.subarray(0, n), at);
+      at += n;
+    } else {
+      for (let i = 0; i < n; i++) {
+        const b = raw[i]!;
+        if (b < 0x20) {
+          const e = ESCAPE[b]!;
+          for (let k = 0; k < e.length; k++) buf[at++] = e.charCodeAt(k);
+        } else {
+          if (b === 0x22 || b === 0x5c) buf[at++] = 0x5c;
+          buf[at++] = b;
+        }
+      }
+    }
     buf[at++] = 0x22;
     return this.finish(buf, start, at, offset);
   }
