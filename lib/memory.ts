@@ -162,11 +162,13 @@ const GC_HINT_RECORDS = 65_536;
  * Bun's collector lets the old generation grow to several times what is alive (250 MB
  * backlog as `line`: peak RSS 175 MB, of which 68 MB anonymous, at a JS heap of 50-76 MB).
  * So sends of many records bring a full collection every FULL_GC_RECORDS of their records
- * (a few ms each: what is alive is the records in flight). Measured on the backlog set (bench
- * line and json, one run each on a loaded machine, the CPU within its noise): every 65,536
- * records peak RSS 119-135 MB, every 32,768 105-125 MB. (Asking bun:jsc's heapSize() after
- * each send instead, with a 24 MB limit, gave about the same, but heapSize() itself showed up
- * in the profile.)
+ * (a few ms each: what is alive is the records in flight, agent.ts' MAX_INFLIGHT_RECORDS).
+ * Measured on the backlog set (bench line and json, medians of 3, same runs as kcat; 4,096
+ * records in flight): no full collections: line 1.30 CPU s, peak RSS 142 MB, json 182 MB;
+ * every 65,536 records: 1.55 CPU s, 110 MB, json 132 MB; every 32,768: 1.61 CPU s, 96 MB,
+ * json 123 MB. (Asking bun:jsc's heapSize() after each send instead, with a 24 MB limit, gave
+ * about the same, but heapSize() itself showed up in the profile.) The memory target (100 MB)
+ * chose the last; it costs `line` about a fifth of its speed.
  */
 const FULL_GC_RECORDS = 32_768;
 /** Sends of fewer records (packed) leave no such pile: the heap is not even looked at (heapSize() costs about 12 µs). */
