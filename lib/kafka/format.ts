@@ -131,13 +131,16 @@ export function formatEvents(span: Span, source: Source, fmt: EventFormat, limit
   if (bytes.length === 0 && !open) return { chunks: [{ source, value: EMPTY, start: span.start, end: span.end, lines: 0, size: 0 }], open: null };
   out.timestamp(wall);
   let ev = open;
-  let parts: Buffer[] = ev ? [ev.bytes] : [];
+  // Where the event being built starts in `bytes`; -1: it began in an earlier read (its first lines are in ev.bytes).
+  // Its lines in this span are contiguous, so a closed event is a view of them, not a copy.
+  let evFrom = -1;
   let evBytes = ev ? ev.bytes.length : 0;
   let pos = 0;
   while (pos < bytes.length) {
     const nl = bytes.indexOf(NL, pos);
     const lineEnd = nl === -1 ? bytes.length : nl + 1;
     const raw = bytes.subarray(pos, lineEnd);
+    const at = pos;
     const offset = span.start + pos;
     pos = lineEnd;
     if (!ml) {
@@ -149,22 +152,21 @@ export function formatEvents(span: Span, source: Source, fmt: EventFormat, limit
       const joins = ml.start ? !ml.start.test(text) : ml.cont!.test(text);
       const cut = !joins ? null : ev.lines >= ml.maxLines ? "max_lines" : evBytes + raw.length > ml.maxBytes ? "max_bytes" : null;
       if (joins && !cut) {
-        parts.push(raw);
         evBytes += raw.length;
         ev.lines++;
         ev.end = offset + raw.length;
         continue;
       }
       if (cut) report?.eventCut?.(source, ev.start, cut);
-      out.event(ev, parts);
+      out.event(ev, evFrom >= 0 ? [bytes.subarray(evFrom, at)] : at === 0 ? [ev.bytes] : [ev.bytes, bytes.subarray(0, at)]);
     }
     ev = { start: offset, end: offset + raw.length, bytes: EMPTY, lines: 1, since: now, wall, fmt };
-    parts = [raw];
+    evFrom = at;
     evBytes = raw.length;
   }
   if (ev) {
     if (span.end > span.start + bytes.length) ev.end = span.end; // skipped bytes of its last line (or a dropped long line after it)
-    ev.bytes = Buffer.concat(parts); // a copy: the read buffer goes back
+    ev.bytes = evFrom >= 0 ? Buffer.from(bytes.subarray(evFrom)) : Buffer.concat([ev.bytes, bytes]); // a copy: the read buffer goes back
   }
   const chunks = out.finish(ev ? null : span.end);
   return { chunks, open: ev };

@@ -124,8 +124,12 @@ export class KafkaPublisher implements Publisher {
     }
     this.probed = false;
     let bytes = 0;
-    for (const c of chunks) bytes += c.value.length;
-    collector.sent(bytes, chunks.length);
+    let lines = 0;
+    for (const c of chunks) {
+      bytes += c.value.length;
+      lines += c.lines;
+    }
+    collector.sent(bytes, chunks.length, lines);
   }
 
   /** Once per outage, a connection failure names what answers at a broker address that is not Kafka (probe.ts). */
