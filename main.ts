@@ -175,14 +175,16 @@ async function run(args: string[]): Promise<number> {
         events.configRejected(config.file, errorText(err).replace(/\n/g, "; "));
         return;
       }
-      if (next.state.path !== config.state.path) {
-        // The state file is locked and open: moving it is a restart's job, not a reload's.
-        events.reloadNeedsRestart("state.path", config.state.path, next.state.path);
-        next = { ...next, state: { ...next.state, path: config.state.path } };
-      }
-      // Read at start only: the endpoint's address and the log's form.
-      const atStart = [["http.listen", next.http.listen, config.http.listen], ["log.format", next.log.format, config.log.format], ["log.level", next.log.level, config.log.level]];
-      const changed = atStart.filter(([, a, b]) => a !== b).map(([key]) => key as string);
+      // Read at start only: the state file (locked and open: moving it is a restart's job), the
+      // endpoint's address and the log's form. The running values stay; the rest applies.
+      const atStart: [string, string, string][] = [
+        ["state.path", config.state.path, next.state.path],
+        ["http.listen", config.http.listen ?? "(off)", next.http.listen ?? "(off)"],
+        ["log.format", config.log.format, next.log.format],
+        ["log.level", config.log.level, next.log.level],
+      ];
+      const changed = atStart.filter(([, running, wanted]) => running !== wanted).map(([key, running, wanted]) => ({ key, running, wanted }));
+      next = { ...next, state: { ...next.state, path: config.state.path } };
       config = fitOpenFiles(next, fileLimit.soft, events);
       await (await starting).reload(config);
       if (changed.length > 0) events.restartNeeded(next.file, changed);

@@ -14,6 +14,13 @@ import { escapeText } from "./text.ts";
 
 export type FileAddReason = "new" | "resumed" | "start_at_end";
 
+/** An option read at start only whose reloaded value differs from the running one. */
+export interface StartOnlyChange {
+  key: string;
+  running: string;
+  wanted: string;
+}
+
 export interface AgentEvents {
   started(info: { inputs: number; brokers: string[]; state: string; once: boolean }): void;
   stopped(info: { unacknowledgedBytes: number }): void;
@@ -53,10 +60,11 @@ export interface AgentEvents {
   /** A config that is valid but risky (kafka.tls.verify: false, a readable password): at every start and reload. */
   configWarning(file: string, warning: string): void;
   configRejected(file: string, reason: string): void;
-  /** A reloaded config changed options read at start only (http.listen, log.*): they apply at the next start. */
-  restartNeeded(file: string, keys: string[]): void;
-  /** A reload changed a setting that only a restart applies (state.path); the running value is kept. */
-  reloadNeedsRestart(field: string, running: string, wanted: string): void;
+  /**
+   * A reloaded config changed options read at start only (state.path, http.listen, log.*): the
+   * rest applied; these keep their running values until the next start. One line per reload.
+   */
+  restartNeeded(file: string, changes: StartOnlyChange[]): void;
   /** The reload a SIGHUP asked for threw (a config that loads but cannot be applied). */
   reloadFailed(reason: string): void;
   /** SIGHUP while draining: no reload. */
@@ -310,11 +318,9 @@ export class LogEvents implements AgentEvents {
   configRejected(file: string, reason: string): void {
     this.log("ERROR", "new config rejected; keeping the old one", { file, reason });
   }
-  restartNeeded(file: string, keys: string[]): void {
-    this.log("WARN", "config reloaded, but these keys apply only at the next start", { file, keys: keys.join(",") });
-  }
-  reloadNeedsRestart(field: string, running: string, wanted: string): void {
-    this.log("WARN", `${field} changed: it takes effect only after a restart; keeping the running value`, { running, wanted });
+  restartNeeded(file: string, changes: StartOnlyChange[]): void {
+    const each = Object.fromEntries(changes.map((c) => [c.key, `${c.running} (wanted ${c.wanted})`]));
+    this.log("WARN", "config reloaded, but these keys apply only at the next start; they keep their running values", { file, keys: changes.map((c) => c.key).join(","), ...each });
   }
   // The signal lines keep the words (and the INFO level) they had when main.ts printed them.
   reloadFailed(reason: string): void {

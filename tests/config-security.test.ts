@@ -1,7 +1,7 @@
 // kafka.tls and kafka.sasl in the config: files read and checked when the config is read
 // (located problems naming the file, never its contents), secrets never shown, the WARNs, and
 // a changed file changing the config (what makes SIGHUP pick up rotated certificates and
-// passwords). Certificates come from openssl (tests/helpers/realKafka.ts' makeCertificates);
+// passwords). Certificates come from openssl (tests/helpers/kafkaCerts.ts);
 // no broker is needed here.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -11,11 +11,11 @@ import { inspect } from "node:util";
 import { loadConfig, parseConfig } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { saslOptions, tlsOptions } from "../lib/kafka/publish.ts";
-import { makeCertificates, type Files } from "./helpers/realKafka.ts";
+import { makeCertificates, type Files } from "./helpers/kafkaCerts.ts";
 import { runLogship, ensureBuilt } from "./helpers/agentProcess.ts";
 
 let dir: string;
-let certs: Files & { brokerKeystore: string };
+let certs: Files;
 const SECRET = "s3cret-Pa55word";
 
 beforeAll(() => {

@@ -198,7 +198,8 @@ describe("operations endpoint of the compiled binary", () => {
     agent.signal("SIGHUP");
     await agent.waitForLine(/ config reloaded /, { after: from });
     const warn = await agent.waitForLine(/WARN config reloaded, but these keys apply only at the next start/, { after: from });
-    expect(warn).toContain("keys=http.listen,log.format");
+    expect(warn).toContain("keys=http.listen,log.format ");
+    expect(warn).toContain('log.format="text (wanted json)"');
     expect((await fetch(`${base}/health`)).status).toBe(200);
     expect(await (await fetch(`${base}/metrics`)).text()).toContain("\nlogship_config_reloads_total 1\n");
     agent.signal("SIGTERM");

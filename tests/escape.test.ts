@@ -21,10 +21,10 @@ function logLines(act: (ev: LogEvents) => void): string[] {
 }
 
 describe("escapeText", () => {
-  test("C0, DEL and C1 become visible escapes; \\n \\r \\t by name; the backslash doubles", () => {
+  test("C0, DEL and C1 become visible escapes (of their UTF-8 bytes); \\n \\r \\t by name; the backslash doubles", () => {
     expect(escapeText("a\x1b]0;pwned\x07b")).toBe("a\\x1b]0;pwned\\x07b");
     expect(escapeText("one\ntwo\rthree\tfour")).toBe("one\\ntwo\\rthree\\tfour");
-    expect(escapeText("\x00\x1f\x7f\x80\x9b\x9f")).toBe("\\x00\\x1f\\x7f\\x80\\x9b\\x9f");
+    expect(escapeText("\x00\x1f\x7f\x80\x9b\x9f")).toBe("\\x00\\x1f\\x7f\\xc2\\x80\\xc2\\x9b\\xc2\\x9f"); // C1: its two UTF-8 bytes (U+009B is C2 9B)
     expect(escapeText("C:\\logs\\x1b")).toBe("C:\\\\logs\\\\x1b"); // a literal "\x1b" stays distinct from an ESC
   });
 
@@ -55,13 +55,13 @@ describe("LogEvents escapes every part of a log line", () => {
     expect(lines).toHaveLength(1);
     const line = lines[0]!;
     expect(CONTROL.test(line)).toBe(false);
-    expect(line).toContain("\\x1b]0;pwned\\x07evil\\n2024-01-01T00:00:00.000Z ERROR forged\\r\\t\\x7f\\x9b31m\\\\x1b.log");
+    expect(line).toContain("\\x1b]0;pwned\\x07evil\\n2024-01-01T00:00:00.000Z ERROR forged\\r\\t\\x7f\\xc2\\x9b31m\\\\x1b.log");
     expect(fields(line)).toMatchObject({ path: HOSTILE, file: "f1", offset: "0", reason: "new" });
   });
 
   test("unquoted values are escaped too (no white space: an ESC alone does not make a value quoted)", () => {
     const [line] = logLines((ev) => ev.fileFinished("/l/\x1b[2J\x1b[H.log", "f\x9b", 7));
-    expect(line).toMatch(/ INFO file finished path=\/l\/\\x1b\[2J\\x1b\[H\.log file=f\\x9b offset=7$/);
+    expect(line).toMatch(/ INFO file finished path=\/l\/\\x1b\[2J\\x1b\[H\.log file=f\\xc2\\x9b offset=7$/);
     expect(fields(line!)).toMatchObject({ path: "/l/\x1b[2J\x1b[H.log", file: "f\x9b" });
   });
 

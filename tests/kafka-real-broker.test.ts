@@ -1,22 +1,24 @@
 // End to end against a real Apache Kafka broker (KRaft, from .kafka/libs; scripts/setup.sh):
 // the compiled binary ships through every security mode of scripts/kafka.ts, and kcat (an
 // independent client) reads each topic back byte for byte, headers included, through the
-// broker's internal plaintext listener. Then the failures: wrong password, unknown CA,
-// untrusted client certificate, plaintext against TLS — one clear line each naming the broker
+// broker's internal plaintext listener. Then the failures: wrong password, unknown CA, an
+// expired or not-yet-valid broker certificate, an untrusted or expired client certificate,
+// plaintext against TLS — one clear line each naming the broker
 // and the cause, offsets held, and everything shipped exactly once after a SIGHUP with the
 // right settings (the files are rewritten in place: SIGHUP must read them again).
 // And every codec: the broker decompresses and validates each batch it stores, kcat decodes
 // what arrived, and the partition's log on disk shows the batches really were compressed.
-// One broker with one listener per mode is started for the whole file.
+// One broker with one listener per mode (and the two test-only TLS listeners whose broker
+// certificates are out of their dates) is started for the whole file.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { AgentProcess, checkDelivery, defaultHost, ensureBuilt, runLogship, writeConfig } from "./helpers/agentProcess.ts";
+import { AgentProcess, ensureBuilt, runLogship } from "./helpers/agentProcess.ts";
 import { AclOperationTypes, AclPermissionTypes, AclResourceTypes, Kafka, logLevel, ResourcePatternTypes, type Admin } from "kafkajs";
 import { consumeAll } from "./helpers/consume.ts";
-import { removeClusterDir, SECURITY_MODES, startRealCluster, type RealCluster, type SecurityMode } from "./helpers/realKafka.ts";
+import { realBrokerKit, type Workspace } from "./helpers/realBroker.ts";
+import { removeClusterDir, SECURITY_MODES, startRealCluster, TEST_LISTENERS, type RealCluster, type SecurityMode } from "./helpers/realKafka.ts";
 
 let cluster: RealCluster;
 const dirs: string[] = [];
@@ -32,7 +34,7 @@ let admin: Admin;
 beforeAll(async () => {
   ensureBuilt();
   cluster = await startRealCluster({
-    modes: [...SECURITY_MODES],
+    modes: [...SECURITY_MODES, ...TEST_LISTENERS],
     props: {
       "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
       "super.users": "User:ANONYMOUS;User:CN=logship-client",
@@ -50,74 +52,9 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 }, 30_000);
 
-interface Workspace {
-  dir: string;
-  logs: string;
-  topic: string;
-  files: Map<string, Buffer>;
-}
-
-/** Two log files with awkward bytes (CRLF, NUL, invalid UTF-8, a long line). */
-function workspace(name: string): Workspace {
-  const dir = mkdtempSync(join(tmpdir(), `logship-real-${name}-`));
-  dirs.push(dir);
-  const logs = join(dir, "logs");
-  mkdirSync(logs);
-  const files = new Map<string, Buffer>();
-  for (const tag of ["a", "b"]) {
-    const parts: Buffer[] = [];
-    for (let i = 0; i < 2000; i++) parts.push(Buffer.from(`${name} ${tag} line ${i} ${"x".repeat(i % 50)}\n`));
-    parts.push(Buffer.from([0x00, 0xff, 0xfe, 0x0d, 0x0a]), Buffer.from("é ünïcode\r\n"), Buffer.from("L".repeat(300_000) + "\n"));
-    const content = Buffer.concat(parts);
-    const path = join(logs, `${tag}.log`);
-    writeFileSync(path, content);
-    files.set(path, content);
-  }
-  return { dir, logs, topic: `real-${name}-${Date.now().toString(36)}`, files };
-}
-
-/** The kafka security keys for `mode`, as the broker expects them. */
-function security(mode: SecurityMode, paths: { ca?: string; cert?: string; key?: string; passwordFile?: string } = {}): string {
-  const env = cluster.env(mode);
-  const out: string[] = [];
-  if (env.CA) {
-    out.push(`  tls:\n    ca: ${paths.ca ?? env.CA}`);
-    if (env.CLIENT_CERT) out.push(`    cert: ${paths.cert ?? env.CLIENT_CERT}\n    key: ${paths.key ?? env.CLIENT_KEY}`);
-  }
-  if (env.USERNAME) {
-    const mechanism = mode === "sasl-plain" ? "plain" : mode === "sasl-scram-256" ? "scram-sha-256" : "scram-sha-512";
-    const pw = paths.passwordFile ? `password_file: ${paths.passwordFile}` : `password: \${KAFKA_PASSWORD}`;
-    out.push(`  sasl:\n    mechanism: ${mechanism}\n    username: ${env.USERNAME}\n    ${pw}`);
-  }
-  return out.join("\n");
-}
-
-function config(ws: Workspace, mode: SecurityMode, kafka: string): string {
-  return writeConfig(
-    ws.dir,
-    `inputs:
-  - paths: ["${ws.logs}/*.log"]
-kafka:
-  brokers: ["${cluster.env(mode).BOOTSTRAP}"]
-  topic: ${ws.topic}
-  request_timeout: 5s
-  retry_backoff: 50ms
-  retry_backoff_max: 500ms
-${kafka}
-state:
-  path: ${ws.dir}/state.db
-poll_interval: 50ms
-stats_interval: 0
-`,
-  );
-}
-
-const ENV = () => ({ KAFKA_PASSWORD: cluster.password });
-
-async function delivered(ws: Workspace) {
-  const records = await consumeAll(cluster.internalBootstrap, ws.topic, { timeoutMs: 20_000 });
-  return checkDelivery(records, ws.files, { host: defaultHost() });
-}
+const kit = realBrokerKit(() => cluster, dirs);
+const { workspace, security, config, delivered, failThenRecover } = kit;
+const ENV = kit.env;
 
 describe("ship once through each security mode of a real broker", () => {
   for (const mode of SECURITY_MODES) {
@@ -133,44 +70,6 @@ describe("ship once through each security mode of a real broker", () => {
     }, 90_000);
   }
 });
-
-/** Runs the agent with a broken setting, checks the one error line and held offsets, fixes it with `fix`, SIGHUPs, and checks exactly-once delivery. */
-async function failThenRecover(ws: Workspace, cfg: string, expected: RegExp, fix: () => void): Promise<void> {
-  const agent = AgentProcess.start(["run", "--config", cfg], { env: ENV() });
-  try {
-    const line = await agent.waitForLine(expected, { timeoutMs: 30_000 });
-    expect(line).toContain(" ERROR ");
-    await Bun.sleep(1500); // several retries (backoff 50..500 ms): still one line, no crash
-    expect(agent.count(expected)).toBe(1);
-    expect(agent.running).toBe(true);
-    expect(agent.stderr).not.toContain(cluster.password);
-    // Offsets hold: nothing acknowledged, so check sees every byte unread.
-    const check = await runLogship(["check", "--config", cfg], { env: ENV() });
-    expect(check.code).toBe(0);
-    for (const [path, content] of ws.files) expect(check.stdout).toMatch(new RegExp(`${path}\\s.*\\b${content.length}\\s+(0|-)\\s+${content.length}\\b`));
-    fix();
-    const from = agent.lines.length;
-    agent.signal("SIGHUP");
-    await agent.waitForLine("Kafka sends succeed again", { timeoutMs: 30_000, after: from });
-    const total = [...ws.files.values()].reduce((n, b) => n + b.length, 0);
-    const after = await (async () => {
-      for (let i = 0; i < 100; i++) {
-        const c = await runLogship(["check", "--config", cfg], { env: ENV() });
-        if ([...ws.files.keys()].every((p) => new RegExp(`${p}\\s.*\\s0\\s*$`, "m").test(c.stdout))) return c;
-        await Bun.sleep(200);
-      }
-      throw new Error("offsets never reached the end of the files");
-    })();
-    expect(after.code).toBe(0);
-    agent.signal("SIGTERM");
-    expect(await agent.waitForExit(30_000)).toBe(0);
-    const report = await delivered(ws);
-    expect(report.bytes).toBe(total);
-    expect(report.duplicateLines).toBe(0);
-  } finally {
-    await agent.kill();
-  }
-}
 
 describe("failures against a real broker: one clear line, offsets held, recovery after SIGHUP", () => {
   test("wrong password (SCRAM-SHA-512, password_file rewritten in place)", async () => {
@@ -190,6 +89,20 @@ describe("failures against a real broker: one clear line, offsets held, recovery
     const port = cluster.env("ssl").BOOTSTRAP.split(":")[1];
     await failThenRecover(ws, cfg, new RegExp(`TLS: certificate signed by unknown authority .*at 127\\.0\\.0\\.1:${port}`), () => copyFileSync(cluster.files.ca, ca));
   }, 120_000);
+
+  // The broker serves a certificate of the right CA and name, outside its dates; the fix is on
+  // the broker (a renewed certificate through Kafka's dynamic keystore update, no restart).
+  for (const [mode, words] of [["ssl-expired-cert", "the broker's certificate has expired"], ["ssl-not-yet-valid-cert", "the broker's certificate is not valid yet"]] as const) {
+    test(`broker certificate out of its dates (${mode}): check --connect and run say "${words}", recovery once the broker serves a valid one, no SIGHUP`, async () => {
+      const ws = workspace(mode);
+      const cfg = config(ws, mode, security(mode));
+      const port = cluster.env(mode).BOOTSTRAP.split(":")[1];
+      const check = await runLogship(["check", "--config", cfg, "--connect"], { timeoutMs: 40_000 });
+      expect(check.stdout).toContain(`FAIL connect to 127.0.0.1:${port}: TLS: ${words} at 127.0.0.1:${port}\n`);
+      expect(check.code).toBe(1);
+      await failThenRecover(ws, cfg, new RegExp(`TLS: ${words} at 127\\.0\\.0\\.1:${port}`), () => cluster.setKeystore(mode, cluster.files.brokerKeystore), { sighup: false });
+    }, 120_000);
+  }
 
   test("client certificate the broker does not trust (mTLS)", async () => {
     const ws = workspace("badcert");
@@ -290,10 +203,12 @@ describe("logship check --connect against the real broker", () => {
     const r = await runLogship(["check", "--config", cfg, "--connect"], { env: ENV(), timeoutMs: 40_000 });
     const port = cluster.env("sasl-ssl-scram-512").BOOTSTRAP.split(":")[1];
     expect(r.stdout).toContain("ok   SASL scram-sha-512 as logship: authenticated");
-    expect(r.stdout).toMatch(new RegExp(`ok   broker 1 at 127\\.0\\.0\\.1:${port}: reached over TLS; Kafka 4\\.0 or later \\(Produce v\\d+–v\\d+, \\d+ APIs\\)`));
-    expect(r.stdout).toContain(`ok   topic ${ws.topic}: exists, 1 partition, every partition has a leader`);
+    // The release from ApiVersions: the pinned broker is 4.1.2 (scripts/kafka/pom.xml).
+    expect(r.stdout).toMatch(new RegExp(`ok   broker 1 at 127\\.0\\.0\\.1:${port}: reached over TLS, SASL authenticated; Kafka 4\\.1 \\(Produce v\\d+–v13, Metadata v\\d+–v13, \\d+ APIs\\)`));
+    // Metadata v8's authorized operations: the ACL on "*" allows this user to write.
+    expect(r.stdout).toContain(`ok   topic ${ws.topic}: exists, 1 partition, every partition has a leader; may write\n`);
     // The authorizer keeps the broker's settings from this user: auto-creation cannot be confirmed.
-    expect(r.stdout).toContain(`WARN topic ${ws.topic}-new: does not exist (or may not be described by this user); whether the broker creates it is not known: auto.create.topics.enable=unknown (Cluster authorization failed)`);
+    expect(r.stdout).toContain(`WARN topic ${ws.topic}-new: does not exist; whether the broker creates it is not known: auto.create.topics.enable=unknown (Cluster authorization failed)`);
     expect(r.stdout).toContain("kafka: shipping can work");
     expect(r.stdout + r.stderr).not.toContain(cluster.password);
     expect(r.code).toBe(0);
@@ -308,6 +223,44 @@ describe("logship check --connect against the real broker", () => {
     }
     expect(await consumeAll(cluster.internalBootstrap, `${ws.topic}-new`)).toEqual([]); // check created nothing
   }, 90_000);
+
+  test("write permission from Metadata v8 (StandardAuthorizer): WRITE denied, then DESCRIBE denied, name the topic and exit 1; allowed again, exit 0", async () => {
+    const ws = workspace("connect-acl");
+    await cluster.createTopic(ws.topic, { partitions: 2 });
+    const cfg = connectConfig(ws, "sasl-scram-512", security("sasl-scram-512"));
+    const check = () => runLogship(["check", "--config", cfg, "--connect"], { env: ENV(), timeoutMs: 40_000 });
+    const allowed = await check();
+    expect(allowed.stdout).toContain(`ok   topic ${ws.topic}: exists, 2 partitions, every partition has a leader; may write\n`);
+    expect(allowed.code).toBe(0);
+    const denyWrite = acl(ws.topic, AclOperationTypes.WRITE, AclPermissionTypes.DENY);
+    const denyDescribe = acl(ws.topic, AclOperationTypes.DESCRIBE, AclPermissionTypes.DENY);
+    await admin.createAcls({ acl: [denyWrite] });
+    try {
+      const noWrite = await check();
+      expect(noWrite.stdout).toContain(`FAIL topic ${ws.topic}: exists, 2 partitions, every partition has a leader; may not write: the broker's ACLs deny WRITE to this client (shipping fails with TOPIC_AUTHORIZATION_FAILED)\n`);
+      expect(noWrite.stdout).toContain("kafka: shipping cannot work as configured");
+      expect(noWrite.code).toBe(1);
+      await admin.createAcls({ acl: [denyDescribe] });
+      const noDescribe = await check();
+      expect(noDescribe.stdout).toContain(`FAIL topic ${ws.topic}: may not write: this client may not even describe it (TOPIC_AUTHORIZATION_FAILED)\n`);
+      expect(noDescribe.code).toBe(1);
+    } finally {
+      await admin.deleteAcls({ filters: [denyWrite, denyDescribe] });
+    }
+    const again = await check();
+    expect(again.stdout).toContain(`ok   topic ${ws.topic}: exists, 2 partitions, every partition has a leader; may write\n`);
+    expect(again.code).toBe(0);
+    // A super user (the mTLS client certificate's name) may write whatever the ACLs say.
+    await admin.createAcls({ acl: [denyWrite] });
+    try {
+      const mtls = await runLogship(["check", "--config", connectConfig(ws, "mtls", security("mtls")), "--connect"], { timeoutMs: 40_000 });
+      expect(mtls.stdout).toContain(`ok   topic ${ws.topic}: exists, 2 partitions, every partition has a leader; may write\n`);
+      expect(mtls.code).toBe(0);
+    } finally {
+      await admin.deleteAcls({ filters: [denyWrite] });
+    }
+    expect(await consumeAll(cluster.internalBootstrap, ws.topic)).toEqual([]); // nothing was written to find out
+  }, 120_000);
 
   test("wrong password, unknown CA, nothing listening: the cause in one line, exit 1", async () => {
     const ws = workspace("connect-bad");

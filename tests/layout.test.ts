@@ -4,14 +4,14 @@
 //   - files/ never imports kafka/ (the input half does not know where its bytes go);
 //   - state/ imports neither files/ nor kafka/ (it only remembers);
 //   - kafka/ sees files/ only through the types of read.ts (Span, Source);
-//   - the leaves (config, options, errors, events, clock, memory, text, values, limits, config-source, security, config-events, config-reader) import no part;
+//   - the leaves (config, options, errors, events, clock, memory, text, values, limits, config-source, security, config-events, config-reader, names) import no part;
 //   - only agent.ts (the wiring) and the commands beside it import from all three parts.
 import { expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 
 const LIB = resolve(import.meta.dir, "../lib");
-const LEAVES = ["config.ts", "options.ts", "errors.ts", "events.ts", "clock.ts", "memory.ts", "text.ts", "values.ts", "limits.ts", "config-source.ts", "security.ts", "config-events.ts", "config-reader.ts"];
+const LEAVES = ["config.ts", "options.ts", "errors.ts", "events.ts", "clock.ts", "memory.ts", "text.ts", "values.ts", "limits.ts", "config-source.ts", "security.ts", "config-events.ts", "config-reader.ts", "names.ts"];
 
 /** Every relative import of every module in lib/, as [importer, imported, typeOnly], paths relative to lib/. */
 function imports(): [string, string, boolean][] {

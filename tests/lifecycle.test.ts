@@ -679,8 +679,32 @@ describe("15. symlinks and pseudo file systems (logship runs as root among files
     const refused = [...new Set(h.events.of("fileRefused").map((a) => String(a[0]).slice(h.dir.root.length + 1)))].sort(); // judged at every scan
     expect(refused).toEqual(["logs/environ.log", "logs/user-dir", "logs/user-to-root.log"]);
     expect(h.events.logged(/file not followed/).find((l) => l.includes("user-to-root"))).toContain("owned by uid 1000");
-    expect(h.events.logged(/file not followed/).find((l) => l.includes("environ"))).toContain("/proc");
+    expect(h.events.logged(/file not followed/).find((l) => l.includes("environ"))).toContain("it is on the /proc file system");
     expect(h.events.logged(/file not followed/)).toHaveLength(3); // said once each, whatever the scans
+  });
+
+  test("a procfs mounted anywhere else (a container's /host/proc) is refused by its file system type: nothing of it is read, matched by a glob or a link", async () => {
+    h = new AgentHarness();
+    const proc = h.dir.path("hostproc");
+    mkdirSync(proc);
+    const mounted = Bun.spawnSync(["mount", "-t", "proc", "proc", proc]);
+    if (mounted.exitCode !== 0) throw new Error(`this test mounts a procfs and needs root: ${mounted.stderr.toString().trim()}`);
+    try {
+      expect(statSync(proc).dev).not.toBe(statSync("/proc").dev); // its own device: the device check alone would let it through
+      h.config.inputs[0]!.paths = [h.dir.path("*.log"), `${proc}/self/environ`, `${proc}/self/status`];
+      symlinkSync(`${proc}/self/environ`, h.dir.path("env.log")); // root's link: followed, but never into a procfs
+      h.dir.append("plain.log", "plain\n");
+      await h.start();
+      await h.untilDelivered("plain\n");
+      await h.settle();
+      expect(h.text()).toBe("plain\n");
+      const refused = new Set(h.events.of("fileRefused").map((a) => String(a[0])));
+      expect([...refused].sort()).toEqual([h.dir.path("env.log"), `${proc}/self/environ`, `${proc}/self/status`].sort());
+      expect(h.events.logged(/file not followed/).find((l) => l.includes("status"))).toContain("it is on a proc file system, whose files logship never reads");
+    } finally {
+      Bun.spawnSync(["umount", "-l", proc]); // lazily: the agent may still hold a descriptor in it
+
+    }
   });
 
   test("follow_symlinks: false follows none, root's included; plain files ship", async () => {

@@ -13,7 +13,7 @@ const kafkajs = createRequire(require.resolve("kafkajs"));
 const encodeRecord = kafkajs("./src/protocol/recordBatch/record/v0/index.js") as (r: {
   key: string;
   value: Buffer;
-  headers: Record<string, string>;
+  headers: Record<string, string | Buffer>;
   offsetDelta: number;
   timestampDelta: number;
 }) => unknown;

@@ -12,6 +12,7 @@ import { RecordBatch } from "kafkajs/src/protocol/recordBatch/v0/index.js";
 // @ts-expect-error kafkajs ships no types for its internals
 import Record from "kafkajs/src/protocol/recordBatch/record/v0/index.js";
 import { chunkHeaders, chunkKey, type Chunk, type Source } from "../lib/kafka/pack.ts";
+import { exactName, nameFromBytes } from "../lib/names.ts";
 import { decodeProduceResponse, writeProduceRequest, type TopicRecords } from "../lib/kafka/produce.ts";
 import { writeBatch, Writer } from "../lib/kafka/records.ts";
 
@@ -41,6 +42,7 @@ function sets(): Chunk[][] {
   const b = src("/var/log/ünïcode/b.log");
   const fields = { service: "checkout", env: "prod" };
   const shadow = { host: "override", offset: "static", "1": "numeric key first" };
+  const raw = src(nameFromBytes(Buffer.from([...Buffer.from("/var/log/caf"), 0xe9, 0xff, ...Buffer.from(".log")])));
   return [
     [chunk(a, 0, bytes(120, 1))],
     Array.from({ length: 50 }, (_, i) => chunk(a, i * 150, bytes(150, i))),
@@ -49,10 +51,16 @@ function sets(): Chunk[][] {
     [chunk(a, 5, bytes(40, 3), { fields: shadow }), chunk(a, 45, bytes(41, 4), { fields: shadow })],
     [chunk(a, 0, bytes(70_000, 9)), chunk(b, 70_000, bytes(3000, 8)), chunk(a, 73_000, bytes(1, 2))],
     [chunk(a, 2 ** 40, bytes(200, 5), { key: null }), chunk(b, 7, bytes(200, 6), { fields, key: undefined })],
+    // A file name that is no UTF-8: its exact bytes in the key and the path header.
+    Array.from({ length: 4 }, (_, i) => chunk(raw, i * 100, bytes(100, i), i === 3 ? { key: null } : {})),
   ];
 }
 
-const messages = (chunks: Chunk[]) => chunks.map((c) => ({ key: chunkKey(c), value: c.value, headers: chunkHeaders(c), timestamp: NOW }));
+/** What publish.ts gave kafkajs' producer for these chunks. */
+const messages = (chunks: Chunk[]) => chunks.map((c) => {
+  const key = chunkKey(c);
+  return { key: key === null ? null : exactName(key), value: c.value, headers: chunkHeaders(c), timestamp: NOW };
+});
 
 async function kafkajsBatch(chunks: Chunk[], compression: CompressionTypes): Promise<Buffer> {
   const records = messages(chunks).map((m, i) => Record({ ...m, offsetDelta: i, timestampDelta: 0 }));

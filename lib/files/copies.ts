@@ -18,8 +18,8 @@
 // so the order of a truncation and a scan does not change the outcome. Bytes that no copy
 // holds are reported through dataLost with their range.
 
-import { closeSync, constants, fstatSync, openSync, readdirSync, statSync, type Stats } from "node:fs";
-import { dirname, join } from "node:path";
+import { closeSync, constants, fstatSync, openSync, statSync, type Stats } from "node:fs";
+import { dirname, exactName, join, readNames } from "../names.ts";
 import type { Clock } from "../clock.ts";
 import type { Checkpoint } from "../state/checkpoint.ts";
 import type { AgentConfig } from "../config.ts";
@@ -282,7 +282,7 @@ export class Copies {
     for (const h of this.held.values()) if (h.of === was.id) paths.add(h.path);
     const dir = dirname(was.path);
     try {
-      for (const name of readdirSync(dir)) paths.add(join(dir, name));
+      for (const name of readNames(dir)) paths.add(join(dir, name));
     } catch {
       // the directory is gone: only held copies elsewhere remain
     }
@@ -292,7 +292,7 @@ export class Copies {
     for (const p of paths) {
       let st: Stats;
       try {
-        st = statSync(p);
+        st = statSync(exactName(p));
       } catch {
         continue;
       }
@@ -347,7 +347,7 @@ export class Copies {
       this.held.delete(key);
       let look: Look;
       try {
-        const st = statSync(h.path);
+        const st = statSync(exactName(h.path));
         if (inodeKey(st.dev, st.ino) !== key) continue;
         look = { path: h.path, st, head: readHead(h.path) };
       } catch {
@@ -368,7 +368,7 @@ export class Copies {
 function holdsMark(path: string, mark: ReadMark | null | undefined, read: number): boolean {
   if (!mark || mark.end !== read) return true;
   try {
-    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const fd = openSync(exactName(path), constants.O_RDONLY | constants.O_NONBLOCK);
     try {
       const buf = Buffer.allocUnsafe(mark.length);
       return readAt(fd, buf, mark.length, mark.end - mark.length) === mark.length && Bun.hash.crc32(buf) === mark.crc;

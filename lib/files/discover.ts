@@ -8,10 +8,13 @@
 // file, and `/var/log/*` would otherwise warn about every sub-directory. A plain path (no
 // wildcard) is listed whatever it is, so naming a directory or a FIFO is reported. Names
 // starting with "." are matched only by a pattern segment that starts with ".".
+// Names are listed exactly, also those that are not valid UTF-8 (lib/names.ts: a byte that is
+// not UTF-8 is U+DC80 + byte in the path; a `?` or `*` of a glob matches it like a character).
 
-import { lstatSync, readdirSync, statSync, type Dirent } from "node:fs";
-import { basename, join, sep } from "node:path";
+import { lstatSync, statSync } from "node:fs";
+import { sep } from "node:path";
 import type { InputConfig } from "../config.ts";
+import { basename, exactName, join, readEntries, type NamedEntry } from "../names.ts";
 import { inodeKey } from "./identify.ts";
 import { linkRefusal } from "./links.ts";
 
@@ -76,7 +79,7 @@ async function expand(pattern: string, follow: boolean, onError: (pattern: strin
   if (rest === "") {
     // A plain path: listed if it exists; identify reports what is wrong with it.
     try {
-      statSync(root);
+      statSync(exactName(root));
       return [root];
     } catch {
       return [];
@@ -89,13 +92,13 @@ async function expand(pattern: string, follow: boolean, onError: (pattern: strin
   const found: string[] = [];
   const visited = new Set<string>(); // dev:ino of walked directories (symlink loops)
   const walk = (dir: string, rel: string, level: number): void => {
-    let entries: Dirent[];
+    let entries: NamedEntry[];
     try {
-      const st = statSync(dir);
+      const st = statSync(exactName(dir));
       const key = inodeKey(st.dev, st.ino);
       if (visited.has(key)) return;
       visited.add(key);
-      entries = readdirSync(dir, { withFileTypes: true });
+      entries = readEntries(dir);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== "ENOENT" && code !== "ENOTDIR") onError(pattern, (err as Error).message);
@@ -108,13 +111,13 @@ async function expand(pattern: string, follow: boolean, onError: (pattern: strin
       let isDir = e.isDirectory();
       if (e.isSymbolicLink()) {
         try {
-          isDir = statSync(path).isDirectory();
+          isDir = statSync(exactName(path)).isDirectory();
         } catch {
           isDir = false; // dangling: listed, identify finds nothing there
         }
         // A linked directory is walked only when the link may be followed (links.ts); a linked
         // file is listed, and the scan judges it.
-        const refused = isDir ? linkRefusal(path, lstatSync(path), follow) : null;
+        const refused = isDir ? linkRefusal(path, lstatSync(exactName(path)), follow) : null;
         if (refused) {
           onRefused(path, refused);
           continue;

@@ -45,7 +45,7 @@
 // Files that already have an identity of their own are never taken for copies.
 
 import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync, statSync, type Stats } from "node:fs";
-import { basename } from "node:path";
+import { basename, exactName, nameFromBytes } from "../names.ts";
 import { collector } from "../memory.ts";
 
 export const FINGERPRINT_BYTES = 1024;
@@ -88,9 +88,9 @@ export function identify(path: string): Observed {
  * `st` is a stat of `path` the caller just took, if it has one (what is opened is checked
  * again through the descriptor).
  */
-export function openIdentified(path: string, st: Stats = statSync(path)): { fd: number; seen: Observed } {
+export function openIdentified(path: string, st: Stats = statSync(exactName(path))): { fd: number; seen: Observed } {
   if (!st.isFile()) throw Object.assign(new Error(`not a regular file (${kindOf(st)})`), { code: "ENOTFILE" });
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const fd = openSync(exactName(path), constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const seen = observeFd(fd, path);
     // The file judged is the file read: a name swapped (a symlink put in place) between the
@@ -246,7 +246,7 @@ export function sameLook(was: { size: number; mtimeMs: number } | undefined, st:
 /** Where an open descriptor's file is now (Linux /proc); null when unknown or deleted. */
 export function pathOfFd(fd: number): string | null {
   try {
-    const p = readlinkSync(`/proc/self/fd/${fd}`);
+    const p = nameFromBytes(readlinkSync(`/proc/self/fd/${fd}`, { encoding: "buffer" })); // the exact name (lib/names.ts)
     return p.endsWith(" (deleted)") ? null : p;
   } catch {
     return null;
@@ -255,7 +255,7 @@ export function pathOfFd(fd: number): string | null {
 
 /** The first min(size, FINGERPRINT_BYTES) bytes of the file at `path`. */
 export function readHead(path: string): Buffer {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const fd = openSync(exactName(path), constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const head = Buffer.alloc(FINGERPRINT_BYTES);
     return head.subarray(0, readAt(fd, head, FINGERPRINT_BYTES, 0));

@@ -4,7 +4,7 @@
 
 import { fstatSync, type Stats } from "node:fs";
 import { errorText } from "../errors.ts";
-import { headMatches, observeFd, type Observed } from "./identify.ts";
+import { headMatches, observeFd, readAt, type Observed } from "./identify.ts";
 import type { Tracked } from "./registry.ts";
 
 /** What can happen to a followed file, as a look (fstat, fingerprint) or a scan finds it. */
@@ -31,7 +31,7 @@ export function observe(t: Tracked, known: { fingerprint: string; fpLen: number 
   } catch (err) {
     return { kind: "unreadable", reason: errorText(err) };
   }
-  if (st.size < tail.offset) return { kind: "replaced" };
+  if (st.size < tail.offset && !sizeUnderstated(tail.fd, tail.offset)) return { kind: "replaced" };
   let seen: Observed | undefined;
   if (known && (st.size !== t.size || st.mtimeMs !== t.mtimeMs)) {
     try {
@@ -44,4 +44,19 @@ export function observe(t: Tracked, known: { fingerprint: string; fpLen: number 
   if (st.nlink === 0 && t.deletedAt === null) return { kind: "removed", st, seen };
   if (st.size > t.size || tail.hasNewBytes(st.size)) return { kind: "grown", st, seen };
   return { kind: "unchanged", st, seen };
+}
+
+/**
+ * A file whose size is below what was read from it, yet still yields the byte before `offset`,
+ * did not shrink: it reports a size that is not its length (a FUSE file, a pseudo file that a
+ * type check missed: size 0, bytes made up on each read). Taking it as truncated would read it
+ * again from 0 at every look, without end; it is kept as it is instead, and read further only
+ * when its size passes what was read.
+ */
+function sizeUnderstated(fd: number, offset: number): boolean {
+  try {
+    return readAt(fd, Buffer.allocUnsafe(1), 1, offset - 1) === 1;
+  } catch {
+    return false;
+  }
 }

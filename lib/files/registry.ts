@@ -12,7 +12,7 @@
 // it is forgotten once none of its chunks wait for an ack.
 
 import { statSync, type Stats } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, exactName } from "../names.ts";
 import type { Clock } from "../clock.ts";
 import { markOf, type Checkpoint } from "../state/checkpoint.ts";
 import type { AgentConfig, InputConfig } from "../config.ts";
@@ -293,7 +293,7 @@ export function inputOf(config: AgentConfig, t: Tracked): InputConfig {
 /** Whether `path` names the file dev + ino now. */
 export function existsAs(path: string, dev: number, ino: number): boolean {
   try {
-    const st = statSync(path);
+    const st = statSync(exactName(path));
     return st.dev === dev && st.ino === ino;
   } catch {
     return false;

@@ -6,6 +6,7 @@
 // directories that cannot be watched).
 
 import { watch, type FSWatcher } from "node:fs";
+import { exactName } from "../names.ts";
 import { systemClock, type Cancel, type Clock } from "../clock.ts";
 
 export interface WatchHandlers {
@@ -37,7 +38,7 @@ export class DirWatcher {
     for (const dir of want) {
       if (this.watchers.has(dir)) continue;
       try {
-        const w = watch(dir, { persistent: false }, (event) => this.onEvent(event));
+        const w = watch(exactName(dir), { persistent: false }, (event) => this.onEvent(event));
         w.on("error", () => this.drop(dir)); // the directory went away: the scan notices
         this.watchers.set(dir, w);
       } catch {

@@ -10,7 +10,7 @@
 
 import { readdirSync, readFileSync } from "node:fs";
 import type { Clock } from "../clock.ts";
-import type { AgentEvents, FileAddReason } from "../events.ts";
+import type { AgentEvents, FileAddReason, StartOnlyChange } from "../events.ts";
 import { Counter, Gauge, Histogram, Registry } from "./exposition.ts";
 
 /** The `reason` values of logship_bytes_lost_total, and how a `data lost` line's reason maps to them. */
@@ -241,17 +241,14 @@ class MetricsEvents implements AgentEvents {
     this.m.reloadFailures.inc();
     this.inner.configRejected(file, reason);
   }
-  restartNeeded(file: string, keys: string[]): void {
-    this.inner.restartNeeded(file, keys);
+  restartNeeded(file: string, changes: StartOnlyChange[]): void {
+    this.inner.restartNeeded(file, changes);
   }
   configWarning(file: string, warning: string): void {
     this.inner.configWarning(file, warning);
   }
   fileRefused(path: string, reason: string): void {
     this.inner.fileRefused(path, reason);
-  }
-  reloadNeedsRestart(field: string, running: string, wanted: string): void {
-    this.inner.reloadNeedsRestart(field, running, wanted);
   }
   fileUnshippable(path: string, file: string, bytes: number, reason: string): void {
     this.m.lost.inc(bytes, "unshippable"); // a path too long for max_message_bytes: skipped, logged once per file

@@ -1,21 +1,24 @@
 // `logship check --connect`, like `filebeat test output`: connects with the configured brokers
-// and security and reports, one line each, what shipping needs: each broker reached (TLS
-// handshake and the Kafka version range from its ApiVersions answer), SASL, and each
-// configured topic (exists, partitions, or whether the broker would create it). Nothing is
-// produced. Bounded: about 30 s when no broker answers.
+// and security and reports, one line each, what shipping needs: SASL, each broker reached
+// (TLS, SASL, and the Kafka release its ApiVersions answer fits, releases.ts), and each
+// configured topic (exists, partitions, leaders, whether this client may write to it, or
+// whether the broker would create it). Nothing is produced. Bounded: about 30 s when no broker
+// answers.
 //
-// ApiVersions is asked on a connection of its own (the request every client sends first, and
-// the one a broker answers before SASL), so each broker listed by the cluster is reached
-// directly with the configured TLS settings; SASL is proven by kafkajs' admin client, which
-// authenticates to the bootstrap broker and to each broker it asks for its configuration.
-// The admin client never creates topics (kafkajs' admin sends allow_auto_topic_creation=false).
+// kafkajs' admin client proves the bootstrap connection and SASL, and lists the cluster's
+// brokers; each broker is then reached directly as kafkajs' producer would reach it (a kafkajs
+// Broker: TLS, ApiVersions, SASL; metadata-v8.ts). Write permission comes from a Metadata v8
+// request with include_topic_authorized_operations, sent to the first broker reached; a broker
+// whose Metadata stops below v8 (Kafka older than 2.3) leaves it "unknown: broker too old".
+// Nothing here creates a topic: kafkajs' admin and the v8 request both send
+// allow_auto_topic_creation=false.
 
-import { connect as netConnect, type Socket } from "node:net";
-import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { ConfigResourceTypes, Kafka, logLevel } from "kafkajs";
 import type { AgentConfig } from "../config.ts";
+import { connectBroker, mayWrite, type RawBroker, type TopicAccess } from "./metadata-v8.ts";
 import { installKafkajsPatches } from "./patches/index.ts";
 import { saslOptions, tlsOptions, toPublishError } from "./publish.ts";
+import { kafkaRelease } from "./releases.ts";
 
 export interface ConnectLine {
   ok: boolean;
@@ -29,72 +32,7 @@ export interface ConnectReport {
   lines: ConnectLine[];
 }
 
-/** What a broker's ApiVersions answer says: api key → [min, max]. */
-export type ApiVersions = Map<number, [number, number]>;
-
-const API = { Produce: 0, Fetch: 1, Metadata: 3, ApiVersions: 18, DescribeTopicPartitions: 75, AddRaftVoter: 80 } as const;
-
-/**
- * The Kafka releases an ApiVersions answer fits, from API changes that came with a release:
- * Fetch v0–3 were removed in 4.0 (KIP-896), AddRaftVoter came in 3.9 (KIP-853),
- * DescribeTopicPartitions in 3.8 (KIP-966).
- */
-export function kafkaVersionRange(v: ApiVersions): string {
-  if ((v.get(API.Fetch)?.[0] ?? 0) >= 4) return "Kafka 4.0 or later";
-  if (v.has(API.AddRaftVoter)) return "Kafka 3.9";
-  if (v.has(API.DescribeTopicPartitions)) return "Kafka 3.8";
-  return "Kafka 3.7 or older";
-}
-
-/** One ApiVersions v0 request on a fresh connection (TLS when configured). */
-export function apiVersions(host: string, port: number, tls: ConnectionOptions | boolean | undefined, timeoutMs: number): Promise<ApiVersions> {
-  return new Promise((resolve, reject) => {
-    let socket: Socket;
-    const timer = setTimeout(() => fail(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    const fail = (err: Error) => {
-      clearTimeout(timer);
-      socket?.destroy();
-      reject(err);
-    };
-    const clientId = Buffer.from("logship-check");
-    const body = Buffer.alloc(10 + clientId.length);
-    body.writeInt16BE(API.ApiVersions, 0); // api key
-    body.writeInt16BE(0, 2); // version 0
-    body.writeInt32BE(1, 4); // correlation id
-    body.writeInt16BE(clientId.length, 8);
-    clientId.copy(body, 10);
-    const request = Buffer.concat([Buffer.alloc(4), body]);
-    request.writeInt32BE(body.length, 0);
-    let got = Buffer.alloc(0);
-    const onConnect = () => socket.write(request);
-    if (tls) {
-      const opts: ConnectionOptions = { host, port, ...(typeof tls === "object" ? tls : {}) };
-      if (!opts.servername && !/^[\d.]+$|:/.test(host)) opts.servername = host;
-      socket = tlsConnect(opts, onConnect);
-    } else {
-      socket = netConnect({ host, port }, onConnect);
-    }
-    socket.on("error", (err) => fail(Object.assign(new Error(`Connection error: ${err.message}`), { name: "KafkaJSConnectionError", broker: `${host}:${port}`, code: (err as NodeJS.ErrnoException).code })));
-    socket.on("close", () => fail(Object.assign(new Error("Closed connection"), { name: "KafkaJSConnectionClosedError", broker: `${host}:${port}` })));
-    socket.on("data", (chunk: Buffer) => {
-      got = Buffer.concat([got, chunk]);
-      if (got.length < 4 || got.length < 4 + got.readInt32BE(0)) return;
-      clearTimeout(timer);
-      socket.removeAllListeners("close");
-      socket.destroy();
-      try {
-        const error = got.readInt16BE(8);
-        if (error !== 0) throw new Error(`ApiVersions error code ${error}`);
-        const n = got.readInt32BE(10);
-        const out: ApiVersions = new Map();
-        for (let i = 0, at = 14; i < n; i++, at += 6) out.set(got.readInt16BE(at), [got.readInt16BE(at + 2), got.readInt16BE(at + 4)]);
-        resolve(out);
-      } catch (err) {
-        reject(err as Error);
-      }
-    });
-  });
-}
+const API = { Produce: 0, Metadata: 3 } as const;
 
 function why(err: unknown): string {
   return toPublishError(err).message;
@@ -107,18 +45,21 @@ export async function checkConnect(config: AgentConfig, timeoutMs = 30_000): Pro
   const add = (ok: boolean, text: string) => lines.push({ ok, text });
   const k = config.kafka;
   const tls = tlsOptions(k);
+  const sasl = saslOptions(k);
   const perStep = Math.min(10_000, timeoutMs / 3);
   const kafka = new Kafka({
     clientId: `${k.client_id}-check`,
     brokers: k.brokers,
     logLevel: logLevel.NOTHING,
     ssl: tls,
-    sasl: saslOptions(k),
+    sasl,
     connectionTimeout: Math.min(5_000, perStep),
     requestTimeout: perStep,
     retry: { retries: 1, initialRetryTime: 200, maxRetryTime: 1_000 },
   });
   const admin = kafka.admin();
+  const opened: RawBroker[] = [];
+  let finished = false;
   const deadline = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), timeoutMs).unref());
   const run = async () => {
     // 1. The bootstrap brokers: TLS, SASL (kafkajs connects, authenticates and asks ApiVersions).
@@ -130,26 +71,42 @@ export async function checkConnect(config: AgentConfig, timeoutMs = 30_000): Pro
       return;
     }
     if (k.sasl) add(true, `SASL ${k.sasl.mechanism} as ${k.sasl.username}: authenticated`);
-    // 2. Every broker of the cluster, directly.
+    // 2. Every broker of the cluster, directly, as the producer reaches it.
     const cluster = await admin.describeCluster();
-    const versions = await Promise.all(
+    const reached = await Promise.all(
       cluster.brokers.map(async (b) => {
         try {
-          const v = await apiVersions(b.host, b.port, tls, perStep);
+          const broker = await connectBroker(b.host, b.port, { clientId: `${k.client_id}-check`, ssl: tls, sasl, timeoutMs: perStep });
+          if (finished) void broker.close(); // reached after the deadline: nobody reads it
+          else opened.push(broker);
+          const v = broker.versions;
           const produce = v.get(API.Produce);
+          const metadata = v.get(API.Metadata);
           const okProduce = produce !== undefined && produce[1] >= 3; // kafkajs sends Produce v3..v7
-          add(okProduce, `broker ${b.nodeId} at ${b.host}:${b.port}: reached${tls ? " over TLS" : ""}; ${kafkaVersionRange(v)} (Produce v${produce?.[0]}–v${produce?.[1]}, ${v.size} APIs)`);
-          return okProduce;
+          add(okProduce, `broker ${b.nodeId} at ${b.host}:${b.port}: reached${tls ? " over TLS" : ""}${sasl ? ", SASL authenticated" : ""}; ${kafkaRelease(v)} (Produce v${produce?.[0]}–v${produce?.[1]}, Metadata v${metadata?.[0]}–v${metadata?.[1]}, ${v.size} APIs)`);
+          return okProduce ? broker : undefined;
         } catch (err) {
           add(false, `broker ${b.nodeId} at ${b.host}:${b.port}: ${why(err)}`);
-          return false;
+          return undefined;
         }
       }),
     );
-    if (versions.some((ok) => !ok)) return;
-    // 3. The topics: exist (partitions, leaders) or would be created on the first send.
+    const first = reached[0];
+    if (!first || reached.some((r) => r === undefined)) return;
+    // 3. The topics: exist (partitions, leaders, may this client write) or would be created on the first send.
     const topics = [...new Set([...(k.topic ? [k.topic] : []), ...config.inputs.map((i) => i.topic)])];
-    const existing = new Set(await admin.listTopics());
+    let access: Map<string, TopicAccess> | undefined;
+    let noAccess = "";
+    const metadataMax = first.versions.get(API.Metadata)?.[1] ?? -1;
+    if (metadataMax < 8) noAccess = `write permission unknown: broker too old (its Metadata stops at v${metadataMax}; authorized operations need v8, Kafka 2.3 or later)`;
+    else {
+      try {
+        access = new Map((await first.topicAccess(topics)).map((t) => [t.name, t]));
+      } catch (err) {
+        noAccess = `write permission unknown: ${why(err)}`;
+      }
+    }
+    const existing = access ? undefined : new Set(await admin.listTopics());
     let autoCreate: string | undefined;
     const autoCreation = async () => {
       if (autoCreate !== undefined) return autoCreate;
@@ -161,19 +118,37 @@ export async function checkConnect(config: AgentConfig, timeoutMs = 30_000): Pro
       }
       return autoCreate;
     };
+    const missing = async (t: string) => {
+      const notThere = access ? "does not exist" : "does not exist (or may not be described by this user)";
+      const ac = await autoCreation();
+      if (ac === "true") add(true, `topic ${t}: does not exist yet; the broker creates it on the first send (auto.create.topics.enable=true)`);
+      else if (ac === "false") add(false, `topic ${t}: ${notThere} and auto.create.topics.enable=false: create it`);
+      else lines.push({ ok: true, warn: true, text: `topic ${t}: ${notThere}; whether the broker creates it is not known: auto.create.topics.enable=${ac}` });
+    };
+    const exists = (t: string, parts: { leader: number }[], write: boolean | undefined) => {
+      const leaderless = parts.filter((p) => p.leader < 0).length;
+      const where = `topic ${t}: exists, ${parts.length} partition${parts.length === 1 ? "" : "s"}${leaderless ? `, ${leaderless} without a leader` : ", every partition has a leader"}`;
+      if (write === false) add(false, `${where}; may not write: the broker's ACLs deny WRITE to this client (shipping fails with TOPIC_AUTHORIZATION_FAILED)`);
+      else if (write) add(leaderless === 0, `${where}; may write`);
+      else lines.push({ ok: leaderless === 0, warn: leaderless === 0, text: `${where}; ${noAccess || "write permission unknown: the broker did not report authorized operations"}` });
+    };
     for (const t of topics) {
-      if (!existing.has(t)) {
-        const ac = await autoCreation();
-        if (ac === "true") add(true, `topic ${t}: does not exist yet; the broker creates it on the first send (auto.create.topics.enable=true)`);
-        else if (ac === "false") add(false, `topic ${t}: does not exist (or may not be described by this user) and auto.create.topics.enable=false: create it`);
-        else lines.push({ ok: true, warn: true, text: `topic ${t}: does not exist (or may not be described by this user); whether the broker creates it is not known: auto.create.topics.enable=${ac}` });
+      if (access) {
+        const a = access.get(t);
+        if (!a) add(false, `topic ${t}: the broker's Metadata answer does not mention it`);
+        else if (a.errorCode === 0) exists(t, a.partitions, mayWrite(a.authorizedOperations));
+        else if (a.error === "UNKNOWN_TOPIC_OR_PARTITION") await missing(t);
+        else if (a.error === "TOPIC_AUTHORIZATION_FAILED") add(false, `topic ${t}: may not write: this client may not even describe it (TOPIC_AUTHORIZATION_FAILED)`);
+        else add(false, `topic ${t}: ${a.error}`);
+        continue;
+      }
+      if (!existing!.has(t)) {
+        await missing(t);
         continue;
       }
       try {
         const md = await admin.fetchTopicMetadata({ topics: [t] });
-        const parts = md.topics[0]?.partitions ?? [];
-        const leaderless = parts.filter((p) => p.leader < 0).length;
-        add(leaderless === 0, `topic ${t}: exists, ${parts.length} partition${parts.length === 1 ? "" : "s"}${leaderless ? `, ${leaderless} without a leader` : ", every partition has a leader"}; write permission not checked (kafkajs' Metadata v6 does not report authorized operations)`);
+        exists(t, md.topics[0]?.partitions ?? [], undefined);
       } catch (err) {
         add(false, `topic ${t}: ${why(err)}`);
       }
@@ -181,6 +156,8 @@ export async function checkConnect(config: AgentConfig, timeoutMs = 30_000): Pro
   };
   const outcome = await Promise.race([run().then(() => "done" as const), deadline]);
   if (outcome === "timeout") add(false, `gave up after ${Math.round(timeoutMs / 1000)} s without an answer from ${k.brokers.join(",")}`);
+  finished = true;
   void admin.disconnect().catch(() => {});
+  for (const b of opened) void b.close();
   return { ok: lines.length > 0 && lines.every((l) => l.ok), lines };
 }

@@ -14,9 +14,13 @@
 // object gets "invalid_utf8": true (the exact bytes stay in the file, at the record's
 // offset); in `line`, the bytes are shipped as they are, unless redaction changed the line
 // (then the redacted text is encoded as UTF-8, with U+FFFD too). Either way it is counted.
+// A file name that is not valid UTF-8 (lib/names.ts) follows the same rule in `json`: `path`
+// has U+FFFD for each byte that is not UTF-8, and "path_invalid_utf8": true; the exact bytes
+// are in the record's `path` header (and key), as in every format.
 
 import { isUtf8 } from "node:buffer";
 import type { InputConfig } from "../config.ts";
+import { isBytesName, lossyName } from "../names.ts";
 import { BATCH_OVERHEAD, compressionSlack, countLines, recordOverhead, UnshippableError, type Chunk, type PackLimits, type Source } from "./pack.ts";
 import type { Span } from "../files/read.ts";
 import { JsonValues } from "./json-value.ts";
@@ -200,7 +204,7 @@ class Units {
     this.needText = this.filtering || fmt.redact.length > 0; // json decodes only lines that are not plain ASCII (emit)
     this.ctx = { source, fmt, timestamp: "", report, envelope: "", capacity: (o) => this.capacity(o), json: null };
     if (fmt.format === "json") {
-      this.ctx.envelope = `,"host":${JSON.stringify(source.host)},"path":${JSON.stringify(source.path)},"offset":`;
+      this.ctx.envelope = `,"host":${JSON.stringify(source.host)},"path":${JSON.stringify(lossyName(source.path))}${isBytesName(source.path) ? ',"path_invalid_utf8":true' : ""},"offset":`;
       this.ctx.json = new JsonValues(this.ctx.envelope, source.file, fmt.fieldsJson);
     }
     this.room = limits.maxMessageBytes - BATCH_OVERHEAD;

@@ -3,8 +3,12 @@
 // its key, headers, the Kafka record and batch framing, and gzip's worst-case growth. Only
 // a single line too long for one record is cut inside (each piece carries its own offset).
 // Values are views of the read buffer, never copies.
+// The `path` header (and the key, publish.ts) carry the file name's exact bytes, also when it
+// is not valid UTF-8 (exactName, lib/names.ts); sizes count such a byte as 3 (U+FFFD's UTF-8),
+// an upper bound.
 
 import type { Source, Span } from "../files/read.ts";
+import { exactName } from "../names.ts";
 
 export type { Source };
 
@@ -57,9 +61,9 @@ export function compressionSlack(n: number): number {
   return Math.ceil(n / 4096) + Math.ceil(n / 16384) + Math.ceil(n / 33_554_432) + 25;
 }
 
-/** Kafka headers of a chunk: where its bytes come from, for consumers that drop duplicates. */
-export function chunkHeaders(c: Chunk): Record<string, string> {
-  const h = { host: c.source.host, path: c.source.path, offset: String(c.start), file: c.source.file };
+/** Kafka headers of a chunk: where its bytes come from, for consumers that drop duplicates. The path is its exact bytes (a Buffer when it is no text). */
+export function chunkHeaders(c: Chunk): Record<string, string | Buffer> {
+  const h = { host: c.source.host, path: exactName(c.source.path), offset: String(c.start), file: c.source.file };
   return c.fields ? { ...h, ...c.fields } : h;
 }
 

@@ -19,6 +19,7 @@ import scram512Provider from "kafkajs/src/broker/saslAuthenticator/scram512.js";
 import type { KafkaConfig } from "../config.ts";
 import { PublishError } from "../errors.ts";
 import { collector } from "../memory.ts";
+import { exactName } from "../names.ts";
 import { installKafkajsPatches, withEncoderArena } from "./patches/index.ts";
 import { ClusterSend } from "./cluster-send.ts";
 import { BATCH_OVERHEAD, chunkKey, type Chunk } from "./pack.ts";
@@ -84,7 +85,7 @@ export class KafkaPublisher implements Publisher {
       partitionMetadata = Array.from({ length: n }, (_, partitionId) => ({ partitionId, leader: 0, replicas: [0], isr: [0], partitionErrorCode: 0 }));
       this.partitionLists.set(n, partitionMetadata);
     }
-    const p = this.hash({ topic, partitionMetadata, message: { key, value: null } });
+    const p = this.hash({ topic, partitionMetadata, message: { key: exactName(key), value: null } }); // the key's bytes, as sent
     cache.byKey.set(key, p);
     return p;
   }

@@ -7,12 +7,13 @@
 // encoded once per file (Source) and copied; the offset header's digits are written in place.
 //
 // Invariant: the bytes are exactly those kafkajs 2.2.4 encodes for the same messages
-// ({ key: chunkKey(c), value: c.value, headers: chunkHeaders(c) }) with the same timestamp
+// ({ key: exactName(chunkKey(c)), value: c.value, headers: chunkHeaders(c) }) with the same timestamp
 // (its RecordBatch, Record and Header encoders, firstOffset 0, producer id -1, epoch 0,
 // sequence 0, no transaction): tests/records.test.ts compares the two for every codec.
 
 import { CompressionCodecs, CompressionTypes } from "kafkajs";
 import { crc32c } from "./patches/crc32c.ts";
+import { exactName } from "../names.ts";
 import { chunkHeaders, chunkKey, type Chunk, type Source } from "./pack.ts";
 
 /** A growable byte buffer written from the front; reused from send to send by its owner. */
@@ -84,8 +85,8 @@ function digitsOf(n: number): number {
 }
 
 /** A varint-length-prefixed byte string (kafkajs' writeVarIntBytes / writeVarIntString). */
-function prefixed(text: string): Buffer {
-  const b = Buffer.from(text);
+function prefixed(text: string | Buffer): Buffer {
+  const b = Buffer.isBuffer(text) ? text : Buffer.from(text);
   const out = Buffer.allocUnsafe(varintSize(b.length) + b.length);
   b.copy(out, putVarint(out, 0, b.length));
   return out;
@@ -128,7 +129,7 @@ function framingOf(c: Chunk): Framing {
   const f: Framing = {
     key,
     fields: c.fields,
-    keyBytes: key === null ? Buffer.from([0x01]) : prefixed(key),
+    keyBytes: key === null ? Buffer.from([0x01]) : prefixed(exactName(key)), // a file name's exact bytes, also when it is no UTF-8
     headerCount: count.subarray(0, putVarint(count, 0, names.length)),
     before: Buffer.concat(before),
     dynamic,

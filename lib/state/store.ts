@@ -6,11 +6,18 @@
 // the umask. One agent per state file (lock.ts). A database deleted or replaced under a running
 // agent is noticed at the next save and created again (reopenIfReplaced). --reset-state deletes
 // only a file that is recognisably a logship database (resetStore).
+// A file name is stored exactly, also one that is not valid UTF-8 (lib/names.ts): `path` is
+// TEXT holding the name's bytes (written as CAST(bytes AS TEXT); SQLite stores TEXT bytes as
+// given). bun:sqlite reads such text with U+FFFD, so a row whose path reads with U+FFFD has its
+// bytes read again (exactPaths). Why not a BLOB, or a new column: the schema stays 2, and an
+// older logship given this database reads such a path as the same lossy string its own readdir
+// gives, where a BLOB would stop it at start ("The "path" property must be of type string").
 
 import { Database, type Statement } from "bun:sqlite";
 import { chmodSync, closeSync, constants, existsSync, fchmodSync, mkdirSync, openSync, statSync, unlinkSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
 import { StateError } from "../errors.ts";
+import { exactName, nameFromBytes } from "../names.ts";
 import { lockState, type StateLock } from "./lock.ts";
 
 /** What logship remembers about one file. */
@@ -38,7 +45,7 @@ interface Row {
   ino: number;
   fingerprint: string;
   fp_len: number;
-  path: string;
+  path: string; // with U+FFFD where the bytes are not UTF-8 (exactPaths reads them)
   offset: number;
   seen_at: number;
   gone_since: number | null;
@@ -53,6 +60,22 @@ const SELECT_ALL = `SELECT id, dev, ino, fingerprint, fp_len, path, offset, seen
 
 function toSaved(r: Row): SavedFile {
   return { id: r.id, dev: r.dev, ino: r.ino, fingerprint: r.fingerprint, fpLen: r.fp_len, path: r.path, offset: r.offset, seenAt: r.seen_at, goneSince: r.gone_since, born: r.born, size: r.size, mtimeMs: r.mtime, markLen: r.mark_len, markCrc: r.mark_crc };
+}
+
+/** The rows as SavedFiles, each path exact: one that read with U+FFFD is read again as bytes (rare: such names only). */
+function exactPaths(db: Database, rows: Row[]): SavedFile[] {
+  let bytesOf: Statement | undefined;
+  try {
+    for (const r of rows) {
+      if (!r.path.includes("\uFFFD")) continue;
+      bytesOf ??= db.prepare("SELECT CAST(path AS BLOB) AS bytes FROM files WHERE id = ?");
+      const got = bytesOf.get(r.id) as { bytes: Uint8Array } | null;
+      if (got) r.path = nameFromBytes(got.bytes);
+    }
+  } finally {
+    bytesOf?.finalize();
+  }
+  return rows.map(toSaved);
 }
 
 // Each entry moves the schema from version i to i+1. Never edit one that has shipped.
@@ -101,9 +124,9 @@ export class Store {
   private prepare(db: Database): void {
     this.upsert = db.prepare(
       `INSERT INTO files (id, dev, ino, fingerprint, fp_len, path, offset, seen_at, gone_since, born, size, mtime, mark_len, mark_crc)
-       VALUES ($id, $dev, $ino, $fingerprint, $fp_len, $path, $offset, $seen_at, $gone_since, $born, $size, $mtime, $mark_len, $mark_crc)
+       VALUES ($id, $dev, $ino, $fingerprint, $fp_len, CAST($path AS TEXT), $offset, $seen_at, $gone_since, $born, $size, $mtime, $mark_len, $mark_crc)
        ON CONFLICT (id) DO UPDATE SET dev = $dev, ino = $ino, fingerprint = $fingerprint, fp_len = $fp_len,
-         path = $path, offset = $offset, seen_at = $seen_at, gone_since = $gone_since, born = $born, size = $size, mtime = $mtime,
+         path = CAST($path AS TEXT), offset = $offset, seen_at = $seen_at, gone_since = $gone_since, born = $born, size = $size, mtime = $mtime,
          mark_len = $mark_len, mark_crc = $mark_crc`,
     );
     this.deleteOne = db.prepare(`DELETE FROM files WHERE id = ?`);
@@ -116,7 +139,7 @@ export class Store {
   }
 
   all(): SavedFile[] {
-    return (this.open.query(SELECT_ALL).all() as Row[]).map(toSaved);
+    return exactPaths(this.open, this.open.query(SELECT_ALL).all() as Row[]);
   }
 
   /** Writes every given row in one transaction: all of them are durable, or none. */
@@ -125,7 +148,7 @@ export class Store {
       for (const r of list) {
         this.upsert.run({
           $id: r.id, $dev: r.dev, $ino: r.ino, $fingerprint: r.fingerprint, $fp_len: r.fpLen,
-          $path: r.path, $offset: r.offset, $seen_at: r.seenAt, $gone_since: r.goneSince, $born: r.born, $size: r.size, $mtime: r.mtimeMs, $mark_len: r.markLen, $mark_crc: r.markCrc,
+          $path: exactName(r.path), $offset: r.offset, $seen_at: r.seenAt, $gone_since: r.goneSince, $born: r.born, $size: r.size, $mtime: r.mtimeMs, $mark_len: r.markLen, $mark_crc: r.markCrc,
         });
       }
     });
@@ -369,7 +392,10 @@ export function readSaved(path: string): SavedFile[] {
   checkStatePath(path);
   const db = new Database(path, { readonly: true });
   try {
-    return (db.query(SELECT_ALL).all() as Row[]).map(toSaved);
+    // The agent's writer may be mid-write (or, after a kill -9, finishing its last batch):
+    // wait for it as the agent's own connection does, instead of failing with SQLITE_BUSY.
+    db.exec("PRAGMA busy_timeout = 5000");
+    return exactPaths(db, db.query(SELECT_ALL).all() as Row[]);
   } finally {
     db.close();
   }

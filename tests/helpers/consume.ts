@@ -19,6 +19,10 @@ export interface ConsumedRecord {
   key: string;
   value: Buffer;
   headers: Record<string, string>;
+  /** The key's exact bytes (null: no key); `key` is them decoded as UTF-8. */
+  keyBytes?: Buffer | null;
+  /** The headers' exact bytes; `headers` are them decoded as UTF-8. */
+  headerBytes?: Record<string, Buffer>;
 }
 
 interface KcatJsonRecord {
@@ -51,12 +55,16 @@ function parseHeaders(flat: (string | null)[] | undefined): Record<string, strin
 
 function toRecord(line: string): ConsumedRecord {
   const j = JSON.parse(line) as KcatJsonRecord;
+  const headerBytes: Record<string, Buffer> = {};
+  for (let i = 0; j.headers && i + 1 < j.headers.length; i += 2) headerBytes[latin1ToUtf8(j.headers[i] ?? "")] = latin1ToBytes(j.headers[i + 1] ?? null);
   return {
     partition: j.partition,
     offset: j.offset,
     key: latin1ToUtf8(j.key),
     value: latin1ToBytes(j.payload),
     headers: parseHeaders(j.headers),
+    keyBytes: j.key === null ? null : latin1ToBytes(j.key),
+    headerBytes,
   };
 }
 

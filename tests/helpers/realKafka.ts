@@ -5,16 +5,19 @@
 // Each node has a PLAINTEXT listener INTERNAL (inter-broker; also this module's admin access,
 // never printed for clients), a CONTROLLER listener (never given to clients: kafkajs pointed at
 // it fails with "does not support the requested API version") and one client listener per
-// requested security mode. Certificates are made with openssl in `dir`: a CA, a broker
-// certificate with SAN 127.0.0.1 and localhost, a client certificate for mTLS, and a second,
-// unrelated CA with its own client certificate for the "unknown authority" cases. SCRAM users
+// requested security mode (and, for the tests only, TLS listeners serving an expired or a
+// not-yet-valid broker certificate: TEST_LISTENERS). Certificates are made with openssl in
+// `dir` (kafkaCerts.ts: a CA, broker and client certificates, an unrelated CA). SCRAM users
 // are added at format time (StorageTool --add-scram), PLAIN users in the listener's JAAS line.
 // Readiness: the node answers Metadata on INTERNAL listing every node (kcat -L), not a log line.
 import { mkdirSync, writeFileSync, existsSync, rmSync, openSync, closeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
-import { Kafka, logLevel } from "kafkajs";
+import { ConfigResourceTypes, Kafka, logLevel } from "kafkajs";
+import { makeCertificates, type Files } from "./kafkaCerts.ts";
+
+export type { Files } from "./kafkaCerts.ts";
 
 export const SECURITY_MODES = [
   "plaintext",
@@ -25,7 +28,12 @@ export const SECURITY_MODES = [
   "sasl-scram-512",
   "sasl-ssl-scram-512",
 ] as const;
-export type SecurityMode = (typeof SECURITY_MODES)[number];
+/**
+ * Listeners only the tests open (scripts/kafka.ts offers SECURITY_MODES alone): TLS like `ssl`,
+ * but serving a broker certificate that expired in 2020, or one valid only from 2099.
+ */
+export const TEST_LISTENERS = ["ssl-expired-cert", "ssl-not-yet-valid-cert"] as const;
+export type SecurityMode = (typeof SECURITY_MODES)[number] | (typeof TEST_LISTENERS)[number];
 
 const ROOT = resolve(import.meta.dir, "../..");
 export const KAFKA_LIBS = join(ROOT, ".kafka", "libs");
@@ -33,7 +41,7 @@ const CLUSTER_ID = "4L6g3nShT-eMCtK--X86sw"; // any valid base64 UUID; pinned to
 export const USERNAME = "logship";
 
 /** Per mode: the listener name, its security protocol, and SASL mechanism / client auth. */
-const LISTENERS: Record<SecurityMode, { name: string; protocol: string; sasl?: string; clientAuth?: boolean }> = {
+const LISTENERS: Record<SecurityMode, { name: string; protocol: string; sasl?: string; clientAuth?: boolean; keystore?: keyof Files }> = {
   plaintext: { name: "C_PLAIN", protocol: "PLAINTEXT" },
   ssl: { name: "C_SSL", protocol: "SSL" },
   mtls: { name: "C_MTLS", protocol: "SSL", clientAuth: true },
@@ -41,6 +49,8 @@ const LISTENERS: Record<SecurityMode, { name: string; protocol: string; sasl?: s
   "sasl-scram-256": { name: "C_SCRAM256", protocol: "SASL_PLAINTEXT", sasl: "SCRAM-SHA-256" },
   "sasl-scram-512": { name: "C_SCRAM512", protocol: "SASL_PLAINTEXT", sasl: "SCRAM-SHA-512" },
   "sasl-ssl-scram-512": { name: "C_SASL_SSL", protocol: "SASL_SSL", sasl: "SCRAM-SHA-512" },
+  "ssl-expired-cert": { name: "C_SSL_EXPIRED", protocol: "SSL", keystore: "expiredBrokerKeystore" },
+  "ssl-not-yet-valid-cert": { name: "C_SSL_FUTURE", protocol: "SSL", keystore: "notYetValidBrokerKeystore" },
 };
 
 /** What a client of one mode needs, with the names scripts/kafka.ts prints. */
@@ -65,20 +75,6 @@ export interface RealClusterOptions {
   readyTimeoutMs?: number;
 }
 
-export interface Files {
-  ca: string;
-  caKey: string;
-  clientCert: string;
-  clientKey: string;
-  /** An unrelated CA and a client certificate it signed: "unknown authority" both ways. */
-  otherCa: string;
-  otherClientCert: string;
-  otherClientKey: string;
-  /** A client certificate of the right CA, expired (2020-01-01 to 2020-02-01). */
-  expiredClientCert: string;
-  expiredClientKey: string;
-}
-
 export interface RealCluster {
   readonly dir: string;
   readonly password: string;
@@ -86,6 +82,12 @@ export interface RealCluster {
   /** Plaintext bootstrap of the inter-broker listener: for admin work in tests only. */
   readonly internalBootstrap: string;
   env(mode: SecurityMode): ClientEnv;
+  /**
+   * Makes every node's `mode` listener serve `keystore` (a PEM key and certificate of the same
+   * name and SANs as the broker's) from now on: Kafka's dynamic per-broker update, through the
+   * internal listener, no restart. Resolves once every node accepted it.
+   */
+  setKeystore(mode: SecurityMode, keystore: string): Promise<void>;
   /** kcat -X options that connect in `mode`. */
   kcatArgs(mode: SecurityMode): string[];
   /** Creates a topic through the internal listener (kafkajs admin); waits until its leaders are known. */
@@ -120,53 +122,6 @@ async function freePorts(n: number): Promise<number[]> {
   });
   await Promise.all(servers.map((srv) => new Promise((res) => srv.close(res))));
   return ports;
-}
-
-function run(cmd: string[], what: string): string {
-  const r = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`${what}: ${cmd.join(" ")}: exit ${r.exitCode}: ${r.stderr.toString().trim()}`);
-  return r.stdout.toString();
-}
-
-/** A CA, a server certificate (SAN 127.0.0.1, localhost), client certificates; PEM, PKCS#8 keys. */
-export function makeCertificates(dir: string): Files & { brokerKeystore: string } {
-  mkdirSync(dir, { recursive: true });
-  const p = (n: string) => join(dir, n);
-  const ca = (name: string, cn: string) =>
-    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${cn}`, "-days", "3650",
-      "-keyout", p(`${name}.key`), "-out", p(`${name}.pem`)], "CA");
-  const leaf = (name: string, cn: string, caName: string, ext: string) => {
-    run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${cn}`,
-      "-keyout", p(`${name}.key`), "-out", p(`${name}.csr`)], "CSR");
-    writeFileSync(p(`${name}.ext`), ext);
-    run(["openssl", "x509", "-req", "-in", p(`${name}.csr`), "-CA", p(`${caName}.pem`), "-CAkey", p(`${caName}.key`),
-      "-CAcreateserial", "-days", "3650", "-extfile", p(`${name}.ext`), "-out", p(`${name}.pem`)], "sign");
-  };
-  ca("ca", "logship-test-ca");
-  ca("other-ca", "logship-unrelated-ca");
-  leaf("broker", "localhost", "ca", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
-  leaf("client", "logship-client", "ca", "extendedKeyUsage=clientAuth\n");
-  leaf("other-client", "logship-client", "other-ca", "extendedKeyUsage=clientAuth\n");
-  // A client certificate of the right CA that expired in 2020 (openssl ca takes explicit dates).
-  writeFileSync(p("ca.cnf"), "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=serial\ndefault_md=sha256\npolicy=p\nunique_subject=no\n[p]\ncommonName=supplied\n");
-  writeFileSync(p("index.txt"), "");
-  writeFileSync(p("serial"), "1000\n");
-  run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=logship-client", "-keyout", p("expired-client.key"), "-out", p("expired-client.csr")], "CSR");
-  run(["sh", "-c", `cd "${dir}" && openssl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key -in expired-client.csr -out expired-client.pem -startdate 20200101000000Z -enddate 20200201000000Z -notext`], "expired certificate");
-  const keystore = p("broker-keystore.pem");
-  run(["sh", "-c", `cat "${p("broker.key")}" "${p("broker.pem")}" > "${keystore}"`], "keystore");
-  return {
-    ca: p("ca.pem"),
-    caKey: p("ca.key"),
-    clientCert: p("client.pem"),
-    clientKey: p("client.key"),
-    otherCa: p("other-ca.pem"),
-    otherClientCert: p("other-client.pem"),
-    otherClientKey: p("other-client.key"),
-    expiredClientCert: p("expired-client.pem"),
-    expiredClientKey: p("expired-client.key"),
-    brokerKeystore: keystore,
-  };
 }
 
 interface Node {
@@ -245,6 +200,7 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
       protoMap.push(`${l.name}:${l.protocol}`);
       const pre = `listener.name.${l.name.toLowerCase()}`;
       if (l.clientAuth) extra.push(`${pre}.ssl.client.auth=required`);
+      if (l.keystore) extra.push(`${pre}.ssl.keystore.type=PEM`, `${pre}.ssl.keystore.location=${certs[l.keystore]}`);
       if (l.sasl) {
         extra.push(`${pre}.sasl.enabled.mechanisms=${l.sasl}`);
         const mech = l.sasl.toLowerCase();
@@ -328,11 +284,7 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
     throw e;
   }
 
-  const files: Files = {
-    ca: certs.ca, caKey: certs.caKey, clientCert: certs.clientCert, clientKey: certs.clientKey,
-    otherCa: certs.otherCa, otherClientCert: certs.otherClientCert, otherClientKey: certs.otherClientKey,
-    expiredClientCert: certs.expiredClientCert, expiredClientKey: certs.expiredClientKey,
-  };
+  const files: Files = certs;
   const nodeOf = (i: number): Node => {
     const n = nodes[i - 1];
     if (!n) throw new Error(`no node ${i} (1..${count})`);
@@ -369,6 +321,24 @@ export async function startRealCluster(opts: RealClusterOptions = {}): Promise<R
       if (env.CLIENT_CERT && env.CLIENT_KEY) out.push(...x("ssl.certificate.location", env.CLIENT_CERT), ...x("ssl.key.location", env.CLIENT_KEY));
       if (l.sasl) out.push(...x("sasl.mechanisms", l.sasl), ...x("sasl.username", USERNAME), ...x("sasl.password", password));
       return out;
+    },
+    async setKeystore(mode, keystore) {
+      const kafka = new Kafka({ brokers: internalBootstrap.split(","), logLevel: logLevel.NOTHING, clientId: "realKafka-admin" });
+      const admin = kafka.admin();
+      await admin.connect();
+      try {
+        const pre = `listener.name.${LISTENERS[mode].name.toLowerCase()}`;
+        await admin.alterConfigs({
+          validateOnly: false,
+          resources: nodes.map((n) => ({
+            type: ConfigResourceTypes.BROKER,
+            name: String(n.id),
+            configEntries: [{ name: `${pre}.ssl.keystore.type`, value: "PEM" }, { name: `${pre}.ssl.keystore.location`, value: keystore }],
+          })),
+        });
+      } finally {
+        await admin.disconnect();
+      }
     },
     async createTopic(name, topicOpts = {}) {
       const kafka = new Kafka({ brokers: internalBootstrap.split(","), logLevel: logLevel.NOTHING, clientId: "realKafka-admin" });
