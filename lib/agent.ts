@@ -59,13 +59,17 @@ const READ_POOL_BYTES = 8 * READ_BYTES;
 /** Largest total of one send across partitions. */
 const MAX_SEND_BYTES = 8 * 1024 * 1024;
 /**
- * Records read but not acknowledged at most (healthy topics). Packed records are large and few
- * (2 MiB in flight is 8 records of 256 KiB); `format: line` and `json` make one per line, and
- * 2 MiB of 40-byte lines was 52,000 records in flight, each several objects in kafkajs. Measured
- * (bench --quick, short-lines, format line): no cap 1.6 MB/s, 5.2 CPU s, 360 MB RSS; 8192: 4.9 MB/s,
- * 1.8 CPU s, 297 MB (2048: 4.2 MB/s; 32768: 5.3 MB/s, same RSS).
+ * Records read but not acknowledged at most (healthy topics). `format: line` and `json` make one
+ * per line (2 MiB of 40-byte lines is 52,000). kafkajs' producer made objects per record (8192
+ * was the best then); logship's encoding (records.ts) makes none, so this bounds the chunks'
+ * own objects, alive until acknowledged (see memory.ts): on the backlog set as `line`, 4096
+ * gave 1.30 CPU s and 142 MB peak RSS, 16,384 1.36 s and 168 MB (no full collections; 40-byte
+ * lines: the same speed). A send takes at most half of the bytes and records that may be in
+ * flight, so the next half is read while Kafka answers (with a send holding all of it,
+ * reading and sending took turns: wall 2.6 s for 1.9 CPU s).
  */
-const MAX_INFLIGHT_RECORDS = 8192;
+const MAX_INFLIGHT_RECORDS = 4096;
+const sendShare = (inflight: number) => Math.floor(inflight / 2);
 
 export class Agent {
   readonly events: AgentEvents;
@@ -383,6 +387,6 @@ export class Agent {
   // --- small helpers -------------------------------------------------------------------
 
   private senderOptions(c: AgentConfig) {
-    return { maxMessageBytes: c.kafka.max_message_bytes, maxSendBytes: Math.max(MAX_SEND_BYTES, c.kafka.max_message_bytes), maxInflightRecords: MAX_INFLIGHT_RECORDS, retryBackoffMs: c.kafka.retry_backoff, retryBackoffMaxMs: c.kafka.retry_backoff_max };
+    return { maxMessageBytes: c.kafka.max_message_bytes, maxSendBytes: Math.max(Math.min(MAX_SEND_BYTES, sendShare(c.max_inflight_bytes)), c.kafka.max_message_bytes), maxSendRecords: sendShare(MAX_INFLIGHT_RECORDS), maxInflightRecords: MAX_INFLIGHT_RECORDS, retryBackoffMs: c.kafka.retry_backoff, retryBackoffMaxMs: c.kafka.retry_backoff_max };
   }
 }

@@ -152,8 +152,31 @@ const GC_OBSERVATIONS = 500;
  * same peak RSS (the backlog, many-files and short-lines sets: the same or less CPU).
  */
 const GC_HINT_BYTES = 32 * 1024 * 1024;
-/** Small records leave garbage too (headers, message objects): 10,000 files of 20 KB peaked at 190 MB without this, 149 MB with it. */
-const GC_HINT_RECORDS = 64;
+/**
+ * Small records leave garbage too: 10,000 files of 20 KB peaked at 190 MB without a hint per
+ * 64 records, 149 MB with it, when kafkajs made objects per record. Records cost no objects
+ * in the encoding now (kafka/records.ts), and a hint per send of thousands of records (a
+ * record per line) was 12% of `format: line`'s CPU; what a record per line leaves behind is
+ * handled by the heap check below.
+ */
+const GC_HINT_RECORDS = 65_536;
+/**
+ * A record per line (`format: line`, `json`) keeps three small objects per line (chunk, value
+ * view, checkpoint range) until Kafka acknowledges it: they outlive young collections, and
+ * Bun's collector lets the old generation grow to several times what is alive (250 MB
+ * backlog as `line`: peak RSS 175 MB, of which 68 MB anonymous, at a JS heap of 50-76 MB).
+ * So sends of many records bring a full collection every FULL_GC_RECORDS of their lines
+ * (a few ms each: what is alive is the records in flight, agent.ts' MAX_INFLIGHT_RECORDS).
+ * Measured on the backlog set (bench line and json, medians of 3, same runs as kcat; 4,096
+ * records in flight): no full collections: line 1.30 CPU s, peak RSS 142 MB, json 182 MB;
+ * every 65,536 records: 1.55 CPU s, 110 MB, json 132 MB; every 32,768: 1.61 CPU s, 96 MB,
+ * json 123 MB. (Asking bun:jsc's heapSize() after each send instead, with a 24 MB limit, gave
+ * about the same, but heapSize() itself showed up in the profile.) The memory target (100 MB)
+ * chose the last; it costs `line` about a fifth of its speed.
+ */
+const FULL_GC_RECORDS = 32_768;
+/** Sends of fewer records (packed) leave no such pile: the heap is not even looked at (heapSize() costs about 12 µs). */
+const HEAP_CHECK_RECORDS = 256;
 /**
  * A full collection when the JS heap has grown by this share, plus FULL_GC_SLACK, since the
  * last one (checked, cheaply, at each young-collection hint above). Bun's own policy lets the
@@ -183,6 +206,7 @@ class Collector {
   readonly counts = { young: 0, full: 0 };
   private bytesSince = 0;
   private recordsSince = 0;
+  private manySince = 0; // lines of sends of many records since the last full collection
 
   /** A file was observed (stat and head read): a young collection every GC_OBSERVATIONS. */
   observed(): void {
@@ -191,10 +215,17 @@ class Collector {
     this.collect();
   }
 
-  /** Records were sent to Kafka: a young collection every GC_HINT_BYTES or GC_HINT_RECORDS. */
-  sent(bytes: number, records: number): void {
+  /** Records were sent to Kafka: a young collection every GC_HINT_BYTES or GC_HINT_RECORDS; a full one every FULL_GC_RECORDS lines of sends of many records. */
+  sent(bytes: number, records: number, lines = records): void {
     this.bytesSince += bytes;
     this.recordsSince += records;
+    // Counted in lines: a multiline event leaves each of its lines' garbage (the text its pattern saw).
+    if (records >= HEAP_CHECK_RECORDS && (this.manySince += lines) >= FULL_GC_RECORDS) {
+      this.manySince = 0;
+      this.bytesSince = 0;
+      this.recordsSince = 0;
+      return this.full();
+    }
     if (this.bytesSince < GC_HINT_BYTES && this.recordsSince < GC_HINT_RECORDS) return;
     this.bytesSince = 0;
     this.recordsSince = 0;

@@ -5,8 +5,9 @@
 //   npm run bench                       build, then every scenario, 3 runs each
 //   npm run bench -- --quick            the same, small: a smoke run (about a minute)
 //   bun scripts/bench.ts [options]      without the build
-//     --scenario NAME[,NAME]   backlog, many-files, long-lines, short-lines, live-tail, idle (default all),
-//                              and many-files-100k (slow: never part of all, nor of CI)
+//     --scenario NAME[,NAME]   backlog, many-files, long-lines, short-lines, line, json,
+//                              line-multiline, live-tail, idle (default all), and
+//                              many-files-100k (slow: never part of all, nor of CI)
 //     --compression LIST       backlog's variants: none,gzip,snappy,lz4,zstd (default none,gzip;
 //                              with --kafka real: none,zstd)
 //     --kafka mock|real        the cluster: librdkafka's mock (default), or a real Apache Kafka
@@ -39,6 +40,11 @@
 // line equals the generated set, `logship check` shows 0 unread for every file, and the
 // topic's high watermarks add up to its records (kcat's add up to the lines). The mock keeps
 // only ~5 MB per partition, so counts, not contents, are checked.
+// line, json and line-multiline (issue 14) ship the backlog set with `format: line`, `format: json`,
+// and `format: line` with `multiline: {start: '^\d{4}-\d{2}-\d{2}T'}` over the backlog set with
+// stack-trace continuation lines after 20% of its lines; kcat sends the same bytes, one record
+// per line. They are verified as the others, and logship's records must be one per line (one
+// per event with multiline; json ships more bytes than the file, so its bytes are not compared).
 // live-tail appends stamped lines at a steady rate while `logship run` follows them and a kcat
 // consumer reads the topic: delay = time the line is seen by the consumer - time it was
 // appended, an upper bound of append→ack (the same lines produced by kafkajs from this process
@@ -67,7 +73,7 @@ const MB = 1e6;
 
 // --- options -----------------------------------------------------------------------------
 
-const SCENARIOS = ["backlog", "many-files", "long-lines", "short-lines", "live-tail", "idle"] as const;
+const SCENARIOS = ["backlog", "many-files", "long-lines", "short-lines", "line", "json", "line-multiline", "live-tail", "idle"] as const;
 /** Scenarios run only when named: too slow for `all`. */
 const SLOW_SCENARIOS = ["many-files-100k"] as const;
 type ScenarioName = (typeof SCENARIOS)[number] | (typeof SLOW_SCENARIOS)[number];
@@ -463,6 +469,25 @@ interface DataSpec {
   totalBytes: number;
   minLine: number;
   maxLine: number;
+  continuation?: number; // share of lines followed by stack-trace lines (gen-logs.ts)
+}
+
+/** The logship settings a scenario itself sets (the event formats); --set adds to them and wins. */
+function scenarioSettings(name: ScenarioName): Record<string, string> {
+  switch (name) {
+    case "line":
+      return { "input.format": "line" };
+    case "json":
+      return { "input.format": "json" };
+    case "line-multiline":
+      return { "input.format": "line", "input.multiline": "{start: '^\\d{4}-\\d{2}-\\d{2}T'}" };
+    default:
+      return {};
+  }
+}
+
+function settingsOf(b: Bench, name: ScenarioName): Record<string, string> {
+  return { ...scenarioSettings(name), ...b.opts.set };
 }
 
 interface Bench {
@@ -482,6 +507,11 @@ function dataSpec(name: ScenarioName, quick: boolean): DataSpec {
       return { files: 4, totalBytes: quick ? 8e6 : 64e6, minLine: 40, maxLine: 40 };
     case "many-files-100k":
       return { files: quick ? 10_000 : 100_000, totalBytes: (quick ? 10_000 : 100_000) * 1_000, minLine: 80, maxLine: 250 };
+    case "line":
+    case "json":
+      return dataSpec("backlog", quick);
+    case "line-multiline":
+      return { ...dataSpec("backlog", quick), continuation: 0.2 };
     default:
       throw new Error(`${name} is not a throughput scenario`);
   }
@@ -494,8 +524,8 @@ async function throughput(b: Bench, name: ScenarioName, after?: (mock: MockClust
   const concat = join(b.work, `${name}.concat`);
   say(`\n== ${name}: generating ${spec.files} files, ${(spec.totalBytes / MB).toFixed(0)} MB, lines ${spec.minLine}–${spec.maxLine} B`);
   const t0 = performance.now();
-  const data = generateLogs({ dir: join(dir, "logs"), files: spec.files, totalBytes: spec.totalBytes, minLine: spec.minLine, maxLine: spec.maxLine, seed: 1, concat });
-  say(`   ${data.lines} lines, ${data.bytes} bytes in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const data = generateLogs({ dir: join(dir, "logs"), files: spec.files, totalBytes: spec.totalBytes, minLine: spec.minLine, maxLine: spec.maxLine, seed: 1, concat, continuation: spec.continuation });
+  say(`   ${data.lines} lines${spec.continuation ? ` (${data.events} events)` : ""}, ${data.bytes} bytes in ${((performance.now() - t0) / 1000).toFixed(1)} s; logship: ${Object.entries(settingsOf(b, name)).map(([k, v]) => `${k}=${v}`).join(" ") || "defaults"}`);
   const mock = await startKafka(b);
   const out: Result[] = [];
   let lastRun: string | null = null;
@@ -508,7 +538,7 @@ async function throughput(b: Bench, name: ScenarioName, after?: (mock: MockClust
         runs.push(await kcatRun(b, mock, label, i, data, concat, compression));
         say(line(runs.at(-1)!));
         const keep = after && i === b.opts.runs ? (lastRun = join(b.work, "runs", `kept-${label.replace("/", "-")}`)) : undefined;
-        runs.push(await logshipRun(b, mock, label, i, data, join(dir, "logs"), compression, keep));
+        runs.push(await logshipRun(b, mock, label, i, data, join(dir, "logs"), compression, settingsOf(b, name), keep));
         say(line(runs.at(-1)!));
       }
       const kcat = summarize("kcat", runs, data.bytes);
@@ -558,13 +588,13 @@ async function kcatRun(b: Bench, mock: MockClusterProcess, label: string, i: num
 }
 
 /** `keepIn`: the run's directory (config, state, stderr), kept for what follows (the caller removes it). */
-async function logshipRun(b: Bench, mock: MockClusterProcess, label: string, i: number, data: GeneratedLogs, logs: string, compression: Compression, keepIn?: string): Promise<Run> {
+async function logshipRun(b: Bench, mock: MockClusterProcess, label: string, i: number, data: GeneratedLogs, logs: string, compression: Compression, set: Record<string, string>, keepIn?: string): Promise<Run> {
   const P = b.opts.partitions;
   const topic = await freshTopic(mock, `logship-${label.replace("/", "-")}`, P);
   const runDir = keepIn ?? join(b.work, "runs", topic);
   mkdirSync(runDir, { recursive: true });
   const config = join(runDir, "logship.yaml");
-  writeConfig(config, { glob: join(logs, "*.log"), bootstraps: mock.bootstraps, topic, statePath: join(runDir, "state.db"), compression, set: b.opts.set });
+  writeConfig(config, { glob: join(logs, "*.log"), bootstraps: mock.bootstraps, topic, statePath: join(runDir, "state.db"), compression, set });
   const stderrPath = join(runDir, "stderr.log");
   const m = await measure([b.opts.bin, "run", "--once", "--config", config], stderrPath);
   const stderr = readFileSync(stderrPath, "utf8");
@@ -575,9 +605,11 @@ async function logshipRun(b: Bench, mock: MockClusterProcess, label: string, i: 
   else {
     if (stopped.lines !== data.lines) problems.push(`shipped ${stopped.lines} lines, expected ${data.lines}`);
     // format: json ships an object per line (more bytes than the file); line and json ship a record per line.
-    const format = b.opts.set?.["input.format"] ?? "packed";
+    const format = set["input.format"] ?? "packed";
+    const events = set["input.multiline"] !== undefined;
     if (format !== "json" && stopped.bytes !== data.bytes) problems.push(`shipped ${stopped.bytes} bytes, expected ${data.bytes}`);
-    if (format !== "packed" && stopped.records !== data.lines) problems.push(`sent ${stopped.records} records, expected ${data.lines} (format ${format}: one per line)`);
+    if (format !== "packed" && !events && stopped.records !== data.lines) problems.push(`sent ${stopped.records} records, expected ${data.lines} (format ${format}: one per line)`);
+    if (format !== "packed" && events && stopped.records !== data.events) problems.push(`sent ${stopped.records} records, expected ${data.events} (format ${format} with multiline: one per event)`);
     if (stopped.unacknowledged > 0) problems.push(`${stopped.unacknowledged} bytes unacknowledged`);
     if (stopped.losses.length > 0) problems.push(`losses: ${stopped.losses.join(" ")}`);
   }
@@ -901,7 +933,7 @@ async function profile(b: Bench): Promise<void> {
   const dir = join(b.work, "profile");
   const what = b.opts.profileBinary ? `BUN_OPTIONS=--cpu-prof ${b.opts.bin}` : `bun --cpu-prof ${join(b.opts.src, "main.ts")}`;
   say(`== profile: ${what} run --once on the ${scenario} set: ${spec.files} files, ${(spec.totalBytes / MB).toFixed(0)} MB`);
-  const data = generateLogs({ dir: join(dir, "logs"), files: spec.files, totalBytes: spec.totalBytes, minLine: spec.minLine, maxLine: spec.maxLine, seed: 1 });
+  const data = generateLogs({ dir: join(dir, "logs"), files: spec.files, totalBytes: spec.totalBytes, minLine: spec.minLine, maxLine: spec.maxLine, seed: 1, continuation: spec.continuation });
   const mock = await startKafka(b);
   const outDir = join(ROOT, "bench", "results");
   mkdirSync(outDir, { recursive: true });
@@ -909,7 +941,7 @@ async function profile(b: Bench): Promise<void> {
     for (const compression of scenario === "backlog" ? b.opts.compressions : (["none"] as const)) {
       const topic = await freshTopic(mock, `profile-${compression}`, b.opts.partitions);
       const config = join(dir, `logship-${compression}.yaml`);
-      writeConfig(config, { glob: join(dir, "logs", "*.log"), bootstraps: mock.bootstraps, topic, statePath: join(dir, `state-${compression}.db`), compression, set: b.opts.set });
+      writeConfig(config, { glob: join(dir, "logs", "*.log"), bootstraps: mock.bootstraps, topic, statePath: join(dir, `state-${compression}.db`), compression, set: settingsOf(b, scenario) });
       const name = `profile-${stamp()}-${scenario}-${compression}.cpuprofile`;
       const flags = ["--cpu-prof", `--cpu-prof-dir=${outDir}`, `--cpu-prof-name=${name}`];
       const stderrPath = join(dir, `stderr-${compression}.log`);

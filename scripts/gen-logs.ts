@@ -131,12 +131,28 @@ export interface GenerateOptions {
   seed?: number; // default 1
   prefix?: string; // file names: PREFIX-00001.log (default "app")
   concat?: string; // also write every file's bytes, in file order, to this path (for `kcat -l`)
+  /**
+   * Share of lines followed by continuation lines (1–8 lines of a Java stack trace, indented,
+   * no timestamp), for multiline events; 0 (default) gives the same bytes as before it existed.
+   */
+  continuation?: number;
 }
 
 export interface GeneratedLogs {
   files: string[];
   bytes: number;
   lines: number;
+  /** Lines that start an event (not continuation lines): the records of a multiline `start` pattern. */
+  events: number;
+}
+
+const FRAMES = ["com.example.api.OrderController.create", "com.example.core.Service.handle", "org.springframework.web.servlet.FrameworkServlet.service", "java.base/java.lang.Thread.run", "com.zaxxer.hikari.pool.HikariPool.getConnection", "io.netty.channel.nio.NioEventLoop.run"] as const;
+
+/** A stack-trace continuation line of exactly `len` bytes ("\n" included), never starting with a digit. */
+function continuationLine(r: Rng, len: number): string {
+  const frame = r.pick(FRAMES);
+  const file = frame.split(".").at(-2)!;
+  return fit(r, `    at ${frame}(${file}.java:${r.int(10, 999)})`, len - 1) + "\n";
 }
 
 const WRITE_BUFFER = 4 * 1024 * 1024;
@@ -153,11 +169,13 @@ export function generateLogs(opts: GenerateOptions): GeneratedLogs {
   const perFile = Math.max(1, Math.floor(totalBytes / count));
   const buf = Buffer.allocUnsafe(WRITE_BUFFER + maxLine);
   const concatFd = opts.concat ? openSync(opts.concat, "w") : -1;
-  const out: GeneratedLogs = { files: [], bytes: 0, lines: 0 };
+  const out: GeneratedLogs = { files: [], bytes: 0, lines: 0, events: 0 };
+  const continuation = opts.continuation ?? 0;
   try {
     for (let f = 0; f < count; f++) {
       const path = join(dir, `${prefix}-${String(f + 1).padStart(digits, "0")}.log`);
       const maker = new LineMaker(seed * 1_000_003 + f, minLine, maxLine);
+      const cr = new Rng(seed * 7_919 + f); // continuation lines draw from their own stream
       const fd = openSync(path, "w");
       let used = 0;
       let written = 0;
@@ -172,6 +190,16 @@ export function generateLogs(opts: GenerateOptions): GeneratedLogs {
           used += n;
           written += n;
           out.lines++;
+          out.events++;
+          if (continuation > 0 && cr.next() < continuation) {
+            for (let k = cr.int(1, 8); k > 0; k--) {
+              if (used >= WRITE_BUFFER) flush();
+              const c = buf.write(continuationLine(cr, cr.int(minLine, maxLine)), used, "latin1");
+              used += c;
+              written += c;
+              out.lines++;
+            }
+          }
           if (used >= WRITE_BUFFER) flush();
         }
         flush();

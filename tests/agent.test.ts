@@ -61,7 +61,7 @@ test("while offsets cannot be saved, reading pauses; it resumes when saving work
   h.agent = await Agent.start(h.config, { once: false }, { publisher: kafka, events: h.recorded.events, store, clock: h.clock, watch: false });
   await h.until(() => kafka.ackedText().includes("before\n"));
   diskFull = true;
-  await h.until(() => h.recorded.count("stateError") > 0, "the failed save is reported");
+  await h.until(() => h.recorded.count("stateError") > 0, "the failed save is reported", 10_000);
   h.dir.append("app.log", "during\n");
   await h.advance(200); // many poll and scan intervals: time to read, were reading not paused
   expect(kafka.ackedText()).not.toContain("during\n");
@@ -220,7 +220,7 @@ test("the state writer process killed: the next save fails (said), a new writer 
   process.kill(first.pid, "SIGKILL");
   await first.exited;
   h.dir.append("app.log", "two\n");
-  await h.until(() => h.recorded.count("stateError") > 0, "the failed save is reported");
+  await h.until(() => h.recorded.count("stateError") > 0, "the failed save is reported", 10_000);
   await h.until(() => savedOffset(h.statePath, h.dir.path("app.log")) === 8, "offset 8 saved by a new writer process", 10_000);
   await h.until(() => h.recorded.count("stateRecovered") > 0, "its answer came back: saving works again"); // the row is on disk before the answer arrives
   expect(writer.child.pid).not.toBe(first.pid);

@@ -110,6 +110,23 @@ describe("format: json", () => {
     expect(seen).toEqual([1000]);
   });
 
+  test("values are byte for byte the template the format defines (plain ASCII lines copied, others through JSON.stringify), across slabs", () => {
+    const lines = ["plain ascii line 42 key=value", "ctl \b\f\r\u0001\u001f\u0000 end", 'quote " inside', "back\\slash", "tab\there", "del \u007f", "ünïcödé ✓", "", "~ !#$%&'()*+,-./:;<=>?@[]^_`{|}", "x".repeat(70_000)];
+    const raw = Buffer.concat([...lines.map((l) => Buffer.from(`${l}\n`)), Buffer.from([0x61, 0xff, 0x0a]), Buffer.from("last, no newline")]);
+    const fields = { service: "check\"out", env: "prod" };
+    const chunks = format(Buffer.concat([raw, raw, raw, raw]), { format: "json", fields });
+    const ts = new Date(WALL).toISOString();
+    const fieldsJson = `,"service":${JSON.stringify(fields.service)},"env":"prod"`;
+    for (const c of chunks) {
+      const bytes = c.raw ?? c.value;
+      const text = new TextDecoder().decode(bytes[bytes.length - 1] === 0x0a ? bytes.subarray(0, bytes.length - 1) : bytes);
+      const bad = text.includes("\uFFFD");
+      const expected = `{"@timestamp":"${ts}","message":${JSON.stringify(text)}${bad ? ',"invalid_utf8":true' : ""},"host":"edge-7","path":${JSON.stringify(SOURCE.path)},"offset":${c.start},"file":${JSON.stringify(SOURCE.file)}${fieldsJson}}`;
+      expect(c.value.toString()).toBe(expected);
+    }
+    expect(chunks.length).toBe(4 * (lines.length + 2) - 3); // a copy's last line runs into the next copy's first
+  });
+
   test("a line whose JSON is too large for a record is cut in pieces, each its own event with its own offset", () => {
     const limits = { maxMessageBytes: 1024, targetMessageBytes: 1024 };
     const long = "\u0001".repeat(2000); // 6 bytes each in JSON

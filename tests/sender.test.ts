@@ -7,7 +7,7 @@ import { Checkpoint } from "../lib/state/checkpoint.ts";
 import { PublishError } from "../lib/errors.ts";
 import type { AgentEvents } from "../lib/events.ts";
 import { BATCH_OVERHEAD, pack, type Chunk, type PackLimits, type Source } from "../lib/kafka/pack.ts";
-import { nextBatch } from "../lib/kafka/publish.ts";
+import { nextBatch, partlyAcknowledged } from "../lib/kafka/publish.ts";
 import { Sender, splitAtLine, type SenderOptions } from "../lib/kafka/sender.ts";
 import type { SavedFile } from "../lib/state/store.ts";
 import { eventually } from "./helpers/eventually.ts";
@@ -485,5 +485,32 @@ describe("a failing topic backs off alone (issue 11, item 11)", () => {
     await sender.drain(Date.now() + 5_000);
     expect(sender.inflightRecords).toBe(0);
     expect(sender.inflightBytes).toBe(0);
+  });
+});
+
+describe("a send Kafka acknowledged in part (some partitions answered an error)", () => {
+  test("the acknowledged partitions' chunks are acknowledged now and never sent again; only the rest is retried, offsets over each file's prefix", async () => {
+    const kafka = new FakePublisher({ partitions: 4 });
+    const { cp, events, sender } = setup(kafka);
+    const a = file(cp, lines("a", 40));
+    const b = file(cp, lines("b", 40));
+    const limits = { maxMessageBytes: 1_000_000, targetMessageBytes: 300 };
+    const aChunks = a.chunks(limits);
+    const bChunks = b.chunks(limits);
+    // The first send: a's partition answered 0, b's NOT_LEADER_FOR_PARTITION.
+    const notLeader = () => new PublishError("This server is not the leader for that topic-partition", { retriable: true, code: "NOT_LEADER_FOR_PARTITION" });
+    kafka.next(partlyAcknowledged(notLeader(), aChunks));
+    sender.enqueue([...aChunks.slice(0, 3), ...bChunks.slice(0, 3), ...aChunks.slice(3), ...bChunks.slice(3)]);
+    sender.start();
+    await eventually(() => cp.offsetOf(a.row.id) === a.size && cp.offsetOf(b.row.id) === b.size);
+    expect(kafka.calls.length).toBe(2);
+    expect(kafka.calls[0]!.chunks.length).toBe(aChunks.length + bChunks.length);
+    expect(kafka.calls[1]!.chunks).toEqual(bChunks); // a's chunks were not sent twice
+    expect(sender.inflightBytes).toBe(0);
+    expect(sender.inflightRecords).toBe(0);
+    expect(sender.queued).toBe(0);
+    const acked = events.of("chunksAcked").map((args) => args[0]);
+    expect(acked).toEqual([aChunks.length, bChunks.length]);
+    expect(events.of("sendFailed").length).toBe(1);
   });
 });

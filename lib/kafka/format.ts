@@ -23,6 +23,7 @@ import type { InputConfig } from "../config.ts";
 import { isBytesName, lossyName } from "../names.ts";
 import { BATCH_OVERHEAD, compressionSlack, countLines, recordOverhead, UnshippableError, type Chunk, type PackLimits, type Source } from "./pack.ts";
 import type { Span } from "../files/read.ts";
+import { JsonValues } from "./json-value.ts";
 
 const NL = 0x0a;
 const EMPTY = Buffer.alloc(0);
@@ -134,13 +135,16 @@ export function formatEvents(span: Span, source: Source, fmt: EventFormat, limit
   if (bytes.length === 0 && !open) return { chunks: [{ source, value: EMPTY, start: span.start, end: span.end, lines: 0, size: 0 }], open: null };
   out.timestamp(wall);
   let ev = open;
-  let parts: Buffer[] = ev ? [ev.bytes] : [];
+  // Where the event being built starts in `bytes`; -1: it began in an earlier read (its first lines are in ev.bytes).
+  // Its lines in this span are contiguous, so a closed event is a view of them, not a copy.
+  let evFrom = -1;
   let evBytes = ev ? ev.bytes.length : 0;
   let pos = 0;
   while (pos < bytes.length) {
     const nl = bytes.indexOf(NL, pos);
     const lineEnd = nl === -1 ? bytes.length : nl + 1;
     const raw = bytes.subarray(pos, lineEnd);
+    const at = pos;
     const offset = span.start + pos;
     pos = lineEnd;
     if (!ml) {
@@ -152,22 +156,21 @@ export function formatEvents(span: Span, source: Source, fmt: EventFormat, limit
       const joins = ml.start ? !ml.start.test(text) : ml.cont!.test(text);
       const cut = !joins ? null : ev.lines >= ml.maxLines ? "max_lines" : evBytes + raw.length > ml.maxBytes ? "max_bytes" : null;
       if (joins && !cut) {
-        parts.push(raw);
         evBytes += raw.length;
         ev.lines++;
         ev.end = offset + raw.length;
         continue;
       }
       if (cut) report?.eventCut?.(source, ev.start, cut);
-      out.event(ev, parts);
+      out.event(ev, evFrom >= 0 ? [bytes.subarray(evFrom, at)] : at === 0 ? [ev.bytes] : [ev.bytes, bytes.subarray(0, at)]);
     }
     ev = { start: offset, end: offset + raw.length, bytes: EMPTY, lines: 1, since: now, wall, fmt };
-    parts = [raw];
+    evFrom = at;
     evBytes = raw.length;
   }
   if (ev) {
     if (span.end > span.start + bytes.length) ev.end = span.end; // skipped bytes of its last line (or a dropped long line after it)
-    ev.bytes = Buffer.concat(parts); // a copy: the read buffer goes back
+    ev.bytes = evFrom >= 0 ? Buffer.from(bytes.subarray(evFrom)) : Buffer.concat([ev.bytes, bytes]); // a copy: the read buffer goes back
   }
   const chunks = out.finish(ev ? null : span.end);
   return { chunks, open: ev };
@@ -198,21 +201,35 @@ class Units {
     report?: FormatReport,
   ) {
     this.filtering = fmt.include.length > 0 || fmt.exclude.length > 0;
-    this.needText = fmt.format === "json" || this.filtering || fmt.redact.length > 0;
-    this.ctx = { source, fmt, timestamp: "", report, envelope: "", capacity: (o) => this.capacity(o) };
-    if (fmt.format === "json") this.ctx.envelope = `,"host":${JSON.stringify(source.host)},"path":${JSON.stringify(lossyName(source.path))}${isBytesName(source.path) ? ',"path_invalid_utf8":true' : ""},"offset":`;
+    this.needText = this.filtering || fmt.redact.length > 0; // json decodes only lines that are not plain ASCII (emit)
+    this.ctx = { source, fmt, timestamp: "", report, envelope: "", capacity: (o) => this.capacity(o), json: null };
+    if (fmt.format === "json") {
+      this.ctx.envelope = `,"host":${JSON.stringify(source.host)},"path":${JSON.stringify(lossyName(source.path))}${isBytesName(source.path) ? ',"path_invalid_utf8":true' : ""},"offset":`;
+      this.ctx.json = new JsonValues(this.ctx.envelope, source.file, fmt.fieldsJson);
+    }
     this.room = limits.maxMessageBytes - BATCH_OVERHEAD;
+    this.base = overheadOf(fmt, source, 0) - 1; // the framing but the offset's digits
   }
 
   timestamp(wall: number): void {
-    if (this.fmt.format === "json") this.ctx.timestamp = new Date(wall).toISOString();
+    if (this.fmt.format !== "json") return;
+    this.ctx.timestamp = new Date(wall).toISOString();
+    this.ctx.json!.timestamp(this.ctx.timestamp);
   }
 
+  private readonly base: number;
+  /** capacity()'s answers by the offset's number of digits (it asked per line; they only differ by digits). */
+  private readonly byDigits: ({ overhead: number; cap: number } | undefined)[] = [];
+
   capacity(offset: number): { overhead: number; cap: number } {
-    const overhead = overheadOf(this.fmt, this.source, offset);
+    let digits = 1;
+    for (let p = 10; offset >= p; p *= 10) digits++;
+    const known = this.byDigits[digits];
+    if (known) return known;
+    const overhead = this.base + digits;
     const cap = this.room - compressionSlack(this.room) - overhead;
     if (cap < 1) throw new UnshippableError(`kafka.max_message_bytes (${this.limits.maxMessageBytes}) leaves no room for a line: the key and headers of a record of this file take ${overhead} bytes (its path is ${Buffer.byteLength(this.source.path)} bytes)`);
-    return { overhead, cap };
+    return (this.byDigits[digits] = { overhead, cap });
   }
 
   /** One line or event: bytes `raw` accounting for [offset, end). */
@@ -240,6 +257,7 @@ class Units {
     this.timestamp(ev.wall);
     this.unit(parts.length === 1 ? parts[0]! : Buffer.concat(parts), ev.start, ev.end);
     this.ctx.timestamp = saved;
+    this.ctx.json?.timestamp(saved);
   }
 
   /** The chunks; `end`: the span's end, which the last one also accounts for (null: an event stays open, or none). */
@@ -258,6 +276,7 @@ interface LineCtx {
   envelope: string;
   report?: FormatReport;
   capacity: (offset: number) => { overhead: number; cap: number };
+  json: JsonValues | null; // json: where values are written
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
@@ -284,14 +303,20 @@ function isInvalid(raw: Uint8Array, text: string): boolean {
 function emit(ctx: LineCtx, chunks: Chunk[], raw: Buffer, offset: number, text: string | undefined): void {
   const { fmt, source } = ctx;
   const { overhead, cap } = ctx.capacity(offset);
-  let value: Buffer;
+  let value: Buffer | null = null;
   let bad = false;
-  if (text !== undefined) {
+  if (text === undefined && fmt.format === "json") {
+    value = ctx.json!.plain(raw, offset);
+    if (value === null) text = decode(raw);
+  }
+  if (value !== null) {
+    // a plain ASCII line's json value
+  } else if (text !== undefined) {
     bad = isInvalid(raw, text);
     let red = text;
     for (const r of fmt.redact) red = red.replace(r.re, r.replace);
     if (fmt.format === "json") {
-      value = Buffer.from(`{"@timestamp":"${ctx.timestamp}","message":${JSON.stringify(red)}${bad ? ',"invalid_utf8":true' : ""}${ctx.envelope}${offset},"file":${JSON.stringify(source.file)}${fmt.fieldsJson}}`);
+      value = ctx.json!.fromJson(JSON.stringify(red), bad ? ',"invalid_utf8":true' : "", offset);
     } else if (red !== text) {
       value = Buffer.from(raw[raw.length - 1] === NL ? `${red}\n` : red);
     } else {
@@ -306,17 +331,23 @@ function emit(ctx: LineCtx, chunks: Chunk[], raw: Buffer, offset: number, text: 
     if (half < 1) half = 1;
     const a = raw.subarray(0, half);
     const b = raw.subarray(half);
-    emit(ctx, chunks, a, offset, text === undefined ? undefined : decodeWhole(a));
-    emit(ctx, chunks, b, offset + half, text === undefined ? undefined : decode(b));
+    const json = fmt.format === "json"; // json's pieces always take the decoding path (the first one keeps a final "\n" in its message)
+    emit(ctx, chunks, a, offset, text === undefined && !json ? undefined : decodeWhole(a));
+    emit(ctx, chunks, b, offset + half, text === undefined && !json ? undefined : decode(b));
     return;
   }
   if (bad) ctx.report?.invalidUtf8(source, offset);
   const record = overhead + value.length;
-  const c: Chunk = { source, value, start: offset, end: offset + raw.length, lines: fmt.multiline ? countLines(raw) : raw[raw.length - 1] === NL ? 1 : 0, size: record + compressionSlack(record) };
-  if (value !== raw) c.raw = raw;
-  if (fmt.key !== undefined) c.key = fmt.key;
-  if (fmt.format === "line" && fmt.fieldHeaderBytes > 0) c.fields = fmt.fields;
-  chunks.push(c);
+  // Every field a chunk ever gets, set here: one object shape, no storage added later (sender's queuedAt).
+  chunks.push({
+    source, value, start: offset, end: offset + raw.length,
+    lines: fmt.multiline ? countLines(raw) : raw[raw.length - 1] === NL ? 1 : 0,
+    size: record + compressionSlack(record),
+    release: undefined, queuedAt: undefined,
+    key: fmt.key,
+    fields: fmt.format === "line" && fmt.fieldHeaderBytes > 0 ? fmt.fields : undefined,
+    raw: value !== raw ? raw : undefined,
+  });
 }
 
 /** The first piece of a cut line: all of it is text (it has no final "\n"). */

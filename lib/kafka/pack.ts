@@ -3,7 +3,7 @@
 // its key, headers, the Kafka record and batch framing, and gzip's worst-case growth. Only
 // a single line too long for one record is cut inside (each piece carries its own offset).
 // Values are views of the read buffer, never copies.
-// The `path` header (and the key, publish.ts) carry the file name's exact bytes, also when it
+// The `path` header (and the key, records.ts) carry the file name's exact bytes, also when it
 // is not valid UTF-8 (exactName, lib/names.ts); sizes count such a byte as 3 (U+FFFD's UTF-8),
 // an upper bound.
 

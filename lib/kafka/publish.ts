@@ -1,11 +1,17 @@
-// Publishing: owns the kafkajs client and producer. send() resolves only once Kafka has
+// Publishing: owns the kafkajs client and its cluster (connections, metadata, SASL/TLS); the
+// Produce requests themselves are logship's (cluster-send.ts, produce.ts, records.ts: record
+// batches encoded straight from the chunks). send() resolves only once Kafka has
 // acknowledged every chunk given to it (acks=all by default) and rejects with a
-// PublishError otherwise; it never retries on its own beyond kafkajs' short internal
-// retries, so the agent decides about backoff and order. nextBatch() chooses which queued
-// chunks go into one send so that no partition's record batch exceeds max_message_bytes.
+// PublishError otherwise; it never retries on its own beyond a few quiet whole retries, so
+// the agent decides about backoff and order. Every attempt sends every chunk to its
+// partition's leader as the metadata says then (kafkajs' own retry skipped brokers that had
+// answered, which lost records when leadership moved: tests/kafka-real-cluster.test.ts).
+// nextBatch() chooses which queued chunks go into one send so that no partition's record
+// batch exceeds max_message_bytes.
 
 import type { ConnectionOptions } from "node:tls";
-import { CompressionTypes, Kafka, KafkaJSSASLAuthenticationError, logLevel, Partitioners, type Message, type PartitionMetadata, type Producer, type SASLOptions, type TopicMessages } from "kafkajs";
+import { CompressionTypes, Kafka, KafkaJSSASLAuthenticationError, logLevel, Partitioners, type PartitionMetadata, type SASLOptions } from "kafkajs";
+import type Cluster from "kafkajs/src/cluster/index.js";
 // The built-in SASL authenticators, wrapped below so that a failure names the user, mechanism and broker.
 import plainProvider from "kafkajs/src/broker/saslAuthenticator/plain.js";
 import scram256Provider from "kafkajs/src/broker/saslAuthenticator/scram256.js";
@@ -15,7 +21,8 @@ import { PublishError } from "../errors.ts";
 import { collector } from "../memory.ts";
 import { exactName } from "../names.ts";
 import { installKafkajsPatches, withEncoderArena } from "./patches/index.ts";
-import { BATCH_OVERHEAD, chunkHeaders, chunkKey, type Chunk } from "./pack.ts";
+import { ClusterSend } from "./cluster-send.ts";
+import { BATCH_OVERHEAD, chunkKey, type Chunk } from "./pack.ts";
 import { probe } from "./probe.ts";
 
 /** What the agent needs from Kafka; tests substitute a fake. */
@@ -31,11 +38,13 @@ const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP, 
 
 export class KafkaPublisher implements Publisher {
   private readonly kafka: Kafka;
-  private readonly producer: Producer;
+  /** kafkajs' cluster (connections, metadata, SASL/TLS); the Produce requests are logship's own (cluster-send.ts). */
+  private readonly cluster: Cluster;
+  private readonly sender: ClusterSend;
   private connected: Promise<void> | null = null;
   private probed = false; // the broker addresses were probed since the last successful send
   private readonly partitionCounts = new Map<string, number>();
-  /** The partitioner's view of a topic of n partitions, made once per n: it is asked per record. */
+  /** The partitioner's view of a topic of n partitions, made once per n. */
   private readonly partitionLists = new Map<number, PartitionMetadata[]>();
   private readonly hash = Partitioners.DefaultPartitioner();
   /**
@@ -57,32 +66,10 @@ export class KafkaPublisher implements Publisher {
       ssl: tlsOptions(config),
       sasl: saslOptions(config),
     });
-    this.producer = this.makeProducer();
-  }
-
-  private makeProducer(): Producer {
-    return this.kafka.producer({
-      allowAutoTopicCreation: true,
-      // No retries inside kafkajs' send: its retry skips every broker that already answered
-      // within the same send (sendMessages.js keys responses by broker), so when a partition's
-      // leadership moves to such a broker between attempts, that partition's records are never
-      // sent and the send still resolves: acknowledged, and lost. Measured on a real 3-node
-      // cluster with the partition leader killed (tests/kafka-real-cluster.test.ts: 101000..444400
-      // of one file lost in 1 of 3 runs with 6 partitions). A failed send is retried whole
-      // instead, by send() and then by the agent's sender (records already stored may arrive twice).
-      retry: { retries: 0 },
-      // One request at a time per broker keeps each file's records in order across retries.
-      maxInFlightRequests: 1,
-      // kafka.idempotent is always false here: config.ts refuses true (kafkajs' idempotent
-      // producer throws without the retries turned off above; see the README).
-      idempotent: false,
-      createPartitioner: () => (args) => {
-        this.partitionCounts.set(args.topic, args.partitionMetadata.length);
-        // A record without a key (key: none) goes where its path would: a file's records stay in one partition, in order.
-        const m = args.message;
-        if (m.key == null && m.headers?.path !== undefined) return this.hash({ ...args, message: { ...m, key: m.headers.path as string | Buffer } });
-        return this.hash(args);
-      },
+    this.cluster = makeCluster(this.kafka);
+    this.sender = new ClusterSend(this.cluster, (topic, key, n) => {
+      this.partitionCounts.set(topic, n);
+      return this.partitionOf(topic, key)!;
     });
   }
 
@@ -104,49 +91,46 @@ export class KafkaPublisher implements Publisher {
   }
 
   async send(chunks: Chunk[]): Promise<void> {
-    const byTopic = new Map<string, Message[]>();
-    for (const c of chunks) {
-      const list = byTopic.get(c.source.topic) ?? [];
-      const key = chunkKey(c);
-      // Without a key (key: none), the partition is still the path's: a file's records stay in order in one partition.
-      list.push({ key: key === null ? null : exactName(key), value: c.value, headers: chunkHeaders(c), partition: this.partitionOf(c.source.topic, key ?? c.source.path) });
-      byTopic.set(c.source.topic, list);
-    }
-    const topicMessages: TopicMessages[] = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+    const topics = [...new Set(chunks.map((c) => c.source.topic))];
+    let pending: readonly Chunk[] = chunks;
+    const acked: Chunk[] = [];
     try {
       // A retriable failure (a topic being auto-created, a leader moving, a connection
-      // dropped) is retried here a few times, quietly and whole, as a new kafkajs send: each
-      // send starts with fresh metadata and asks every partition's leader (kafkajs' own
-      // retries are off: see makeProducer). Then the agent's backoff takes over.
+      // dropped) is retried here a few times, quietly: each attempt sends what Kafka has not
+      // acknowledged yet (the partitions that answered an error, or whose leader could not be
+      // reached), each to its leader as the metadata says after the failure (cluster-send.ts
+      // refreshes it as kafkajs' own send did). Then the agent's backoff takes over.
       for (let attempt = 0; ; attempt++) {
         try {
           await this.connect();
-          await withEncoderArena(() =>
-            this.producer.sendBatch({
-              topicMessages,
-              acks: ACKS[this.config.acks],
-              timeout: this.config.request_timeout,
-              compression: COMPRESSION[this.config.compression],
-            }),
+          const outcome = await withEncoderArena(
+            () => this.sender.send(pending, { acks: ACKS[this.config.acks], timeoutMs: this.config.request_timeout, compression: COMPRESSION[this.config.compression] }),
             this.config.acks !== "none",
           );
-          break;
+          for (const c of outcome.acked) acked.push(c);
+          if (outcome.error === null) break;
+          pending = outcome.failed;
+          throw outcome.error;
         } catch (err) {
           if (attempt >= QUIET_RETRIES || !toPublishError(err).retriable) throw err;
           await Bun.sleep(Math.min(1_000, 100 * 2 ** attempt));
         }
       }
     } catch (err) {
-      const e = await this.notKafka(toPublishError(err, [...byTopic.keys()]));
+      const e = await this.notKafka(toPublishError(err, topics));
       // A TLS listener closes a plaintext client's connection without a word: say what to check
       // (unless the probe found what answers there instead).
       if (e.code === "KafkaJSConnectionClosedError" && !this.config.tls && !e.message.includes("is not a Kafka broker")) e.message += "; if the broker's listener is TLS (SSL or SASL_SSL), set kafka.tls";
-      throw e;
+      throw acked.length > 0 ? partlyAcknowledged(e, acked) : e;
     }
     this.probed = false;
     let bytes = 0;
-    for (const c of chunks) bytes += c.value.length;
-    collector.sent(bytes, chunks.length);
+    let lines = 0;
+    for (const c of chunks) {
+      bytes += c.value.length;
+      lines += c.lines;
+    }
+    collector.sent(bytes, chunks.length, lines);
   }
 
   /** Once per outage, a connection failure names what answers at a broker address that is not Kafka (probe.ts). */
@@ -160,7 +144,7 @@ export class KafkaPublisher implements Publisher {
 
   private connect(): Promise<void> {
     if (!this.connected) {
-      this.connected = this.producer.connect().catch((err) => {
+      this.connected = this.cluster.connect().catch((err) => {
         this.connected = null; // try again on the next send
         throw err;
       });
@@ -170,11 +154,24 @@ export class KafkaPublisher implements Publisher {
 
   async close(): Promise<void> {
     try {
-      await this.producer.disconnect();
+      await this.cluster.disconnect();
     } catch {
       // disconnecting from an unreachable cluster has nothing left to release
     }
   }
+}
+
+/**
+ * The cluster kafkajs' producer would use, with its settings: auto-creation of topics on, one
+ * request at a time per broker connection (keeps each file's records in order across retries),
+ * no idempotence (config.ts refuses kafka.idempotent: true; see the README). kafkajs keeps its
+ * cluster factory under a Symbol on the client, found here by its description.
+ */
+function makeCluster(kafka: Kafka): Cluster {
+  const key = Object.getOwnPropertySymbols(kafka).find((s) => s.description === "private:Kafka:createCluster");
+  if (!key) throw new Error("kafkajs' client has no private:Kafka:createCluster (another kafkajs version?)");
+  const create = (kafka as unknown as Record<symbol, (o: object) => Cluster>)[key]!;
+  return create({ metadataMaxAge: 300_000, allowAutoTopicCreation: true, maxInFlightRequests: 1 });
 }
 
 /** kafkajs' messages for a broker address that does not talk Kafka (among others). */
@@ -232,7 +229,21 @@ export function saslOptions(config: KafkaConfig): SASLOptions | undefined {
   } as unknown as SASLOptions;
 }
 
-/** Whole-send retries inside send() before a retriable failure reaches the agent (as kafkajs' own 2 did). */
+/** The chunks of failed sends that Kafka acknowledged all the same (their partitions answered 0). */
+const partlyAcked = new WeakMap<PublishError, readonly Chunk[]>();
+
+/** Marks a send's failure as partial: Kafka holds `acked` (the sender acknowledges them and retries only the rest). */
+export function partlyAcknowledged(err: PublishError, acked: readonly Chunk[]): PublishError {
+  partlyAcked.set(err, acked);
+  return err;
+}
+
+/** The chunks of a failed send that Kafka acknowledged nonetheless (none for most failures). */
+export function ackedDespite(err: PublishError): readonly Chunk[] {
+  return partlyAcked.get(err) ?? [];
+}
+
+/** Quiet retries inside send() before a retriable failure reaches the agent (as kafkajs' own 2 did). */
 const QUIET_RETRIES = 2;
 
 /** Kafka error types that a smaller record can fix. */
@@ -297,25 +308,42 @@ function isConnectionError(e: unknown): boolean {
 export interface BatchLimits {
   maxMessageBytes: number; // per partition record batch
   maxSendBytes: number; // per send, all partitions together
+  maxSendRecords?: number; // per send (default: no limit)
 }
 
 /**
  * Takes chunks from the front of `queue`, in order, for one send: stops before a chunk that
- * would push its partition's batch over maxMessageBytes or the send over maxSendBytes. When
- * a topic's partitions are not known yet, the whole topic is held to one batch's size.
+ * would push its partition's batch over maxMessageBytes, the send over maxSendBytes, or its
+ * records over maxSendRecords. When a topic's partitions are not known yet, the whole topic
+ * is held to one batch's size.
  */
 export function nextBatch(queue: Chunk[], limits: BatchLimits, partitionOf: (topic: string, key: string) => number | undefined): Chunk[] {
-  const perPartition = new Map<string, number>();
+  const perPartition = new Map<string, number[]>(); // topic → bytes per partition (index: partition + 1; 0: partitions unknown)
+  const maxRecords = limits.maxSendRecords ?? Infinity;
   let total = 0;
+  let records = 0;
   let n = 0;
+  // Consecutive chunks mostly share their file: its partition is looked up once per run.
+  let lastSource: Chunk["source"] | null = null;
+  let lastKey: string | null | undefined;
+  let slot = 0;
+  let used: number[] = [];
   for (; n < queue.length; n++) {
     const c = queue[n]!;
-    const p = partitionOf(c.source.topic, chunkKey(c) ?? c.source.path); // no key: the path's partition (see send)
-    const key = p === undefined ? c.source.topic : `${c.source.topic}\u0000${p}`;
-    const used = perPartition.get(key) ?? BATCH_OVERHEAD;
-    if (n > 0 && (used + c.size > limits.maxMessageBytes || total + c.size > limits.maxSendBytes)) break;
-    perPartition.set(key, used + c.size);
+    if (c.source !== lastSource || c.key !== lastKey) {
+      lastSource = c.source;
+      lastKey = c.key;
+      const p = partitionOf(c.source.topic, chunkKey(c) ?? c.source.path); // no key: the path's partition (see send)
+      slot = p === undefined ? 0 : p + 1;
+      let u = perPartition.get(c.source.topic);
+      if (!u) perPartition.set(c.source.topic, (u = []));
+      used = u;
+    }
+    const before = used[slot] ?? BATCH_OVERHEAD;
+    if (n > 0 && (before + c.size > limits.maxMessageBytes || total + c.size > limits.maxSendBytes || records >= maxRecords)) break;
+    used[slot] = before + c.size;
     total += c.size;
+    if (c.value.length > 0) records++;
   }
   return queue.slice(0, n);
 }

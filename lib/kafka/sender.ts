@@ -19,11 +19,13 @@ import type { Checkpoint } from "../state/checkpoint.ts";
 import type { AgentEvents } from "../events.ts";
 import { PublishError } from "../errors.ts";
 import { countLines, type Chunk } from "./pack.ts";
-import { nextBatch, TOO_LARGE, toPublishError, type Publisher } from "./publish.ts";
+import { ackedDespite, nextBatch, TOO_LARGE, toPublishError, type Publisher } from "./publish.ts";
 
 export interface SenderOptions {
   maxMessageBytes: number;
   maxSendBytes: number;
+  /** Records (non-empty chunks) in one send at most. Default: no limit. */
+  maxSendRecords?: number;
   retryBackoffMs: number;
   retryBackoffMaxMs: number;
   /** Records (non-empty chunks) of healthy lanes queued or in flight at most; reading pauses there. Default: no limit. */
@@ -195,10 +197,28 @@ export class Sender {
     if (lane.failingSince !== null) this.events.sendRecovered(this.clock.now() - lane.failingSince);
     lane.failingSince = null;
     lane.attempt = 0;
-    this.onAcked();
+    this.afterAck();
+  }
+
+  private ackPending = false;
+
+  /**
+   * onAcked (which reads more) runs once the lanes' next sends are written: the lane loops
+   * go on to their next send right after an ack, and reading the next share first held that
+   * send back behind it (reading and Kafka's work took turns instead of overlapping).
+   */
+  private afterAck(): void {
+    if (this.ackPending) return;
+    this.ackPending = true;
+    setImmediate(() => {
+      this.ackPending = false;
+      this.onAcked();
+    });
   }
 
   private async failed(lane: Lane, records: Chunk[], err: PublishError): Promise<void> {
+    const held = ackedDespite(err);
+    if (held.length > 0) records = this.ackedAlone(lane, records, held);
     if (TOO_LARGE.has(err.code)) return this.tooLarge(lane, records, err);
     lane.attempt++;
     lane.failingSince ??= this.clock.now();
@@ -206,6 +226,34 @@ export class Sender {
     const delay = Math.round(base / 2 + Math.random() * (base / 2)); // jitter, so agents do not retry in step
     this.events.sendFailed(err.message, err.code, err.retriable, lane.attempt, delay);
     await this.sleep(lane, delay);
+  }
+
+  /**
+   * A failed send whose other partitions Kafka acknowledged: their chunks (`held`, all of
+   * their files' chunks in the send, since a file's records share a partition) leave the
+   * queue as acknowledged, so the retry sends only the rest and nothing twice. Each file's
+   * offset still moves over its acknowledged prefix only (the checkpoint). Returns the
+   * records still to send.
+   */
+  private ackedAlone(lane: Lane, records: Chunk[], held: readonly Chunk[]): Chunk[] {
+    const done = new Set(held);
+    lane.queue = lane.queue.filter((c) => !done.has(c));
+    this.checkpoint.acked(held);
+    let bytes = 0;
+    let lines = 0;
+    for (const c of held) {
+      this.inflightBytes -= c.value.length;
+      lane.bytes -= c.value.length;
+      lane.records--;
+      this.inflightRecords--;
+      bytes += c.value.length;
+      lines += c.lines;
+      c.release?.();
+    }
+    const queuedAt = held[0]?.queuedAt;
+    this.events.chunksAcked(held.length, lines, bytes, queuedAt === undefined ? undefined : this.clock.now() - queuedAt);
+    this.afterAck();
+    return records.filter((c) => !done.has(c));
   }
 
   /**
@@ -256,7 +304,7 @@ export class Sender {
 
 /** One topic's queue: its chunks in read order, one send in flight, its own backoff. */
 class Lane {
-  queue: Chunk[] = [];
+  queue: Chunk[] = []; // replaced, not only spliced, when some of a failed send was acknowledged
   /** Bytes of chunk values queued or in flight in this lane. */
   bytes = 0;
   /** Non-empty chunks queued or in flight in this lane. */

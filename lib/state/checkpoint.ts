@@ -21,6 +21,7 @@ interface Range {
   end: number;
   acked: boolean;
   mark?: { length: number; crc: number }; // of the bytes just before `end`, once acknowledged
+  bytes?: Uint8Array; // its bytes, between its acknowledgement and advance() in the same acked() call
 }
 
 /** Bytes a read mark covers at most: the end of the last line (or lines) before an offset. */
@@ -43,6 +44,7 @@ interface Progress {
   row: SavedFile;
   ranges: Range[]; // in read order; ranges[head..] are still waiting; NO_RANGES while none is
   head: number;
+  found: number; // index of the range findRange found last (a search hint)
 }
 
 /**
@@ -65,7 +67,7 @@ export class Checkpoint {
    */
   load(rows: SavedFile[]): void {
     for (const row of rows) {
-      this.files.set(row.id, { row, ranges: NO_RANGES, head: 0 });
+      this.files.set(row.id, { row, ranges: NO_RANGES, head: 0, found: 0 });
       const key = inodeKey(row.dev, row.ino);
       const other = this.byInode(row.dev, row.ino);
       if (!other || other.seenAt <= row.seenAt) this.inodes.set(key, row.id);
@@ -74,7 +76,7 @@ export class Checkpoint {
 
   /** Starts tracking a new file identity whose durable state is `row`. */
   register(row: SavedFile): void {
-    this.files.set(row.id, { row, ranges: NO_RANGES, head: 0 });
+    this.files.set(row.id, { row, ranges: NO_RANGES, head: 0, found: 0 });
     this.inodes.set(inodeKey(row.dev, row.ino), row.id);
     this.removed.delete(row.id);
     this.dirty.add(row.id);
@@ -178,7 +180,7 @@ export class Checkpoint {
     const expected = last ? last.end : p.row.offset;
     if (chunk.start < expected) throw new Error(`track: chunk at ${chunk.start} overlaps what was tracked up to ${expected} for ${chunk.source.path}`);
     if (p.ranges === NO_RANGES) p.ranges = [];
-    p.ranges.push({ start: chunk.start, end: chunk.end, acked: false });
+    p.ranges.push({ start: chunk.start, end: chunk.end, acked: false, mark: undefined, bytes: undefined });
   }
 
   /** Removes a waiting range that was never handed to Kafka (a multiline event's placeholder, while the event was open). */
@@ -189,17 +191,39 @@ export class Checkpoint {
     if (i >= 0) p.ranges.splice(i, 1);
   }
 
-  /** Kafka acknowledged these chunks: move each file's offset over its acknowledged prefix. */
+  /**
+   * Kafka acknowledged these chunks: move each file's offset over its acknowledged prefix.
+   * Only the range an offset ends at needs its mark, so marks are taken once per file and
+   * call (and for ranges left waiting behind an unacknowledged one), not per chunk: with a
+   * record per line that was most of the acknowledgement's cost. The bytes are read before
+   * this returns, while the caller still holds them.
+   */
   acked(chunks: Iterable<ShippedRange>): void {
+    const touched: Progress[] = [];
+    const marked: Range[] = [];
+    let last: Progress | undefined;
     for (const c of chunks) {
-      const p = this.files.get(c.source.file);
+      const p = last !== undefined && c.source.file === last.row.id ? last : this.files.get(c.source.file);
       if (!p) continue; // forgotten meanwhile (e.g. expired): nothing to move
-      const r = findRange(p, c);
+      const r = findRange(p, c, p.found);
       if (!r) continue;
       r.acked = true;
       const bytes = c.raw ?? c.value;
-      if (bytes && bytes.length === c.end - c.start) r.mark = markOf(bytes) ?? undefined;
-      this.advance(p);
+      if (bytes && bytes.length === c.end - c.start && bytes.length > 0) {
+        r.bytes = bytes;
+        marked.push(r);
+      }
+      if (p !== last) {
+        if (!touched.includes(p)) touched.push(p);
+        last = p;
+      }
+    }
+    for (const p of touched) this.advance(p);
+    // Ranges still waiting behind an unacknowledged one keep a mark of their own bytes.
+    for (const r of marked) {
+      if (r.bytes === undefined) continue;
+      r.mark = markOf(r.bytes) ?? undefined;
+      r.bytes = undefined;
     }
   }
 
@@ -209,7 +233,7 @@ export class Checkpoint {
     if (!p) return;
     const i = p.ranges.findIndex((r, idx) => idx >= p.head && r.start === whole.start && r.end === whole.end && !r.acked);
     if (i < 0) return;
-    p.ranges.splice(i, 1, ...pieces.map((c) => ({ start: c.start, end: c.end, acked: false })));
+    p.ranges.splice(i, 1, ...pieces.map((c) => ({ start: c.start, end: c.end, acked: false, mark: undefined, bytes: undefined })));
   }
 
   /** Stops tracking a file; its row is deleted from the store at the next flush. */
@@ -268,14 +292,22 @@ export class Checkpoint {
   }
 
   private advance(p: Progress): void {
-    let moved = false;
+    let moved: Range | null = null;
     while (p.head < p.ranges.length && p.ranges[p.head]!.acked) {
       const r = p.ranges[p.head]!;
-      p.row.offset = r.end;
-      p.row.markLen = r.mark?.length ?? 0; // no mark: skipped bytes (a dropped line), unknown
-      p.row.markCrc = r.mark?.crc ?? 0;
+      if (moved?.bytes) moved.bytes = undefined; // passed over: its mark is never read
+      moved = r;
       p.head++;
-      moved = true;
+    }
+    if (moved) {
+      if (moved.bytes) {
+        moved.mark = markOf(moved.bytes) ?? undefined;
+        moved.bytes = undefined;
+      }
+      p.row.offset = moved.end;
+      p.row.markLen = moved.mark?.length ?? 0; // no mark: skipped bytes (a dropped line), unknown
+      p.row.markCrc = moved.mark?.crc ?? 0;
+      this.dirty.add(p.row.id);
     }
     if (p.head === p.ranges.length) {
       p.ranges = NO_RANGES; // nothing waits: the array and its ranges go
@@ -284,15 +316,24 @@ export class Checkpoint {
       p.ranges = p.ranges.slice(p.head);
       p.head = 0;
     }
-    if (moved) this.dirty.add(p.row.id);
   }
 }
 
-/** The waiting range of exactly this chunk (a stale ack for a chunk since split matches none). */
-function findRange(p: Progress, c: ShippedRange): Range | undefined {
-  for (let i = p.head; i < p.ranges.length; i++) {
+function findRange(p: Progress, c: ShippedRange, from = p.head): Range | undefined {
+  // From `from` (where the previous chunk of this file was: acks come in read order), then from the head.
+  for (let i = Math.max(from, p.head); i < p.ranges.length; i++) {
     const r = p.ranges[i]!;
-    if (r.start === c.start && r.end === c.end && !r.acked) return r;
+    if (r.start === c.start && r.end === c.end && !r.acked) {
+      p.found = i;
+      return r;
+    }
+  }
+  for (let i = p.head; i < from && i < p.ranges.length; i++) {
+    const r = p.ranges[i]!;
+    if (r.start === c.start && r.end === c.end && !r.acked) {
+      p.found = i;
+      return r;
+    }
   }
   return undefined;
 }

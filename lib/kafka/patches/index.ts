@@ -10,7 +10,10 @@
 //     (not installed here: a runtime patch cannot replace kafkajs' CommonJS module);
 //   - group.ts: a linear groupMessagesPerPartition (kafkajs' is quadratic in a partition's
 //     records per send), put in at bundle time the same way.
-// The internals they reach into are declared in kafkajs-internals.d.ts.
+// The internals they reach into are declared in kafkajs-internals.d.ts. logship writes its own
+// Produce requests (kafka/records.ts, produce.ts, cluster-send.ts) and no longer calls
+// kafkajs' producer: group.ts and kafkajs' CRC module only serve that unused path now, while
+// the rope encoder and its arena still frame every request kafkajs writes.
 //
 // Invariant: the patches are installed only by an explicit installKafkajsPatches() call
 // (KafkaPublisher's constructor), at most once per process, and only on the kafkajs version

@@ -60,6 +60,8 @@ declare module "kafkajs/src/protocol/decoder.js" {
 declare module "kafkajs/src/protocol/error.js" {
   /** The KafkaJSProtocolError of a Kafka error code: `type` (e.g. TOPIC_AUTHORIZATION_FAILED) and message. */
   export function createErrorFromCode(code: number): Error & { type: string; code: number; retriable: boolean };
+  /** Whether an error means the metadata is out of date (UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE, NOT_LEADER_FOR_PARTITION); cluster-send.ts. */
+  export function staleMetadata(e: unknown): boolean;
 }
 
 declare module "kafkajs/src/loggers/index.js" {
@@ -100,6 +102,9 @@ declare module "kafkajs/src/broker/index.js" {
     versions: Record<number, { minVersion: number; maxVersion: number }> | null;
     connect(): Promise<void>;
     disconnect(): Promise<void>;
+    nodeId: number;
+    /** Picks the highest version of `definition` the broker supports (after connect()); cluster-send.ts' Produce. */
+    lookupRequest<R>(apiKey: number, definition: { versions: string[]; protocol: (a: { version: number }) => R }): R;
   }
   export default Broker;
 }
@@ -152,4 +157,29 @@ declare module "lz4js/xxh32.js" {
 declare module "kafkajs/src/producer/groupMessagesPerPartition.js" {
   const groupMessagesPerPartition: <M>(args: { topic: string; partitionMetadata: unknown[]; messages: M[]; partitioner: (a: { topic: string; partitionMetadata: unknown[]; message: M }) => number }) => Record<number, M[]>;
   export default groupMessagesPerPartition;
+}
+
+// What cluster-send.ts uses to send Produce requests of its own over kafkajs' connections.
+declare module "kafkajs/src/cluster/index.js" {
+  import type { PartitionMetadata } from "kafkajs";
+  import type Broker from "kafkajs/src/broker/index.js";
+  /** kafkajs' cluster (src/cluster/index.js): seed connection, metadata, the broker pool. */
+  class Cluster {
+    connect(): Promise<void>;
+    disconnect(): Promise<void>;
+    isConnected(): boolean;
+    removeBroker(a: { host: string; port: number }): void;
+    refreshMetadata(): Promise<void>;
+    refreshMetadataIfNecessary(): Promise<void>;
+    addMultipleTargetTopics(topics: string[]): Promise<void>;
+    findTopicPartitionMetadata(topic: string): PartitionMetadata[];
+    findBroker(a: { nodeId: number }): Promise<Broker>;
+  }
+  export default Cluster;
+}
+
+declare module "kafkajs/src/errors.js" {
+  export class KafkaJSMetadataNotLoaded extends Error {
+    constructor(message: string);
+  }
 }

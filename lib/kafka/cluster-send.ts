@@ -1,0 +1,181 @@
+// One send over kafkajs' cluster: logship's chunks go to their partitions' leaders as Produce
+// requests written by produce.ts and records.ts, through kafkajs' Cluster (seed connection,
+// metadata, auto-creation of topics, the broker pool) and its brokers' connections (SASL,
+// TLS, request framing, timeouts). kafkajs' producer is not used: it builds several objects
+// per record and encodes each record through them (issue 14: `format: line`, a record per
+// line, spent most of its CPU there).
+//
+// Invariant: a chunk is reported acknowledged only when its partition's leader answered
+// error code 0 for the request that carried it (or with acks=none, when the request was
+// written); every other chunk of the send is reported failed, with the error that failed it.
+// Each failure updates the cluster's view as kafkajs' own send does (a closed broker is
+// removed, stale metadata refreshed), so the next attempt asks the new leaders.
+
+import type { CompressionTypes, PartitionMetadata } from "kafkajs";
+import type Broker from "kafkajs/src/broker/index.js";
+import type Cluster from "kafkajs/src/cluster/index.js";
+import { KafkaJSMetadataNotLoaded } from "kafkajs/src/errors.js";
+import { createErrorFromCode, staleMetadata } from "kafkajs/src/protocol/error.js";
+import { chunkKey, type Chunk } from "./pack.ts";
+import { PRODUCE_VERSIONS, produceRequest, writeProduceRequest, type ProduceAnswer, type TopicRecords } from "./produce.ts";
+import { Writer } from "./records.ts";
+
+const LEADER_NOT_AVAILABLE = 5;
+const UNKNOWN_SERVER_ERROR = -1;
+
+export interface SendOptions {
+  acks: number; // -1 all, 1 leader, 0 none
+  timeoutMs: number;
+  compression: CompressionTypes;
+}
+
+/** What became of a send's chunks. */
+export interface SendOutcome {
+  acked: Chunk[];
+  failed: Chunk[];
+  error: unknown; // the first failure (null when none failed)
+}
+
+/** Broker's private request sender (kafkajs keeps it under a Symbol; found once by its description). */
+let sendRequestKey: symbol | undefined;
+function sendRequest<T>(broker: Broker, request: unknown): Promise<T> {
+  if (!sendRequestKey) {
+    sendRequestKey = Object.getOwnPropertySymbols(Object.getPrototypeOf(broker)).find((s) => s.description === "private:Broker:sendRequest");
+    if (!sendRequestKey) throw new Error("kafkajs' Broker has no private:Broker:sendRequest method (another kafkajs version?)");
+  }
+  return (broker as unknown as Record<symbol, (r: unknown) => Promise<T>>)[sendRequestKey]!(request);
+}
+
+export class ClusterSend {
+  /** Request and compression buffers, reused from send to send (one pair per request in flight). */
+  private readonly free: [Writer, Writer][] = [];
+
+  constructor(
+    private readonly cluster: Cluster,
+    /** The partition of a record key in a topic of `n` partitions (the publisher's cached murmur2). */
+    private readonly partitionOf: (topic: string, key: string, n: number) => number,
+  ) {}
+
+  async send(chunks: readonly Chunk[], o: SendOptions): Promise<SendOutcome> {
+    const cluster = this.cluster;
+    const topics = [...new Set(chunks.map((c) => c.source.topic))];
+    let plan: Map<number, TopicRecords[]>;
+    try {
+      await cluster.addMultipleTargetTopics(topics);
+      await cluster.refreshMetadataIfNecessary();
+      plan = this.plan(chunks);
+    } catch (err) {
+      await this.afterFailure(err);
+      return { acked: [], failed: [...chunks], error: err };
+    }
+    const now = Date.now();
+    const results = await Promise.all([...plan].map(([nodeId, topicRecords]) => this.request(nodeId, topicRecords, o, now)));
+    const out: SendOutcome = { acked: [], failed: [], error: null };
+    for (const r of results) {
+      for (const c of r.acked) out.acked.push(c);
+      for (const c of r.failed) out.failed.push(c);
+      if (out.error === null && r.error !== null) out.error = r.error;
+    }
+    if (out.error !== null) await this.afterFailure(out.error);
+    return out;
+  }
+
+  /** The chunks by leader, topic and partition, in send order within each partition. */
+  private plan(chunks: readonly Chunk[]): Map<number, TopicRecords[]> {
+    const byTopic = new Map<string, { parts: (Chunk[] | undefined)[]; meta: PartitionMetadata[] }>();
+    let topic = "";
+    let current: { parts: (Chunk[] | undefined)[]; meta: PartitionMetadata[] } | undefined;
+    for (const c of chunks) {
+      if (c.source.topic !== topic || !current) {
+        topic = c.source.topic;
+        current = byTopic.get(topic);
+        if (!current) {
+          const meta = this.cluster.findTopicPartitionMetadata(topic);
+          if (meta.length === 0) throw new KafkaJSMetadataNotLoaded("Producing to topic without metadata");
+          current = { parts: new Array(meta.length), meta };
+          byTopic.set(topic, current);
+        }
+      }
+      // Without a key (key: none), the path's partition: a file's records stay in one partition, in order.
+      const p = this.partitionOf(topic, chunkKey(c) ?? c.source.path, current.meta.length);
+      (current.parts[p] ??= []).push(c);
+    }
+    const plan = new Map<number, TopicRecords[]>();
+    for (const [name, { parts, meta }] of byTopic) {
+      const byLeader = new Map<number, TopicRecords>();
+      parts.forEach((list, partition) => {
+        if (!list) return;
+        const leader = meta.find((m) => m.partitionId === partition)?.leader;
+        if (leader === undefined || leader === null || leader < 0) throw createErrorFromCode(LEADER_NOT_AVAILABLE);
+        let t = byLeader.get(leader);
+        if (!t) {
+          t = { topic: name, partitions: [] };
+          byLeader.set(leader, t);
+          const list2 = plan.get(leader) ?? [];
+          list2.push(t);
+          plan.set(leader, list2);
+        }
+        t.partitions.push({ partition, chunks: list });
+      });
+    }
+    return plan;
+  }
+
+  /** One Produce request to one leader; the chunks it acknowledged and those it did not. */
+  private async request(nodeId: number, topics: TopicRecords[], o: SendOptions, now: number): Promise<SendOutcome> {
+    const all = () => topics.flatMap((t) => t.partitions.flatMap((p) => p.chunks));
+    const buffers = this.free.pop() ?? [new Writer(), new Writer()];
+    try {
+      const broker = await this.cluster.findBroker({ nodeId });
+      await writeProduceRequest(buffers[0], buffers[1], topics, o.acks, o.timeoutMs, o.compression, now);
+      const body = buffers[0].view();
+      const request = broker.lookupRequest(0, { versions: PRODUCE_VERSIONS, protocol: ({ version }) => (version >= 3 ? produceRequest(version, body, o.acks) : null) });
+      if (!request) throw new Error(`broker ${nodeId} does not support Produce v3 or later (Kafka 0.11): logship cannot write to it`);
+      const answer = await sendRequest<ProduceAnswer | undefined>(broker, request);
+      if (!answer) return { acked: all(), failed: [], error: null }; // acks=none: written is all there is
+      return judge(topics, answer);
+    } catch (err) {
+      return { acked: [], failed: all(), error: err };
+    } finally {
+      // kafkajs copied the body into its request buffer before sending: these can be reused.
+      this.free.push(buffers);
+    }
+  }
+
+  /** What kafkajs' send does after a failure, so that the next attempt finds the new leaders. */
+  private async afterFailure(e: unknown): Promise<void> {
+    const err = e as { name?: string; host?: string; port?: number; retriable?: boolean };
+    try {
+      if (err.name === "KafkaJSConnectionClosedError" && err.host !== undefined && err.port !== undefined) this.cluster.removeBroker({ host: err.host, port: err.port });
+      if (!this.cluster.isConnected()) {
+        await this.cluster.connect();
+        await this.cluster.refreshMetadata();
+        return;
+      }
+      if (staleMetadata(err) || err.name === "KafkaJSMetadataNotLoaded" || err.name === "KafkaJSConnectionError" || err.name === "KafkaJSConnectionClosedError" || (err.name === "KafkaJSProtocolError" && err.retriable)) {
+        await this.cluster.refreshMetadata();
+      }
+    } catch {
+      // the cluster is unreachable now: the next attempt connects and asks again
+    }
+  }
+}
+
+/** Splits a request's chunks by their partitions' answers. */
+function judge(topics: TopicRecords[], answer: ProduceAnswer): SendOutcome {
+  const codes = new Map<string, number>();
+  for (const p of answer.partitions) codes.set(`${p.topic}\u0000${p.partition}`, p.errorCode);
+  const out: SendOutcome = { acked: [], failed: [], error: null };
+  for (const t of topics) {
+    for (const p of t.partitions) {
+      const code = codes.get(`${t.topic}\u0000${p.partition}`) ?? UNKNOWN_SERVER_ERROR; // no answer for it: not acknowledged
+      if (code === 0) {
+        for (const c of p.chunks) out.acked.push(c);
+        continue;
+      }
+      for (const c of p.chunks) out.failed.push(c);
+      out.error ??= createErrorFromCode(code);
+    }
+  }
+  return out;
+}
