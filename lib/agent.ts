@@ -142,7 +142,7 @@ export class Agent {
       ops?.close(); // nothing else is open yet
       throw err;
     }
-    const publisher = deps.publisher ?? new KafkaPublisher(config.kafka);
+    const publisher = deps.publisher ?? new KafkaPublisher(config.kafka, (reason) => events.producerReset(reason));
     const agent = new Agent(config, opts, publisher, state.writer, state.saved, events, clock, deps.watch ?? true);
     events.started({ inputs: config.inputs.length, brokers: config.kafka.brokers, state: config.state.path, once: opts.once });
     for (const w of config.warnings ?? []) events.configWarning(config.file, w);
@@ -181,7 +181,7 @@ export class Agent {
     this.config = next;
     this.sender.configure(this.senderOptions(next));
     if (kafkaChanged) {
-      const fresh = new KafkaPublisher(next.kafka);
+      const fresh = new KafkaPublisher(next.kafka, (reason) => this.events.producerReset(reason));
       const old = this.sender.usePublisher(fresh);
       this.publisher = fresh;
       void old.close(); // a send still on it fails and is retried on the new one

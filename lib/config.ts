@@ -124,9 +124,10 @@ class Validator extends Reader {
     if (target > max) {
       this.fail(k.get("target_message_bytes")?.node ?? null, "kafka.target_message_bytes", `must not exceed kafka.max_message_bytes (${this.asWritten("kafka.max_message_bytes", String(max))})`, target);
     }
-    if (got.idempotent === true) {
-      // Measured, not assumed: see the README ("Delivery guarantee") and lib/kafka/publish.ts.
-      this.fail(k.get("idempotent")?.node ?? null, "kafka.idempotent", "true is refused: kafkajs 2.2.4's idempotent producer requires kafkajs' own send retries, and those drop the records of a partition whose leader changed during a send (acknowledged, never stored: measured against Apache Kafka 4.1); logship keeps at-least-once with it off", true);
+    if ((got.idempotent ?? d.idempotent) && (got.acks ?? d.acks) !== "all") {
+      // The broker's dedup of a retried batch needs it stored on every in-sync replica (acks=all).
+      const at = got.idempotent === undefined ? k.get("acks")?.node : k.get("idempotent")?.node;
+      this.fail(at ?? null, "kafka.idempotent", `needs kafka.acks: all (got acks: ${got.acks}); set acks: all, or idempotent: false`, got.idempotent ?? d.idempotent);
     }
     if (backoffMax < backoff) {
       this.fail(k.get("retry_backoff_max")?.node ?? null, "kafka.retry_backoff_max", `must be at least kafka.retry_backoff (${this.asWritten("kafka.retry_backoff", `${backoff} ms`)})`, backoffMax);

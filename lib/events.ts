@@ -51,6 +51,8 @@ export interface AgentEvents {
   chunksAcked(records: number, lines: number, bytes: number, latencyMs?: number): void;
   sendFailed(reason: string, code: string, retriable: boolean, attempt: number, retryInMs: number): void;
   sendRecovered(downMs: number): void;
+  /** The idempotent producer started over with a new producer id (kafka.idempotent; `reason` is one line). */
+  producerReset(reason: string): void;
   /** Acknowledged offsets of `rows` files were written to the state database; not logged. */
   offsetsSaved(rows: number): void;
   stateError(reason: string): void;
@@ -286,6 +288,9 @@ export class LogEvents implements AgentEvents {
     if (this.outageSince === null) return;
     this.outageSince = null;
     this.log("INFO", "Kafka sends succeed again", { down_for_ms: downMs });
+  }
+  producerReset(reason: string): void {
+    this.log("WARN", reason);
   }
   offsetsSaved(_rows: number): void {
     // routine: counted by the metrics, not logged

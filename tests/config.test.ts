@@ -288,8 +288,9 @@ describe("problems, each located FILE:LINE: field: what (got VALUE)", () => {
     );
   });
 
-  test("kafka.idempotent: true is refused, saying why", () => {
-    expect(problem(MINIMAL + `  idempotent: true\n`)).toMatch(new RegExp(`^${FILE}:6: kafka\\.idempotent: true is refused: kafkajs 2\\.2\\.4's idempotent producer requires kafkajs' own send retries, and those drop the records .* \\(got true\\)$`));
+  test("kafka.idempotent: true needs acks: all, located at idempotent", () => {
+    expect(parse(MINIMAL + `  idempotent: true\n  acks: all\n`).kafka.idempotent).toBe(true);
+    expect(problem(MINIMAL + `  idempotent: true\n  acks: leader\n`)).toBe(`${FILE}:6: kafka.idempotent: needs kafka.acks: all (got acks: leader); set acks: all, or idempotent: false (got true)`);
   });
 
   test("the other cross-field rules", () => {

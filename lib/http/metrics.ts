@@ -216,6 +216,9 @@ class MetricsEvents implements AgentEvents {
   sendRecovered(downMs: number): void {
     this.inner.sendRecovered(downMs);
   }
+  producerReset(reason: string): void {
+    this.inner.producerReset(reason);
+  }
   offsetsSaved(rows: number): void {
     this.m.saves.inc();
     this.m.saveFailing = null;

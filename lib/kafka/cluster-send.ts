@@ -9,7 +9,10 @@
 // error code 0 for the request that carried it (or with acks=none, when the request was
 // written); every other chunk of the send is reported failed, with the error that failed it.
 // Each failure updates the cluster's view as kafkajs' own send does (a closed broker is
-// removed, stale metadata refreshed), so the next attempt asks the new leaders.
+// removed, stale metadata refreshed), so the next attempt asks the new leaders. With
+// idempotence (idempotence.ts), each partition's batch carries the session's producer id and
+// its sequence; an answer that the broker holds the batch already (DUPLICATE_SEQUENCE_NUMBER)
+// is an acknowledgement.
 
 import type { CompressionTypes, PartitionMetadata } from "kafkajs";
 import type Broker from "kafkajs/src/broker/index.js";
@@ -19,6 +22,7 @@ import { createErrorFromCode, staleMetadata } from "kafkajs/src/protocol/error.j
 import { chunkKey, type Chunk } from "./pack.ts";
 import { PRODUCE_VERSIONS, produceRequest, writeProduceRequest, type ProduceAnswer, type TopicRecords } from "./produce.ts";
 import { Writer } from "./records.ts";
+import { DUPLICATE_SEQUENCE, Idempotence, initProducerIdRequest, RESET_CODES, type Stamped } from "./idempotence.ts";
 
 const LEADER_NOT_AVAILABLE = 5;
 const UNKNOWN_SERVER_ERROR = -1;
@@ -54,6 +58,8 @@ export class ClusterSend {
     private readonly cluster: Cluster,
     /** The partition of a record key in a topic of `n` partitions (the publisher's cached murmur2). */
     private readonly partitionOf: (topic: string, key: string, n: number) => number,
+    /** The idempotent producer's session and sequences; undefined without idempotence. */
+    private readonly idempotence?: Idempotence,
   ) {}
 
   async send(chunks: readonly Chunk[], o: SendOptions): Promise<SendOutcome> {
@@ -64,6 +70,7 @@ export class ClusterSend {
       await cluster.addMultipleTargetTopics(topics);
       await cluster.refreshMetadataIfNecessary();
       plan = this.plan(chunks);
+      if (this.idempotence) await this.stamp(plan, this.idempotence);
     } catch (err) {
       await this.afterFailure(err);
       return { acked: [], failed: [...chunks], error: err };
@@ -121,6 +128,45 @@ export class ClusterSend {
     return plan;
   }
 
+  /**
+   * Gives every partition's batch of `plan` its producer stamp, starting a session first when
+   * there is none (InitProducerId to one of the leaders: any broker answers it without a
+   * transactional id); when a batch cannot have its first attempt's sequence, the session is
+   * reset and every batch stamped anew.
+   */
+  private async stamp(plan: Map<number, TopicRecords[]>, idem: Idempotence): Promise<void> {
+    const nodeId = plan.keys().next().value!;
+    for (let round = 0; ; round++) {
+      await idem.ready(() => this.initProducerId(nodeId));
+      let refused: string | null = null;
+      for (const topics of plan.values()) {
+        for (const t of topics) {
+          for (const p of t.partitions) {
+            const st = idem.stamp(t.topic, p.partition, p.chunks);
+            if (st === null) refused ??= `${t.topic}/${p.partition}: a retry carried other records than the attempt it repeats`;
+            else p.producer = st;
+          }
+        }
+      }
+      if (refused === null) return;
+      if (round > 0) throw new Error(`idempotence: ${refused} after a reset (a logship bug: set kafka.idempotent: false and report it)`);
+      idem.reset(refused);
+    }
+  }
+
+  /** A new producer id and epoch from broker `nodeId` (InitProducerId v0 or v1, no transactional id). */
+  private async initProducerId(nodeId: number): Promise<{ producerId: bigint; epoch: number }> {
+    const broker = await this.cluster.findBroker({ nodeId });
+    let request: unknown = null;
+    try {
+      request = broker.lookupRequest(22, { versions: ["0", "1"], protocol: ({ version }: { version: number }) => initProducerIdRequest(version) } as never);
+    } catch {
+      // an old broker: no InitProducerId
+    }
+    if (!request) throw new Error(`broker ${nodeId} does not support InitProducerId (Kafka 0.11 or later): set kafka.idempotent: false to write to it`);
+    return sendRequest(broker, request);
+  }
+
   /** One Produce request to one leader; the chunks it acknowledged and those it did not. */
   private async request(nodeId: number, topics: TopicRecords[], o: SendOptions, now: number): Promise<SendOutcome> {
     const all = () => topics.flatMap((t) => t.partitions.flatMap((p) => p.chunks));
@@ -133,8 +179,9 @@ export class ClusterSend {
       if (!request) throw new Error(`broker ${nodeId} does not support Produce v3 or later (Kafka 0.11): logship cannot write to it`);
       const answer = await sendRequest<ProduceAnswer | undefined>(broker, request);
       if (!answer) return { acked: all(), failed: [], error: null }; // acks=none: written is all there is
-      return judge(topics, answer);
+      return judge(topics, answer, this.idempotence);
     } catch (err) {
+      for (const t of topics) for (const p of t.partitions) if (p.producer) this.idempotence?.settle(p.producer as Stamped, "failed");
       return { acked: [], failed: all(), error: err };
     } finally {
       // kafkajs copied the body into its request buffer before sending: these can be reused.
@@ -162,19 +209,26 @@ export class ClusterSend {
 }
 
 /** Splits a request's chunks by their partitions' answers. */
-function judge(topics: TopicRecords[], answer: ProduceAnswer): SendOutcome {
+function judge(topics: TopicRecords[], answer: ProduceAnswer, idem?: Idempotence): SendOutcome {
   const codes = new Map<string, number>();
   for (const p of answer.partitions) codes.set(`${p.topic}\u0000${p.partition}`, p.errorCode);
   const out: SendOutcome = { acked: [], failed: [], error: null };
   for (const t of topics) {
     for (const p of t.partitions) {
-      const code = codes.get(`${t.topic}\u0000${p.partition}`) ?? UNKNOWN_SERVER_ERROR; // no answer for it: not acknowledged
-      if (code === 0) {
+      const answered = codes.get(`${t.topic}\u0000${p.partition}`);
+      const code = answered ?? UNKNOWN_SERVER_ERROR; // no answer for it: not acknowledged
+      if (code === 0 || (code === DUPLICATE_SEQUENCE && p.producer)) {
+        if (p.producer) idem?.settle(p.producer as Stamped, "acked");
         for (const c of p.chunks) out.acked.push(c);
         continue;
       }
+      if (p.producer) idem?.settle(p.producer as Stamped, "failed", answered);
       for (const c of p.chunks) out.failed.push(c);
-      out.error ??= createErrorFromCode(code);
+      if (out.error === null) {
+        const err = createErrorFromCode(code) as Error & { retriable: boolean };
+        if (RESET_CODES.has(code) && p.producer) err.retriable = true; // retried at once with a new producer id
+        out.error = err;
+      }
     }
   }
   return out;

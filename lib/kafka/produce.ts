@@ -12,12 +12,14 @@
 import type { CompressionTypes } from "kafkajs";
 import Encoder from "kafkajs/src/protocol/encoder.js";
 import type { Chunk } from "./pack.ts";
+import type { ProducerStamp } from "./idempotence.ts";
 import { writeBatch, type Writer } from "./records.ts";
 
 /** One partition's records of a request. */
 export interface PartitionRecords {
   partition: number;
   chunks: Chunk[]; // non-empty values, in send order
+  producer?: ProducerStamp; // with idempotence: the batch's producer id, epoch and first sequence
 }
 
 /** One topic's partitions of a request. */
@@ -45,7 +47,7 @@ export async function writeProduceRequest(w: Writer, scratch: Writer, topics: re
       w.int32(p.partition);
       const sizeAt = w.at;
       w.int32(0);
-      const size = await writeBatch(w, p.chunks, compression, now, scratch);
+      const size = await writeBatch(w, p.chunks, compression, now, scratch, p.producer);
       w.buf.writeInt32BE(size, sizeAt);
     }
   }

@@ -7,7 +7,8 @@
 // partition's leader as the metadata says then (kafkajs' own retry skipped brokers that had
 // answered, which lost records when leadership moved: tests/kafka-real-cluster.test.ts).
 // nextBatch() chooses which queued chunks go into one send so that no partition's record
-// batch exceeds max_message_bytes.
+// batch exceeds max_message_bytes. With kafka.idempotent, the batches carry a producer id and
+// sequences (idempotence.ts), so a retry of a batch the broker stored already is not stored twice.
 
 import type { ConnectionOptions } from "node:tls";
 import { CompressionTypes, Kafka, KafkaJSSASLAuthenticationError, logLevel, Partitioners, type PartitionMetadata, type SASLOptions } from "kafkajs";
@@ -22,6 +23,7 @@ import { collector } from "../memory.ts";
 import { exactName } from "../names.ts";
 import { installKafkajsPatches, withEncoderArena } from "./patches/index.ts";
 import { ClusterSend } from "./cluster-send.ts";
+import { Idempotence } from "./idempotence.ts";
 import { BATCH_OVERHEAD, chunkKey, type Chunk } from "./pack.ts";
 import { probe } from "./probe.ts";
 
@@ -54,7 +56,11 @@ export class KafkaPublisher implements Publisher {
    */
   private readonly partitionCache = new Map<string, { n: number; byKey: Map<string, number> }>();
 
-  constructor(private readonly config: KafkaConfig) {
+  constructor(
+    private readonly config: KafkaConfig,
+    /** Says that the idempotent producer's session was reset (one line, with the reason). */
+    producerReset: (reason: string) => void = () => {},
+  ) {
     installKafkajsPatches(); // before kafkajs encodes anything; once per process
     this.kafka = new Kafka({
       clientId: config.client_id,
@@ -67,10 +73,14 @@ export class KafkaPublisher implements Publisher {
       sasl: saslOptions(config),
     });
     this.cluster = makeCluster(this.kafka);
-    this.sender = new ClusterSend(this.cluster, (topic, key, n) => {
-      this.partitionCounts.set(topic, n);
-      return this.partitionOf(topic, key)!;
-    });
+    this.sender = new ClusterSend(
+      this.cluster,
+      (topic, key, n) => {
+        this.partitionCounts.set(topic, n);
+        return this.partitionOf(topic, key)!;
+      },
+      config.idempotent ? new Idempotence(producerReset) : undefined,
+    );
   }
 
   partitionOf(topic: string, key: string): number | undefined {
@@ -163,8 +173,8 @@ export class KafkaPublisher implements Publisher {
 
 /**
  * The cluster kafkajs' producer would use, with its settings: auto-creation of topics on, one
- * request at a time per broker connection (keeps each file's records in order across retries),
- * no idempotence (config.ts refuses kafka.idempotent: true; see the README). kafkajs keeps its
+ * request at a time per broker connection (keeps each file's records in order across retries,
+ * and is within the idempotent producer's limit of 5 in flight per broker). kafkajs keeps its
  * cluster factory under a Symbol on the client, found here by its description.
  */
 function makeCluster(kafka: Kafka): Cluster {

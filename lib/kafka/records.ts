@@ -9,12 +9,15 @@
 // Invariant: the bytes are exactly those kafkajs 2.2.4 encodes for the same messages
 // ({ key: exactName(chunkKey(c)), value: c.value, headers: chunkHeaders(c) }) with the same timestamp
 // (its RecordBatch, Record and Header encoders, firstOffset 0, producer id -1, epoch 0,
-// sequence 0, no transaction): tests/records.test.ts compares the two for every codec.
+// sequence 0, no transaction): tests/records.test.ts compares the two for every codec. With a
+// producer stamp (the idempotent producer, idempotence.ts), the header's producer id, epoch
+// and first sequence are the stamp's, as kafkajs writes them (tests/idempotence.test.ts).
 
 import { CompressionCodecs, CompressionTypes } from "kafkajs";
 import { crc32c } from "./patches/crc32c.ts";
 import { exactName } from "../names.ts";
 import { chunkHeaders, chunkKey, type Chunk, type Source } from "./pack.ts";
+import type { ProducerStamp } from "./idempotence.ts";
 
 /** A growable byte buffer written from the front; reused from send to send by its owner. */
 export class Writer {
@@ -202,7 +205,7 @@ function codecOf(compression: CompressionTypes): { compress(encoder: { buffer: B
  * `now` (Unix ms) for every record, compressed with `compression`; `scratch` holds the
  * uncompressed records meanwhile (unused without compression). Returns the batch's length.
  */
-export async function writeBatch(w: Writer, chunks: readonly Chunk[], compression: CompressionTypes, now: number, scratch: Writer): Promise<number> {
+export async function writeBatch(w: Writer, chunks: readonly Chunk[], compression: CompressionTypes, now: number, scratch: Writer, producer?: ProducerStamp): Promise<number> {
   const start = w.at;
   w.room(BATCH_HEADER);
   w.at += BATCH_HEADER;
@@ -228,11 +231,15 @@ export async function writeBatch(w: Writer, chunks: readonly Chunk[], compressio
   b.writeUInt32BE(lo, start + 31);
   b.writeUInt32BE(hi, start + 35); // max timestamp
   b.writeUInt32BE(lo, start + 39);
-  b.writeInt32BE(-1, start + 43); // producer id: -1 (int64)
-  b.writeInt32BE(-1, start + 47);
-  b.writeInt16BE(0, start + 51); // producer epoch
-  b.writeInt32BE(0, start + 53); // first sequence
+  writeProducer(b, start, producer);
   b.writeInt32BE(chunks.length, start + 57); // records
   b.writeUInt32BE(crc32c(b.subarray(start + 21, end)), start + 17);
   return end - start;
+}
+
+/** The batch header's producer fields: the stamp's (idempotence), or none (-1, epoch 0, sequence 0). */
+function writeProducer(b: Buffer, start: number, p: ProducerStamp | undefined): void {
+  b.writeBigInt64BE(p ? p.producerId : -1n, start + 43); // producer id
+  b.writeInt16BE(p ? p.epoch : 0, start + 51); // producer epoch
+  b.writeInt32BE(p ? p.base : 0, start + 53); // first sequence
 }

@@ -159,8 +159,9 @@ export class Sender {
         await new Promise<void>((r) => (lane.wake = r));
         continue;
       }
-      const batch = lane.singleNext ? throughFirstRecord(lane.queue) : nextBatch(lane.queue, this.opts, (t, k) => this.publisher.partitionOf(t, k));
+      const batch = lane.singleNext ? throughFirstRecord(lane.queue) : lane.retry > 0 ? lane.queue.slice(0, lane.retry) : nextBatch(lane.queue, this.opts, (t, k) => this.publisher.partitionOf(t, k));
       lane.singleNext = false;
+      lane.retry = 0;
       const records = batch.filter((c) => c.value.length > 0);
       try {
         if (records.length > 0) await this.publisher.send(records);
@@ -168,7 +169,7 @@ export class Sender {
         this.acked(lane, batch, records);
       } catch (err) {
         if (this.aborted) return;
-        await this.failed(lane, records, toPublishError(err));
+        await this.failed(lane, batch, records, toPublishError(err));
       }
     }
   }
@@ -216,10 +217,16 @@ export class Sender {
     });
   }
 
-  private async failed(lane: Lane, records: Chunk[], err: PublishError): Promise<void> {
+  /**
+   * A failed send is retried with the same chunks (those Kafka did not acknowledge): with
+   * idempotence, a batch the broker may have stored must be sent again exactly as it was, to
+   * have the same sequence numbers (kafka/idempotence.ts); chunks queued meanwhile wait.
+   */
+  private async failed(lane: Lane, batch: Chunk[], records: Chunk[], err: PublishError): Promise<void> {
     const held = ackedDespite(err);
     if (held.length > 0) records = this.ackedAlone(lane, records, held);
     if (TOO_LARGE.has(err.code)) return this.tooLarge(lane, records, err);
+    lane.retry = batch.length - held.length;
     lane.attempt++;
     lane.failingSince ??= this.clock.now();
     const base = Math.min(this.opts.retryBackoffMaxMs, this.opts.retryBackoffMs * 2 ** Math.min(lane.attempt - 1, 30));
@@ -312,6 +319,7 @@ class Lane {
   attempt = 0;
   failingSince: number | null = null; // clock.now() when this lane's sends began to fail; null while they succeed
   singleNext = false; // after "too large", send the first record alone
+  retry = 0; // after a failure: the next send is the queue's first `retry` chunks, the failed send less what was acknowledged
   wake: (() => void) | null = null;
   sleeping: { cancel: Cancel; resolve: () => void } | null = null;
   running: Promise<void> | null = null;

@@ -48,6 +48,8 @@ declare module "kafkajs/src/protocol/decoder.js" {
     constructor(buffer: Buffer);
     readInt16(): number;
     readInt32(): number;
+    /** A Long (kafkajs' long.js); toString() gives its decimal digits. */
+    readInt64(): { toString(): string };
     readBoolean(): boolean;
     /** A length-prefixed string; null when the length is -1. */
     readString(): string | null;
