@@ -1,7 +1,7 @@
 // End to end against a real 3-node Apache Kafka cluster (KRaft; replication factor 3,
 // min.insync.replicas 2, auto.create.topics.enable=false), shared by the file:
 // - the broker leading the partition is killed (-9) mid-stream and started again: nothing is
-//   lost, each file's order holds, duplicates are counted;
+//   lost, each file's order holds, duplicates are counted; with kafka.idempotent, none;
 // - a missing topic: a clear error naming it, shipping starts once the topic is created;
 // - a topic whose max.message.bytes is below logship's max_message_bytes: the real
 //   MESSAGE_TOO_LARGE path (records cut at line ends; a single too-long line dropped and logged).
@@ -75,10 +75,13 @@ describe("a real 3-node cluster", () => {
   // broker: this is what caught kafkajs' retry dropping the records of a partition whose new
   // leader had already answered within the same send (see lib/kafka/publish.ts); with two
   // partitions it lost data in about 1 run of 8.
-  test("kill -9 the partition leader mid-stream, then start it again: nothing lost, order per file, duplicates counted", async () => {
-    const ws = workspace("leader");
+  // With kafka.idempotent, the sends retried after the kill carry the sequences of their first
+  // attempt: what the killed leader had stored (and replicated) before it died is recognized by
+  // the new leader and not stored again. LEADER_KILL_RUNS=n repeats the test (measurements).
+  async function leaderKill(idempotent: boolean): Promise<{ lines: number; duplicateLines: number; resets: number }> {
+    const ws = workspace(idempotent ? "leader-idem" : "leader");
     await cluster.createTopic(ws.topic, { partitions: 6, replicationFactor: 3, config: { "min.insync.replicas": "2" } });
-    const cfg = config(ws);
+    const cfg = config(ws, `  idempotent: ${idempotent}\n`);
     const paths = ["a", "b", "c", "d", "e", "f"].map((f) => join(ws.logs, `${f}.log`));
     for (const p of paths) writeFileSync(p, "");
     const agent = AgentProcess.start(["run", "--config", cfg]);
@@ -110,11 +113,25 @@ describe("a real 3-node cluster", () => {
       if (process.env.DUMP_RECORDS) for (const r of records) console.log(`dump p${r.partition} o${r.offset} ${r.key.split("/").pop()} at=${r.headers.offset} len=${r.value.length}`);
       const report = checkDelivery(records, files, { host: defaultHost(), duplicates: "count" }); // throws on any loss or reordering
       expect(report.lines).toBe(n * paths.length);
-      console.log(`leader ${leader} killed: ${n * paths.length} lines, ${report.records} records, ${report.duplicateLines} duplicate lines (${report.duplicateRecords} records)`);
+      const resets = agent.lines.filter((l) => l.includes("idempotent producer") && l.includes("reset")).length;
+      console.log(`idempotent ${idempotent}: leader ${leader} killed: ${n * paths.length} lines, ${report.records} records, ${report.duplicateLines} duplicate lines (${report.duplicateRecords} records), ${resets} producer resets`);
+      return { lines: report.lines, duplicateLines: report.duplicateLines, resets };
     } finally {
       await agent.kill();
     }
-  }, 180_000);
+  }
+
+  const RUNS = Number(process.env.LEADER_KILL_RUNS ?? 1);
+  test("kill -9 the partition leader mid-stream, then start it again: nothing lost, order per file, duplicates counted", async () => {
+    for (let i = 0; i < RUNS; i++) await leaderKill(false);
+  }, 180_000 * RUNS);
+
+  test("idempotent: kill -9 the partition leader mid-stream, then start it again: nothing lost, order per file, no duplicates", async () => {
+    for (let i = 0; i < RUNS; i++) {
+      const r = await leaderKill(true);
+      expect(r.duplicateLines).toBe(0);
+    }
+  }, 180_000 * RUNS);
 
   test("all 3 brokers killed, then started again: reading pauses, offsets hold, everything arrives in order", async () => {
     const ws = workspace("alldown");
