@@ -164,7 +164,13 @@ export class ClusterSend {
       // an old broker: no InitProducerId
     }
     if (!request) throw new Error(`broker ${nodeId} does not support InitProducerId (Kafka 0.11 or later): set kafka.idempotent: false to write to it`);
-    return sendRequest(broker, request);
+    try {
+      return await sendRequest(broker, request);
+    } catch (err) {
+      const e = err as { type?: string; message: string };
+      if (e.type === "CLUSTER_AUTHORIZATION_FAILED") e.message += " (InitProducerId, for kafka.idempotent: this principal may WRITE to no topic, or, before Kafka 2.8, lacks IDEMPOTENT_WRITE on the cluster: grant it, or set kafka.idempotent: false)";
+      throw err;
+    }
   }
 
   /** One Produce request to one leader; the chunks it acknowledged and those it did not. */
