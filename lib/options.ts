@@ -221,7 +221,7 @@ export const KAFKA = {
   topic: { kind: topic, doc: "the topic of every input that names none; required unless every input names its own" },
   client_id: { kind: str, default: "logship", doc: "the Kafka client id" },
   acks: { kind: oneOf("all", "leader", "none"), default: "all", doc: "what counts as acknowledged before an offset moves" },
-  idempotent: { kind: bool, default: false, doc: "the idempotent producer: batches carry a producer id and sequence numbers, so a retry after a leader change or timeout is not stored twice; needs acks: all (README)" },
+  idempotent: { kind: bool, default: true, doc: "the idempotent producer: batches carry a producer id and sequence numbers, so a retry after a leader change or timeout is not stored twice; needs acks: all (off by default with other acks; README)" },
   compression: { kind: oneOf("none", "gzip", "snappy", "lz4", "zstd"), default: "none", doc: "of record batches: none | gzip | snappy | lz4 | zstd" },
   max_message_bytes: { kind: size(1024), default: 1_000_000, doc: "no record batch sent to a partition exceeds this, key, headers and framing included" },
   target_message_bytes: { kind: size(1024), default: 256 * KiB, doc: "records aim for this size; <= max_message_bytes (and lowered to it when unset)" },

@@ -288,7 +288,10 @@ describe("problems, each located FILE:LINE: field: what (got VALUE)", () => {
     );
   });
 
-  test("kafka.idempotent: true needs acks: all, located at idempotent", () => {
+  test("kafka.idempotent: on by default with acks: all, off by default with other acks; true needs acks: all, located at idempotent", () => {
+    expect(parse(MINIMAL).kafka.idempotent).toBe(true);
+    expect(parse(MINIMAL + `  acks: leader\n`).kafka.idempotent).toBe(false);
+    expect(parse(MINIMAL + `  acks: none\n  idempotent: false\n`).kafka.idempotent).toBe(false);
     expect(parse(MINIMAL + `  idempotent: true\n  acks: all\n`).kafka.idempotent).toBe(true);
     expect(problem(MINIMAL + `  idempotent: true\n  acks: leader\n`)).toBe(`${FILE}:6: kafka.idempotent: needs kafka.acks: all (got acks: leader); set acks: all, or idempotent: false (got true)`);
   });
