@@ -1,5 +1,5 @@
 // sender.ts (with a fake Kafka and a real Checkpoint): offsets move only when sends are
-// acknowledged, failed sends are retried in order with backoff, records Kafka calls too large
+// acknowledged, failed sends are retried in order with backoff (with the same chunks), records Kafka calls too large
 // are sent alone, cut at line ends or (a single line) dropped, and drain() gives up at its
 // deadline without moving offsets. Also nextBatch: one partition's batch stays under the limit.
 import { describe, expect, test } from "bun:test";
@@ -164,6 +164,24 @@ describe("failed sends", () => {
       expect(ackedOf(kafka, f.source)).toBe(f.bytes.toString());
     }
     expect(kafka.calls.filter((c) => c.status === "acked").flatMap((c) => c.chunks)).toHaveLength(queues.flat().length);
+  });
+
+  test("a failed send is retried with exactly its chunks, also when more were queued meanwhile (idempotence's same sequences)", async () => {
+    const kafka = new FakePublisher();
+    kafka.holdAll();
+    const { cp, sender } = setup(kafka, { ...OPTS, maxMessageBytes: 3_000 });
+    const f = file(cp, lines("r", 200));
+    const chunks = f.chunks({ maxMessageBytes: 3_000, targetMessageBytes: 700 });
+    sender.enqueue(chunks.slice(0, 3));
+    sender.start();
+    await kafka.waitForCalls(1);
+    sender.enqueue(chunks.slice(3)); // queued while the first send is in flight
+    kafka.calls[0]!.reject(retriableError());
+    await kafka.waitForCalls(2);
+    expect(kafka.calls[1]!.chunks).toEqual(kafka.calls[0]!.chunks); // the same chunks, not a bigger batch
+    kafka.ackAll();
+    await eventually(() => cp.offsetOf(f.row.id) === f.size);
+    expect(ackedOf(kafka, f.source)).toBe(f.bytes.toString());
   });
 
   test("an error that is not retriable (and not about size) is retried too, never dropped", async () => {

@@ -1,7 +1,8 @@
 // Sending: the queues between reading and Kafka, one per topic (a lane). Chunks enter in read
 // order and are tracked by the checkpoint at once; each lane has one send in flight at a time,
 // so a file's records (a file has one topic) reach Kafka in order even across retries. A
-// failed send is retried with exponential backoff (capped) in its own lane only: a topic that
+// failed send is retried, with the same chunks (the idempotent producer's sequences depend on
+// it), with exponential backoff (capped) in its own lane only: a topic that
 // does not exist, or whose partition has no leader, backs off alone while the other topics
 // ship on (the checkpoint moves each file's offset over its acknowledged prefix, whatever
 // order the lanes' acks come in). Reading of a failing lane's files pauses (readRoom), and the
