@@ -153,12 +153,6 @@ declare module "lz4js/xxh32.js" {
   export function hash(seed: number, src: Uint8Array, index: number, length: number): number;
 }
 
-// kafkajs' grouping of a send's messages by partition (replaced at bundle time by group.ts' plugin; tests compare the two).
-declare module "kafkajs/src/producer/groupMessagesPerPartition.js" {
-  const groupMessagesPerPartition: <M>(args: { topic: string; partitionMetadata: unknown[]; messages: M[]; partitioner: (a: { topic: string; partitionMetadata: unknown[]; message: M }) => number }) => Record<number, M[]>;
-  export default groupMessagesPerPartition;
-}
-
 // What cluster-send.ts uses to send Produce requests of its own over kafkajs' connections.
 declare module "kafkajs/src/cluster/index.js" {
   import type { PartitionMetadata } from "kafkajs";
