@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { CompressionCodecs, CompressionTypes } from "kafkajs";
 import * as lz4 from "lz4js";
-import { lz4Frame } from "../lib/kafka/patches/codecs.ts";
+import { lz4Frame } from "../lib/kafka/patches/lz4.ts";
 import { installKafkajsPatches } from "../lib/kafka/patches/index.ts";
 
 installKafkajsPatches();
