@@ -139,14 +139,12 @@ declare module "kafkajs/src/broker/saslAuthenticator/scram512.js" {
   export default provider;
 }
 
-// The pure-JS codecs of codecs.ts ship no types; just what codecs.ts calls.
+// The pure-JS codecs of codecs.ts and lz4.ts ship no types; just what they call.
 declare module "snappyjs" {
   const snappy: { compress(input: Uint8Array): Uint8Array; uncompress(input: Uint8Array): Uint8Array };
   export default snappy;
 }
 declare module "lz4js" {
-  export function compressBound(n: number): number;
-  export function compressBlock(src: Uint8Array, dst: Uint8Array, sIndex: number, sLength: number, hashTable: Uint32Array): number;
   export function decompress(src: Uint8Array, maxSize?: number): Uint8Array;
 }
 declare module "lz4js/xxh32.js" {
