@@ -31,6 +31,46 @@ export interface Chunk {
   key?: string | null; // the record key: undefined = the path; null = none
   fields?: Record<string, string>; // headers after today's four (the input's static fields)
   raw?: Uint8Array; // the file's bytes [start, end) when value is not them (json, redacted): the checkpoint's mark
+  // A run (format.ts, line and json without multiline): consecutive lines of one read, each its
+  // own record, in one chunk: `run` records, the k-th from the k-th line of the file's bytes
+  // (raw ?? value: each "\n" ends one, bytes after the last "\n" are one more), its offset header
+  // that line's offset. `ends` (json): where each record's value ends in `value`; without it
+  // (line) the values are the lines themselves. Unset: the chunk is one record (none if empty).
+  run?: number;
+  ends?: Int32Array;
+}
+
+/** Kafka records a chunk becomes: a run's count, else one (none for an empty chunk). */
+export function recordsOf(c: Chunk): number {
+  return c.run ?? (c.value.length > 0 ? 1 : 0);
+}
+
+/**
+ * The records of a chunk, one chunk each (a run's as views of its bytes, each with its own
+ * offset and the run's key and fields; the first starts where the run does, the last accounts
+ * for its end): what a consumer receives, for tests and diagnostics.
+ */
+export function recordChunks(c: Chunk): Chunk[] {
+  if (c.run === undefined) return [c];
+  const raw = c.raw ?? c.value;
+  const out: Chunk[] = [];
+  let vpos = 0;
+  let rpos = 0;
+  const per = Math.floor((c.size - c.value.length) / c.run);
+  for (let k = 0; k < c.run; k++) {
+    const nl = raw.indexOf(NL, rpos);
+    const rnext = nl === -1 ? raw.length : nl + 1;
+    const vend = c.ends ? c.ends[k]! : rnext;
+    const value = c.value.subarray(vpos, vend);
+    out.push({
+      source: c.source, value, start: c.start + rpos, end: k === c.run - 1 ? c.end : c.start + rnext,
+      lines: nl === -1 ? 0 : 1, size: per + value.length, release: undefined, queuedAt: c.queuedAt,
+      key: c.key, fields: c.fields, raw: c.raw ? raw.subarray(rpos, rnext) : undefined, run: undefined, ends: undefined,
+    });
+    vpos = vend;
+    rpos = rnext;
+  }
+  return out;
 }
 
 export interface PackLimits {

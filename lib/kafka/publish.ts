@@ -22,7 +22,7 @@ import { collector } from "../memory.ts";
 import { exactName } from "../names.ts";
 import { installKafkajsPatches, withEncoderArena } from "./patches/index.ts";
 import { ClusterSend } from "./cluster-send.ts";
-import { BATCH_OVERHEAD, chunkKey, type Chunk } from "./pack.ts";
+import { BATCH_OVERHEAD, chunkKey, recordsOf, type Chunk } from "./pack.ts";
 import { probe } from "./probe.ts";
 
 /** What the agent needs from Kafka; tests substitute a fake. */
@@ -340,10 +340,11 @@ export function nextBatch(queue: Chunk[], limits: BatchLimits, partitionOf: (top
       used = u;
     }
     const before = used[slot] ?? BATCH_OVERHEAD;
-    if (n > 0 && (before + c.size > limits.maxMessageBytes || total + c.size > limits.maxSendBytes || records >= maxRecords)) break;
+    const r = recordsOf(c);
+    if (n > 0 && (before + c.size > limits.maxMessageBytes || total + c.size > limits.maxSendBytes || records + Math.max(r, 1) > maxRecords)) break;
     used[slot] = before + c.size;
     total += c.size;
-    if (c.value.length > 0) records++;
+    records += r;
   }
   return queue.slice(0, n);
 }

@@ -18,7 +18,7 @@ import { systemClock, type Cancel, type Clock } from "../clock.ts";
 import type { Checkpoint } from "../state/checkpoint.ts";
 import type { AgentEvents } from "../events.ts";
 import { PublishError } from "../errors.ts";
-import { countLines, type Chunk } from "./pack.ts";
+import { countLines, recordsOf, type Chunk } from "./pack.ts";
 import { ackedDespite, nextBatch, TOO_LARGE, toPublishError, type Publisher } from "./publish.ts";
 
 export interface SenderOptions {
@@ -98,10 +98,9 @@ export class Sender {
       lane.queue.push(c);
       lane.bytes += c.value.length;
       this.inflightBytes += c.value.length;
-      if (c.value.length > 0) {
-        lane.records++;
-        this.inflightRecords++;
-      }
+      const n = recordsOf(c);
+      lane.records += n;
+      this.inflightRecords += n;
       woken.add(lane);
     }
     for (const lane of woken) this.wakeUp(lane);
@@ -180,20 +179,21 @@ export class Sender {
     for (const c of batch) {
       this.inflightBytes -= c.value.length;
       lane.bytes -= c.value.length;
-      if (c.value.length > 0) {
-        lane.records--;
-        this.inflightRecords--;
-      }
+      const n = recordsOf(c);
+      lane.records -= n;
+      this.inflightRecords -= n;
       c.release?.();
     }
     let bytes = 0;
     let lines = 0;
+    let count = 0;
     for (const c of records) {
       bytes += c.value.length;
       lines += c.lines;
+      count += recordsOf(c);
     }
     const queuedAt = records[0]?.queuedAt; // the oldest record of the send
-    this.events.chunksAcked(records.length, lines, bytes, queuedAt === undefined ? undefined : this.clock.now() - queuedAt);
+    this.events.chunksAcked(count, lines, bytes, queuedAt === undefined ? undefined : this.clock.now() - queuedAt);
     if (lane.failingSince !== null) this.events.sendRecovered(this.clock.now() - lane.failingSince);
     lane.failingSince = null;
     lane.attempt = 0;
@@ -241,17 +241,20 @@ export class Sender {
     this.checkpoint.acked(held);
     let bytes = 0;
     let lines = 0;
+    let count = 0;
     for (const c of held) {
       this.inflightBytes -= c.value.length;
       lane.bytes -= c.value.length;
-      lane.records--;
-      this.inflightRecords--;
+      const n = recordsOf(c);
+      lane.records -= n;
+      this.inflightRecords -= n;
+      count += n;
       bytes += c.value.length;
       lines += c.lines;
       c.release?.();
     }
     const queuedAt = held[0]?.queuedAt;
-    this.events.chunksAcked(held.length, lines, bytes, queuedAt === undefined ? undefined : this.clock.now() - queuedAt);
+    this.events.chunksAcked(count, lines, bytes, queuedAt === undefined ? undefined : this.clock.now() - queuedAt);
     this.afterAck();
     return records.filter((c) => !done.has(c));
   }
@@ -269,8 +272,9 @@ export class Sender {
     const halves = splitAtLine(refused);
     if (halves) {
       lane.queue.splice(at, 1, ...halves);
-      lane.records++; // one record became two
-      this.inflightRecords++;
+      const more = recordsOf(halves[0]) + recordsOf(halves[1]) - recordsOf(refused); // one record became two (a run's records stay)
+      lane.records += more;
+      this.inflightRecords += more;
       this.checkpoint.split(refused, halves);
       return;
     }
@@ -325,8 +329,9 @@ function throughFirstRecord(queue: Chunk[]): Chunk[] {
   return queue.slice(0, i < 0 ? queue.length : i + 1);
 }
 
-/** Cuts a chunk in two at the line end nearest its middle; null for a single line. */
+/** Cuts a chunk in two at the line end nearest its middle (a run between two of its records); null for a single line. */
 export function splitAtLine(c: Chunk): [Chunk, Chunk] | null {
+  if (c.run !== undefined) return splitRun(c);
   if (c.raw) return null; // a value that is not the file's bytes (json, redacted): its positions are no file offsets
   const v = c.value;
   const mid = v.length >> 1;
@@ -341,4 +346,29 @@ export function splitAtLine(c: Chunk): [Chunk, Chunk] | null {
     { ...c, value: a, end: c.start + cut, lines: countLines(a), size: overhead + a.length, release: undefined },
     { ...c, value: b, start: c.start + cut, lines: countLines(b), size: overhead + b.length },
   ];
+}
+
+/** Cuts a run in two between its records, at the middle one; each half a run still, or a plain chunk of one record. */
+function splitRun(c: Chunk): [Chunk, Chunk] {
+  const n = c.run!;
+  const k = n >> 1; // n >= 2
+  const raw = c.raw ?? c.value;
+  let cut = 0; // where record k starts in the file's bytes
+  for (let i = 0; i < k; i++) cut = raw.indexOf(0x0a, cut) + 1;
+  const vcut = c.ends ? c.ends[k - 1]! : cut;
+  const per = (c.size - c.value.length) / n; // framing per record (sizes are upper bounds)
+  const piece = (from: number, to: number, vfrom: number, vto: number, records: number, ends: Int32Array | undefined): Chunk => {
+    const value = c.value.subarray(vfrom, vto);
+    return {
+      ...c, value, start: c.start + from, end: to === raw.length ? c.end : c.start + to,
+      lines: countLines(raw.subarray(from, to)), size: Math.ceil(per * records) + value.length,
+      raw: c.raw ? raw.subarray(from, to) : undefined,
+      run: records > 1 ? records : undefined, ends: records > 1 ? ends : undefined,
+    };
+  };
+  const a = piece(0, cut, 0, vcut, k, c.ends?.slice(0, k));
+  const b = piece(cut, raw.length, vcut, c.value.length, n - k, c.ends?.slice(k).map((e) => e - vcut));
+  // The read buffer goes back with the second piece, which is acknowledged after the first.
+  a.release = undefined;
+  return [a, b];
 }
