@@ -28,6 +28,7 @@ import { ScanPacer } from "./files/pacing.ts";
 import { pack, UnshippableError, type Chunk } from "./kafka/pack.ts";
 import { KafkaPublisher, type Publisher } from "./kafka/publish.ts";
 import { Sender } from "./kafka/sender.ts";
+import { jsonSlabs } from "./kafka/json-value.ts";
 import { Shaper } from "./kafka/shape.ts";
 import { Metrics } from "./http/metrics.ts";
 import { OpsServer, type FileStatus } from "./http/server.ts";
@@ -113,7 +114,7 @@ export class Agent {
     this.checkpoint = new Checkpoint();
     this.checkpoint.load(saved);
     this.saver = new OffsetSaver(writer, this.checkpoint, { clock, events, flushInterval: () => this.config.state.flush_interval, recovered: () => this.pump() });
-    this.idleTrim = new IdleTrim(clock, () => this.buffers.slabs.seal());
+    this.idleTrim = new IdleTrim(clock, () => (this.buffers.slabs.seal(), jsonSlabs.seal()));
     this.pacer = new ScanPacer(watch && !opts.once ? { changed: (paths) => this.written(paths), renamed: () => void this.scan().catch(() => {}) } : null, clock);
     const follow = { once: opts.once, firstStart: saved.length === 0 };
     this.files = new Follower(this.checkpoint, events, () => this.config, clock, this.buffers, follow);
@@ -302,7 +303,10 @@ export class Agent {
     this.idleTrim.active();
     if (span.hold) {
       const release = span.hold(chunks.length);
-      for (const c of chunks) c.release = release;
+      for (const c of chunks) {
+        const own = c.release; // a json value's slab (format.ts)
+        c.release = own ? () => (own(), release()) : release;
+      }
     }
     this.sender.enqueue(chunks);
     this.shaper.queued(shaped.opened); // an event it opened: its placeholder after the chunks before it

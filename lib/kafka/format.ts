@@ -23,7 +23,7 @@ import type { InputConfig } from "../config.ts";
 import { isBytesName, lossyName } from "../names.ts";
 import { BATCH_OVERHEAD, compressionSlack, countLines, recordOverhead, UnshippableError, type Chunk, type PackLimits, type Source } from "./pack.ts";
 import type { Span } from "../files/read.ts";
-import { JsonValues } from "./json-value.ts";
+import { JsonValues, jsonSlabs } from "./json-value.ts";
 
 const NL = 0x0a;
 const EMPTY = Buffer.alloc(0);
@@ -229,13 +229,14 @@ class Units {
   private runStart = 0;
   private runEnd = 0;
   private runOpen = false; // the last record's line has no "\n": nothing may follow it in the run
+  private runRelease: (() => void) | undefined = undefined; // json: lets go of the slab its values lie in
 
   /** One record: its value, the file bytes it comes from at `offset`, its lines and size. */
   private add(value: Buffer, raw: Buffer, offset: number, lines: number, size: number): void {
     const json = this.json;
     if (!this.runs || (!json && value !== raw)) {
       this.flushRun();
-      this.chunks.push(this.chunk(value, offset, offset + raw.length, lines, size, value !== raw ? raw : undefined, undefined, undefined));
+      this.chunks.push(this.chunk(value, offset, offset + raw.length, lines, size, value !== raw ? raw : undefined, undefined, undefined, json ? jsonSlabs.hold() : undefined));
       return;
     }
     const head = this.runRaw;
@@ -261,6 +262,7 @@ class Units {
       return;
     }
     this.flushRun();
+    this.runRelease = json ? jsonSlabs.hold() : undefined; // now: the slab may be sealed before the run is complete
     this.runRaw = raw;
     this.runVal = json ? value : null;
     this.runRawLen = raw.length;
@@ -280,23 +282,24 @@ class Units {
     if (n === 0) return;
     const head = this.runRaw!;
     if (n === 1) {
-      this.chunks.push(this.chunk(this.json ? this.runVal! : head, this.runStart, this.runEnd, this.runLines, this.runSize, this.json ? head : undefined, undefined, undefined));
+      this.chunks.push(this.chunk(this.json ? this.runVal! : head, this.runStart, this.runEnd, this.runLines, this.runSize, this.json ? head : undefined, undefined, undefined, this.runRelease));
     } else {
       const raw = Buffer.from(head.buffer, head.byteOffset, this.runRawLen);
       const value = this.json ? Buffer.from(this.runVal!.buffer, this.runVal!.byteOffset, this.runValLen) : raw;
-      this.chunks.push(this.chunk(value, this.runStart, this.runEnd, this.runLines, this.runSize, this.json ? raw : undefined, n, this.json ? RUN_ENDS.slice(0, n) : undefined));
+      this.chunks.push(this.chunk(value, this.runStart, this.runEnd, this.runLines, this.runSize, this.json ? raw : undefined, n, this.json ? RUN_ENDS.slice(0, n) : undefined, this.runRelease));
     }
+    this.runRelease = undefined;
     this.runN = 0;
     this.runRaw = null;
     this.runVal = null;
   }
 
-  private chunk(value: Buffer, start: number, end: number, lines: number, size: number, raw: Buffer | undefined, run: number | undefined, ends: Int32Array | undefined): Chunk {
+  private chunk(value: Buffer, start: number, end: number, lines: number, size: number, raw: Buffer | undefined, run: number | undefined, ends: Int32Array | undefined, release: (() => void) | undefined): Chunk {
     const fmt = this.fmt;
     // Every field a chunk ever gets, set here: one object shape, no storage added later (sender's queuedAt).
     return {
       source: this.source, value, start, end, lines, size,
-      release: undefined, queuedAt: undefined,
+      release, queuedAt: undefined,
       key: fmt.key,
       fields: fmt.format === "line" && fmt.fieldHeaderBytes > 0 ? fmt.fields : undefined,
       raw, run, ends,

@@ -7,16 +7,20 @@
 // other bytes is decoded and goes through JSON.stringify as before.
 //
 // Invariant: a value is byte for byte what format.ts' template string gave, encoded as UTF-8
-// (tests/format.test.ts compares them). A slab is never written again once a value was cut
-// from it; it is freed by the collector when the last value cut from it is.
+// (tests/format.test.ts compares them). A slab is written again only once every record cut
+// from it was released (acknowledged or dropped): format.ts holds the slab of each chunk it
+// makes (memory.ts' WriteSlabs) as soon as its first value is written.
+
+import { BufferPool, WriteSlabs } from "../memory.ts";
 
 const SLAB = 256 * 1024;
 
 /** JSON.stringify's escape of each control character: \b \t \n \f \r, the others as \u00xx. */
 const ESCAPE: string[] = Array.from({ length: 0x20 }, (_, c) => JSON.stringify(String.fromCharCode(c)).slice(1, -1));
 
-/** The slab values are written into now, shared by every input and file (one thread writes). */
-const shared = { slab: Buffer.allocUnsafe(0), at: 0 };
+/** The slabs values are written into, shared by every input and file (one thread writes); a few free ones are kept. */
+export const jsonSlabs = new WriteSlabs(new BufferPool(8 * SLAB), SLAB);
+const shared = jsonSlabs;
 
 export class JsonValues {
   private ts = "";
@@ -49,7 +53,7 @@ export class JsonValues {
       if (b < 0x20) extra += ESCAPE[b]!.length - 1;
       else if (b === 0x22 || b === 0x5c) extra += 1;
     }
-    const buf = this.room(this.head.length + n + extra + 2 + this.mid.length + 16 + this.tail.length);
+    const buf = shared.room(this.head.length + n + extra + 2 + this.mid.length + 16 + this.tail.length);
     const start = shared.at;
     let at = start;
     buf.set(this.head, at);
@@ -77,7 +81,7 @@ export class JsonValues {
   /** The value of a line given as its JSON string (JSON.stringify'd message, with `extra` after it: `,"invalid_utf8":true` or ""). */
   fromJson(message: string, extra: string, offset: number): Buffer {
     const most = this.head.length + message.length * 3 + extra.length + this.mid.length + 16 + this.tail.length;
-    const buf = this.room(most);
+    const buf = shared.room(most);
     const start = shared.at;
     let at = start;
     buf.set(this.head, at);
@@ -95,14 +99,5 @@ export class JsonValues {
     at += this.tail.length;
     shared.at = at;
     return buf.subarray(start, at);
-  }
-
-  /** The current slab, with at least `n` bytes free (a new one when not). */
-  private room(n: number): Buffer {
-    if (shared.at + n > shared.slab.length) {
-      shared.slab = Buffer.allocUnsafe(Math.max(SLAB, n));
-      shared.at = 0;
-    }
-    return shared.slab;
   }
 }

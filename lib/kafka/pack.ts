@@ -25,7 +25,7 @@ export interface Chunk {
   end: number; // file offset just past what this chunk accounts for
   lines: number; // "\n" count in value
   size: number; // upper bound of the encoded record, gzip's worst case included (without the batch header)
-  release?: () => void; // called once when the chunk is acknowledged or dropped (returns its read buffer)
+  release?: () => void; // called once when the chunk is acknowledged or dropped (returns its read buffer, and its json values' slab)
   queuedAt?: number; // clock.now() it entered the send queue (set by the sender; for the send latency)
   // Set by format.ts only (line and json); a packed chunk has none of them.
   key?: string | null; // the record key: undefined = the path; null = none
