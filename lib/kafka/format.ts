@@ -143,14 +143,14 @@ export function formatEvents(span: Span, source: Source, fmt: EventFormat, limit
   while (pos < bytes.length) {
     const nl = bytes.indexOf(NL, pos);
     const lineEnd = nl === -1 ? bytes.length : nl + 1;
-    const raw = bytes.subarray(pos, lineEnd);
     const at = pos;
     const offset = span.start + pos;
     pos = lineEnd;
     if (!ml) {
-      out.unit(raw, offset, offset + raw.length);
+      out.unit(bytes, at, lineEnd, offset, offset + lineEnd - at);
       continue;
     }
+    const raw = bytes.subarray(at, lineEnd);
     if (ev) {
       const text = decode(raw);
       const joins = ml.start ? !ml.start.test(text) : ml.cont!.test(text);
@@ -202,7 +202,7 @@ class Units {
   ) {
     this.filtering = fmt.include.length > 0 || fmt.exclude.length > 0;
     this.needText = this.filtering || fmt.redact.length > 0; // json decodes only lines that are not plain ASCII (emit)
-    this.ctx = { source, fmt, timestamp: "", report, envelope: "", capacity: (o) => this.capacity(o), json: null, add: (v, r, o, l, s) => this.add(v, r, o, l, s) };
+    this.ctx = { source, fmt, timestamp: "", report, envelope: "", capacity: (o) => this.capacity(o), json: null, add: (b, f, t, o, vb, vf, vt, l, s) => this.add(b, f, t, o, vb, vf, vt, l, s) };
     this.runs = fmt.multiline === null;
     this.json = fmt.format === "json";
     if (fmt.format === "json") {
@@ -219,8 +219,10 @@ class Units {
   private readonly runs: boolean; // no multiline: an event is one line
   private readonly json: boolean;
   private readonly runCap: number;
-  private runRaw: Buffer | null = null; // the first record's file bytes (a view of the read)
-  private runVal: Buffer | null = null; // json: the first record's value (a view of a slab)
+  private runBytes: Buffer | null = null; // the read its lines lie in, from runFrom
+  private runFrom = 0;
+  private runSlab: Buffer | null = null; // json: the slab its values lie in, from runVFrom
+  private runVFrom = 0;
   private runRawLen = 0;
   private runValLen = 0;
   private runN = 0;
@@ -231,67 +233,72 @@ class Units {
   private runOpen = false; // the last record's line has no "\n": nothing may follow it in the run
   private runRelease: (() => void) | undefined = undefined; // json: lets go of the slab its values lie in
 
-  /** One record: its value, the file bytes it comes from at `offset`, its lines and size. */
-  private add(value: Buffer, raw: Buffer, offset: number, lines: number, size: number): void {
+  /**
+   * One record: the file bytes bytes[from, to) at `offset`, its value vbuf[vfrom, vto) (json's
+   * slab, or a redacted line; null: the bytes themselves), its lines and size.
+   */
+  private add(bytes: Buffer, from: number, to: number, offset: number, vbuf: Buffer | null, vfrom: number, vto: number, lines: number, size: number): void {
     const json = this.json;
-    if (!this.runs || (!json && value !== raw)) {
+    const len = to - from;
+    if (!this.runs || (!json && vbuf !== null)) {
       this.flushRun();
-      this.chunks.push(this.chunk(value, offset, offset + raw.length, lines, size, value !== raw ? raw : undefined, undefined, undefined, json ? jsonSlabs.hold() : undefined));
+      const raw = bytes.subarray(from, to);
+      const value = vbuf === null ? raw : vbuf.subarray(vfrom, vto);
+      this.chunks.push(this.chunk(value, offset, offset + len, lines, size, vbuf === null ? undefined : raw, undefined, undefined, json ? jsonSlabs.hold() : undefined));
       return;
     }
-    const head = this.runRaw;
     if (
-      head !== null &&
+      this.runN > 0 &&
       !this.runOpen &&
       this.runN < RUN_RECORDS &&
       this.runSize + size <= this.runCap &&
       offset === this.runEnd &&
       this.runEnd === this.runStart + this.runRawLen &&
-      raw.buffer === head.buffer &&
-      raw.byteOffset === head.byteOffset + this.runRawLen &&
-      (!json || (value.buffer === this.runVal!.buffer && value.byteOffset === this.runVal!.byteOffset + this.runValLen))
+      bytes === this.runBytes &&
+      from === this.runFrom + this.runRawLen &&
+      (!json || (vbuf === this.runSlab && vfrom === this.runVFrom + this.runValLen))
     ) {
-      this.runRawLen += raw.length;
-      this.runValLen += value.length;
-      if (json) RUN_ENDS[this.runN] = this.runValLen;
+      this.runRawLen += len;
+      if (json) {
+        this.runValLen += vto - vfrom;
+        RUN_ENDS[this.runN] = this.runValLen;
+      }
       this.runN++;
       this.runSize += size;
       this.runLines += lines;
-      this.runEnd = offset + raw.length;
-      this.runOpen = raw.length === 0 || raw[raw.length - 1] !== NL;
+      this.runEnd = offset + len;
+      this.runOpen = bytes[to - 1] !== NL;
       return;
     }
     this.flushRun();
     this.runRelease = json ? jsonSlabs.hold() : undefined; // now: the slab may be sealed before the run is complete
-    this.runRaw = raw;
-    this.runVal = json ? value : null;
-    this.runRawLen = raw.length;
-    this.runValLen = value.length;
-    RUN_ENDS[0] = value.length;
+    this.runBytes = bytes;
+    this.runFrom = from;
+    this.runRawLen = len;
+    this.runSlab = vbuf;
+    this.runVFrom = vfrom;
+    this.runValLen = vto - vfrom;
+    RUN_ENDS[0] = this.runValLen;
     this.runN = 1;
     this.runSize = size;
     this.runLines = lines;
     this.runStart = offset;
-    this.runEnd = offset + raw.length;
-    this.runOpen = raw.length === 0 || raw[raw.length - 1] !== NL;
+    this.runEnd = offset + len;
+    this.runOpen = len === 0 || bytes[to - 1] !== NL;
   }
 
   /** The run gathered so far becomes a chunk (a plain one for a single record). */
   private flushRun(): void {
     const n = this.runN;
     if (n === 0) return;
-    const head = this.runRaw!;
-    if (n === 1) {
-      this.chunks.push(this.chunk(this.json ? this.runVal! : head, this.runStart, this.runEnd, this.runLines, this.runSize, this.json ? head : undefined, undefined, undefined, this.runRelease));
-    } else {
-      const raw = Buffer.from(head.buffer, head.byteOffset, this.runRawLen);
-      const value = this.json ? Buffer.from(this.runVal!.buffer, this.runVal!.byteOffset, this.runValLen) : raw;
-      this.chunks.push(this.chunk(value, this.runStart, this.runEnd, this.runLines, this.runSize, this.json ? raw : undefined, n, this.json ? RUN_ENDS.slice(0, n) : undefined, this.runRelease));
-    }
+    const raw = this.runBytes!.subarray(this.runFrom, this.runFrom + this.runRawLen);
+    const value = this.json ? this.runSlab!.subarray(this.runVFrom, this.runVFrom + this.runValLen) : raw;
+    const many = n > 1;
+    this.chunks.push(this.chunk(value, this.runStart, this.runEnd, this.runLines, this.runSize, this.json ? raw : undefined, many ? n : undefined, many && this.json ? RUN_ENDS.slice(0, n) : undefined, this.runRelease));
     this.runRelease = undefined;
     this.runN = 0;
-    this.runRaw = null;
-    this.runVal = null;
+    this.runBytes = null;
+    this.runSlab = null;
   }
 
   private chunk(value: Buffer, start: number, end: number, lines: number, size: number, raw: Buffer | undefined, run: number | undefined, ends: Int32Array | undefined, release: (() => void) | undefined): Chunk {
@@ -333,11 +340,11 @@ class Units {
     return (this.byDigits[digits] = { overhead, cap });
   }
 
-  /** One line or event: bytes `raw` accounting for [offset, end). */
-  unit(raw: Buffer, offset: number, end: number): void {
+  /** One line or event: bytes[from, to), at file offset `offset`, accounting for [offset, end). */
+  unit(bytes: Buffer, from: number, to: number, offset: number, end: number): void {
     let text: string | undefined;
     if (this.needText) {
-      text = decode(raw);
+      text = decode(bytes.subarray(from, to));
       if (this.filtering && !wanted(this.fmt, text)) {
         this.dropped++;
         if (this.skipFrom < 0) this.skipFrom = offset;
@@ -350,14 +357,15 @@ class Units {
       this.chunks.push({ source: this.source, value: EMPTY, start: this.skipFrom, end: offset, lines: 0, size: 0 });
       this.skipFrom = -1;
     }
-    emit(this.ctx, raw, offset, text);
-    if (end !== offset + raw.length) this.setEnd(end);
+    emit(this.ctx, bytes, from, to, offset, text);
+    if (end !== offset + to - from) this.setEnd(end);
   }
 
   event(ev: OpenEvent, parts: Buffer[]): void {
     const saved = this.ctx.timestamp;
     this.timestamp(ev.wall);
-    this.unit(parts.length === 1 ? parts[0]! : Buffer.concat(parts), ev.start, ev.end);
+    const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    this.unit(bytes, 0, bytes.length, ev.start, ev.end);
     this.ctx.timestamp = saved;
     this.ctx.json?.timestamp(saved);
   }
@@ -380,7 +388,7 @@ interface LineCtx {
   report?: FormatReport;
   capacity: (offset: number) => { overhead: number; cap: number };
   json: JsonValues | null; // json: where values are written
-  add: (value: Buffer, raw: Buffer, offset: number, lines: number, size: number) => void; // a record: into the run, or a chunk of its own
+  add: (bytes: Buffer, from: number, to: number, offset: number, vbuf: Buffer | null, vfrom: number, vto: number, lines: number, size: number) => void; // a record: into the run, or a chunk of its own
 }
 
 /**
@@ -414,46 +422,57 @@ function isInvalid(raw: Uint8Array, text: string): boolean {
   return !isUtf8(raw.subarray(0, n));
 }
 
-/** Pushes the record(s) of one line (`text`: its decoded form, when needed); a value too large for a record is cut in halves, each its own event. */
-function emit(ctx: LineCtx, raw: Buffer, offset: number, text: string | undefined): void {
+/** Adds the record(s) of the line bytes[from, to) (`text`: its decoded form, when needed); a value too large for a record is cut in halves, each its own event. */
+function emit(ctx: LineCtx, bytes: Buffer, from: number, to: number, offset: number, text: string | undefined): void {
   const { fmt, source } = ctx;
   const { overhead, cap } = ctx.capacity(offset);
-  let value: Buffer | null = null;
+  const len = to - from;
+  const json = fmt.format === "json";
+  let vbuf: Buffer | null = null; // null: the value is the line itself
+  let vfrom = 0;
+  let vto = 0;
   let bad = false;
-  if (text === undefined && fmt.format === "json") {
-    value = ctx.json!.plain(raw, offset);
-    if (value === null) text = decode(raw);
-  }
-  if (value !== null) {
-    // a plain ASCII line's json value
-  } else if (text !== undefined) {
-    bad = isInvalid(raw, text);
-    let red = text;
-    for (const r of fmt.redact) red = red.replace(r.re, r.replace);
-    if (fmt.format === "json") {
-      value = ctx.json!.fromJson(JSON.stringify(red), bad ? ',"invalid_utf8":true' : "", offset);
-    } else if (red !== text) {
-      value = Buffer.from(raw[raw.length - 1] === NL ? `${red}\n` : red);
-    } else {
-      value = raw;
+  if (json) {
+    // A plain ASCII line is escaped byte by byte; any other is decoded (and redacted) first.
+    let at = text === undefined ? ctx.json!.plain(bytes, from, to, offset) : -1;
+    if (at < 0) {
+      const raw = bytes.subarray(from, to);
+      if (text === undefined) text = decode(raw);
+      bad = isInvalid(raw, text);
+      at = ctx.json!.fromJson(JSON.stringify(redact(fmt, text)), bad ? ',"invalid_utf8":true' : "", offset);
     }
-  } else {
-    value = raw;
+    vbuf = jsonSlabs.buf;
+    vfrom = at;
+    vto = jsonSlabs.at;
+  } else if (text !== undefined) {
+    const raw = bytes.subarray(from, to);
+    bad = isInvalid(raw, text);
+    const red = redact(fmt, text);
+    if (red !== text) {
+      vbuf = Buffer.from(raw[raw.length - 1] === NL ? `${red}\n` : red);
+      vto = vbuf.length;
+    }
   }
-  if (value.length > cap && raw.length > 1) {
+  const vlen = vbuf === null ? len : vto - vfrom;
+  if (vlen > cap && len > 1) {
     // Too large for one record: two events, each with the offset of its first byte.
-    let half = fmt.format === "line" && value === raw ? Math.min(cap, raw.length - 1) : raw.length >> 1;
+    let half = !json && vbuf === null ? Math.min(cap, len - 1) : len >> 1;
     if (half < 1) half = 1;
-    const a = raw.subarray(0, half);
-    const b = raw.subarray(half);
-    const json = fmt.format === "json"; // json's pieces always take the decoding path (the first one keeps a final "\n" in its message)
-    emit(ctx, a, offset, text === undefined && !json ? undefined : decodeWhole(a));
-    emit(ctx, b, offset + half, text === undefined && !json ? undefined : decode(b));
+    // json's pieces always take the decoding path (the first one keeps a final "\n" in its message)
+    emit(ctx, bytes, from, from + half, offset, text === undefined && !json ? undefined : decodeWhole(bytes.subarray(from, from + half)));
+    emit(ctx, bytes, from + half, to, offset + half, text === undefined && !json ? undefined : decode(bytes.subarray(from + half, to)));
     return;
   }
   if (bad) ctx.report?.invalidUtf8(source, offset);
-  const record = overhead + value.length;
-  ctx.add(value, raw, offset, fmt.multiline ? countLines(raw) : raw[raw.length - 1] === NL ? 1 : 0, record + compressionSlack(record));
+  const record = overhead + vlen;
+  const lines = fmt.multiline ? countLines(bytes.subarray(from, to)) : bytes[to - 1] === NL ? 1 : 0;
+  ctx.add(bytes, from, to, offset, vbuf, vfrom, vto, lines, record + compressionSlack(record));
+}
+
+function redact(fmt: EventFormat, text: string): string {
+  let red = text;
+  for (const r of fmt.redact) red = red.replace(r.re, r.replace);
+  return red;
 }
 
 /** The first piece of a cut line: all of it is text (it has no final "\n"). */

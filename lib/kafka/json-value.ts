@@ -41,30 +41,31 @@ export class JsonValues {
   }
 
   /**
-   * The value of a line of ASCII bytes `raw` (its final "\n" aside), escaped here as
-   * JSON.stringify escapes it; null when it holds a byte of 0x80 or more (then it is decoded).
+   * Writes the value of the line bytes[from, to) when they are ASCII (its final "\n" aside),
+   * escaped as JSON.stringify escapes them; returns where it starts in `jsonSlabs.buf` (it
+   * ends at `jsonSlabs.at`), or -1 when the line holds a byte of 0x80 or more (then it is decoded).
    */
-  plain(raw: Uint8Array, offset: number): Buffer | null {
-    const n = raw.length > 0 && raw[raw.length - 1] === 0x0a ? raw.length - 1 : raw.length;
+  plain(bytes: Buffer, from: number, to: number, offset: number): number {
+    const n = to > from && bytes[to - 1] === 0x0a ? to - 1 : to;
     let extra = 0;
-    for (let i = 0; i < n; i++) {
-      const b = raw[i]!;
-      if (b >= 0x80) return null;
+    for (let i = from; i < n; i++) {
+      const b = bytes[i]!;
+      if (b >= 0x80) return -1;
       if (b < 0x20) extra += ESCAPE[b]!.length - 1;
       else if (b === 0x22 || b === 0x5c) extra += 1;
     }
-    const buf = shared.room(this.head.length + n + extra + 2 + this.mid.length + 16 + this.tail.length);
+    const buf = shared.room(this.head.length + (n - from) + extra + 2 + this.mid.length + 16 + this.tail.length);
     const start = shared.at;
     let at = start;
     buf.set(this.head, at);
     at += this.head.length;
     buf[at++] = 0x22;
     if (extra === 0) {
-      buf.set(n === raw.length ? raw : raw.subarray(0, n), at);
-      at += n;
+      bytes.copy(buf, at, from, n);
+      at += n - from;
     } else {
-      for (let i = 0; i < n; i++) {
-        const b = raw[i]!;
+      for (let i = from; i < n; i++) {
+        const b = bytes[i]!;
         if (b < 0x20) {
           const e = ESCAPE[b]!;
           for (let k = 0; k < e.length; k++) buf[at++] = e.charCodeAt(k);
@@ -75,11 +76,12 @@ export class JsonValues {
       }
     }
     buf[at++] = 0x22;
-    return this.finish(buf, start, at, offset);
+    this.finish(buf, at, offset);
+    return start;
   }
 
-  /** The value of a line given as its JSON string (JSON.stringify'd message, with `extra` after it: `,"invalid_utf8":true` or ""). */
-  fromJson(message: string, extra: string, offset: number): Buffer {
+  /** Writes the value of a line given as its JSON string (JSON.stringify'd message, with `extra` after it: `,"invalid_utf8":true` or ""); returns where it starts (see plain). */
+  fromJson(message: string, extra: string, offset: number): number {
     const most = this.head.length + message.length * 3 + extra.length + this.mid.length + 16 + this.tail.length;
     const buf = shared.room(most);
     const start = shared.at;
@@ -88,16 +90,23 @@ export class JsonValues {
     at += this.head.length;
     at += buf.write(message, at, "utf8");
     at += buf.write(extra, at, "latin1");
-    return this.finish(buf, start, at, offset);
+    this.finish(buf, at, offset);
+    return start;
   }
 
-  private finish(buf: Buffer, start: number, at: number, offset: number): Buffer {
+  private finish(buf: Buffer, at: number, offset: number): void {
     buf.set(this.mid, at);
     at += this.mid.length;
-    at += buf.write(String(offset), at, "latin1");
+    let digits = 1;
+    for (let p = 10; offset >= p; p *= 10) digits++;
+    let v = offset;
+    for (let d = digits - 1; d >= 0; d--) {
+      buf[at + d] = 0x30 + (v % 10);
+      v = Math.floor(v / 10);
+    }
+    at += digits;
     buf.set(this.tail, at);
     at += this.tail.length;
     shared.at = at;
-    return buf.subarray(start, at);
   }
 }
