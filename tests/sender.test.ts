@@ -462,28 +462,28 @@ describe("a failing topic backs off alone (issue 11, item 11)", () => {
     expect(sender.readRoom(cap, "logs")).toBe(Math.floor(cap / 2));
     expect(sender.readRoom(cap)).toBe(Math.floor(cap / 2));
   });
-  test("records in flight are capped too (one record per line, issue 14): reading pauses at maxInflightRecords, a failing topic's records aside", async () => {
+  test("records in flight are capped too (one record per line, issue 14): reading pauses at maxInflightChunks, a failing topic's records aside", async () => {
     const kafka = new FakePublisher().holdAll();
     const one = { maxMessageBytes: 1_000_000, targetMessageBytes: 1_024 };
     const probe = setup(kafka);
     const n = file(probe.cp, lines("a", 200)).chunks(one).length;
-    const { cp, sender } = setup(kafka, { ...OPTS, maxInflightRecords: n + 1 });
+    const { cp, sender } = setup(kafka, { ...OPTS, maxInflightChunks: n + 1 });
     sender.start();
     const a = file(cp, lines("a", 200));
     sender.enqueue(a.chunks(one));
-    expect(sender.inflightRecords).toBe(n);
+    expect(sender.inflightChunks).toBe(n);
     expect(sender.readRoom(1_000_000)).toBeGreaterThan(0);
     sender.enqueue(a.chunks(one, a.size, a.size)); // an empty chunk (skipped bytes) is no record
     const b = onTopic(cp, "missing", lines("b", 5));
     sender.enqueue(b.chunks(one));
-    expect(sender.inflightRecords).toBe(n + 1);
+    expect(sender.inflightChunks).toBe(n + 1);
     expect(sender.readRoom(1_000_000)).toBe(0);
     (sender as unknown as { lanes: Map<string, { failingSince: number | null }> }).lanes.get("missing")!.failingSince = 0;
     expect(sender.readRoom(1_000_000, "logs")).toBeGreaterThan(0); // the failing topic's record does not hold the others back
     (sender as unknown as { lanes: Map<string, { failingSince: number | null }> }).lanes.get("missing")!.failingSince = null;
     kafka.ackAll();
     await sender.drain(Date.now() + 5_000);
-    expect(sender.inflightRecords).toBe(0);
+    expect(sender.inflightChunks).toBe(0);
     expect(sender.inflightBytes).toBe(0);
   });
 });
@@ -507,7 +507,7 @@ describe("a send Kafka acknowledged in part (some partitions answered an error)"
     expect(kafka.calls[0]!.chunks.length).toBe(aChunks.length + bChunks.length);
     expect(kafka.calls[1]!.chunks).toEqual(bChunks); // a's chunks were not sent twice
     expect(sender.inflightBytes).toBe(0);
-    expect(sender.inflightRecords).toBe(0);
+    expect(sender.inflightChunks).toBe(0);
     expect(sender.queued).toBe(0);
     const acked = events.of("chunksAcked").map((args) => args[0]);
     expect(acked).toEqual([aChunks.length, bChunks.length]);

@@ -242,7 +242,7 @@ class Units {
     const len = to - from;
     if (!this.runs || (!json && vbuf !== null)) {
       this.flushRun();
-      const raw = bytes.subarray(from, to);
+      const raw = from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to); // an event is all of its bytes
       const value = vbuf === null ? raw : vbuf.subarray(vfrom, vto);
       this.chunks.push(this.chunk(value, offset, offset + len, lines, size, vbuf === null ? undefined : raw, undefined, undefined, json ? jsonSlabs.hold() : undefined));
       return;

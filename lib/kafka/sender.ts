@@ -24,12 +24,12 @@ import { ackedDespite, nextBatch, TOO_LARGE, toPublishError, type Publisher } fr
 export interface SenderOptions {
   maxMessageBytes: number;
   maxSendBytes: number;
-  /** Records (non-empty chunks) in one send at most. Default: no limit. */
-  maxSendRecords?: number;
+  /** Non-empty chunks (a record each, or a run of records: format.ts) in one send at most. Default: no limit. */
+  maxSendChunks?: number;
   retryBackoffMs: number;
   retryBackoffMaxMs: number;
-  /** Records (non-empty chunks) of healthy lanes queued or in flight at most; reading pauses there. Default: no limit. */
-  maxInflightRecords?: number;
+  /** Non-empty chunks of healthy lanes queued or in flight at most; reading pauses there. Default: no limit. */
+  maxInflightChunks?: number;
 }
 
 export class Sender {
@@ -37,8 +37,8 @@ export class Sender {
   private started = false;
   /** Bytes of chunk values queued or in flight, all lanes together. */
   inflightBytes = 0;
-  /** Non-empty chunks (records) queued or in flight, all lanes together. */
-  inflightRecords = 0;
+  /** Non-empty chunks queued or in flight, all lanes together. */
+  inflightChunks = 0;
   /** Called after every acknowledged send (room for more reading). */
   onAcked: () => void = () => {};
 
@@ -75,14 +75,14 @@ export class Sender {
   readRoom(cap: number, topic?: string): number {
     if (topic !== undefined && this.failingTopic(topic)) return 0;
     let failingBytes = 0;
-    let failingRecords = 0;
+    let failingChunks = 0;
     for (const lane of this.lanes.values()) {
       if (lane.failingSince === null) continue;
       failingBytes += lane.bytes;
-      failingRecords += lane.records;
+      failingChunks += lane.chunks;
     }
     // One record per line (format line, json) costs far more than its bytes in kafkajs' objects: their number is capped too.
-    if (this.inflightRecords - failingRecords >= (this.opts.maxInflightRecords ?? Infinity)) return 0;
+    if (this.inflightChunks - failingChunks >= (this.opts.maxInflightChunks ?? Infinity)) return 0;
     const healthy = this.inflightBytes - failingBytes;
     return Math.floor(Math.max(0, cap - this.inflightBytes, Math.min(cap / 2 - healthy, cap + cap / 2 - this.inflightBytes)));
   }
@@ -98,9 +98,10 @@ export class Sender {
       lane.queue.push(c);
       lane.bytes += c.value.length;
       this.inflightBytes += c.value.length;
-      const n = recordsOf(c);
-      lane.records += n;
-      this.inflightRecords += n;
+      if (c.value.length > 0) {
+        lane.chunks++;
+        this.inflightChunks++;
+      }
       woken.add(lane);
     }
     for (const lane of woken) this.wakeUp(lane);
@@ -179,9 +180,10 @@ export class Sender {
     for (const c of batch) {
       this.inflightBytes -= c.value.length;
       lane.bytes -= c.value.length;
-      const n = recordsOf(c);
-      lane.records -= n;
-      this.inflightRecords -= n;
+      if (c.value.length > 0) {
+        lane.chunks--;
+        this.inflightChunks--;
+      }
       c.release?.();
     }
     let bytes = 0;
@@ -245,10 +247,9 @@ export class Sender {
     for (const c of held) {
       this.inflightBytes -= c.value.length;
       lane.bytes -= c.value.length;
-      const n = recordsOf(c);
-      lane.records -= n;
-      this.inflightRecords -= n;
-      count += n;
+      lane.chunks--;
+      this.inflightChunks--;
+      count += recordsOf(c);
       bytes += c.value.length;
       lines += c.lines;
       c.release?.();
@@ -272,9 +273,8 @@ export class Sender {
     const halves = splitAtLine(refused);
     if (halves) {
       lane.queue.splice(at, 1, ...halves);
-      const more = recordsOf(halves[0]) + recordsOf(halves[1]) - recordsOf(refused); // one record became two (a run's records stay)
-      lane.records += more;
-      this.inflightRecords += more;
+      lane.chunks++; // one chunk became two
+      this.inflightChunks++;
       this.checkpoint.split(refused, halves);
       return;
     }
@@ -312,7 +312,7 @@ class Lane {
   /** Bytes of chunk values queued or in flight in this lane. */
   bytes = 0;
   /** Non-empty chunks queued or in flight in this lane. */
-  records = 0;
+  chunks = 0;
   attempt = 0;
   failingSince: number | null = null; // clock.now() when this lane's sends began to fail; null while they succeed
   singleNext = false; // after "too large", send the first record alone
