@@ -60,12 +60,14 @@ function sets(): Chunk[][] {
     runs("line", b, { fields, key: "none" as const }),
     runs("json", a, { fields }),
     runs("json", raw, {}),
+    runs("line", a, { multiline: true }), // events of several lines, a record each
   ];
 }
 
 /** The chunks format.ts makes of 300 lines (runs, mostly) at offsets from 9,990, the last line without its "\n". */
-function runs(format: "line" | "json", source: Source, o: { fields?: Record<string, string>; key?: "none" }): Chunk[] {
-  const fmt = compileFormat({ ...DEFAULTS.input, paths: ["/var/log/*.log"], topic: "logs", format, fields: o.fields ?? {}, key: o.key ?? "path" })!;
+function runs(format: "line" | "json", source: Source, o: { fields?: Record<string, string>; key?: "none"; multiline?: boolean }): Chunk[] {
+  const multiline = o.multiline ? { start: "^[0-9]", max_lines: 500, max_bytes: 1 << 20, timeout: 1_000 } : undefined;
+  const fmt = compileFormat({ ...DEFAULTS.input, paths: ["/var/log/*.log"], topic: "logs", format, fields: o.fields ?? {}, key: o.key ?? "path", multiline })!;
   const lines = Buffer.concat(Array.from({ length: 300 }, (_, i) => bytes(20 + ((i * 37) % 200), i)));
   const text = Buffer.concat([lines, Buffer.from('tail "quoted" \\ no newline')]);
   const chunks = formatSpan({ bytes: text, start: 9_990, end: 9_990 + text.length }, source, fmt, { maxMessageBytes: 1_000_000, targetMessageBytes: 256 * 1024 }, NOW);

@@ -24,6 +24,7 @@ import { isBytesName, lossyName } from "../names.ts";
 import { BATCH_OVERHEAD, compressionSlack, countLines, recordOverhead, UnshippableError, type Chunk, type PackLimits, type Source } from "./pack.ts";
 import type { Span } from "../files/read.ts";
 import { JsonValues, jsonSlabs } from "./json-value.ts";
+import { collector } from "../memory.ts";
 
 const NL = 0x0a;
 const EMPTY = Buffer.alloc(0);
@@ -139,6 +140,7 @@ export function formatEvents(span: Span, source: Source, fmt: EventFormat, limit
   // Its lines in this span are contiguous, so a closed event is a view of them, not a copy.
   let evFrom = -1;
   let evBytes = ev ? ev.bytes.length : 0;
+  let decoded = 0; // lines decoded for the multiline pattern
   let pos = 0;
   while (pos < bytes.length) {
     const nl = bytes.indexOf(NL, pos);
@@ -153,6 +155,7 @@ export function formatEvents(span: Span, source: Source, fmt: EventFormat, limit
     const raw = bytes.subarray(at, lineEnd);
     if (ev) {
       const text = decode(raw);
+      decoded++;
       const joins = ml.start ? !ml.start.test(text) : ml.cont!.test(text);
       const cut = !joins ? null : ev.lines >= ml.maxLines ? "max_lines" : evBytes + raw.length > ml.maxBytes ? "max_bytes" : null;
       if (joins && !cut) {
@@ -162,7 +165,11 @@ export function formatEvents(span: Span, source: Source, fmt: EventFormat, limit
         continue;
       }
       if (cut) report?.eventCut?.(source, ev.start, cut);
-      out.event(ev, evFrom >= 0 ? [bytes.subarray(evFrom, at)] : at === 0 ? [ev.bytes] : [ev.bytes, bytes.subarray(0, at)]);
+      if (evFrom >= 0) out.event(ev, bytes, evFrom, at);
+      else {
+        const whole = at === 0 ? ev.bytes : Buffer.concat([ev.bytes, bytes.subarray(0, at)]);
+        out.event(ev, whole, 0, whole.length);
+      }
     }
     ev = { start: offset, end: offset + raw.length, bytes: EMPTY, lines: 1, since: now, wall, fmt };
     evFrom = at;
@@ -173,13 +180,14 @@ export function formatEvents(span: Span, source: Source, fmt: EventFormat, limit
     ev.bytes = evFrom >= 0 ? Buffer.from(bytes.subarray(evFrom)) : Buffer.concat([ev.bytes, bytes]); // a copy: the read buffer goes back
   }
   const chunks = out.finish(ev ? null : span.end);
+  collector.decoded(decoded + out.decoded);
   return { chunks, open: ev };
 }
 
 /** Ships an open event now (its timeout passed, the read ended, the config changed). */
 export function closeEvent(ev: OpenEvent, source: Source, limits: PackLimits, report?: FormatReport): Chunk[] {
   const out = new Units(source, ev.fmt, limits, report);
-  out.event(ev, [ev.bytes]);
+  out.event(ev, ev.bytes, 0, ev.bytes.length);
   return out.finish(null);
 }
 
@@ -189,6 +197,7 @@ class Units {
   private skipFrom = -1; // start of a run of filtered-out units not yet accounted for
   private skipEnd = -1;
   private dropped = 0;
+  decoded = 0; // lines decoded for filters or redaction
   private readonly ctx: LineCtx;
   private readonly needText: boolean;
   private readonly filtering: boolean;
@@ -203,7 +212,8 @@ class Units {
     this.filtering = fmt.include.length > 0 || fmt.exclude.length > 0;
     this.needText = this.filtering || fmt.redact.length > 0; // json decodes only lines that are not plain ASCII (emit)
     this.ctx = { source, fmt, timestamp: "", report, envelope: "", capacity: (o) => this.capacity(o), json: null, add: (b, f, t, o, vb, vf, vt, l, s) => this.add(b, f, t, o, vb, vf, vt, l, s) };
-    this.runs = fmt.multiline === null;
+    this.runs = fmt.multiline === null || fmt.format === "line"; // json's multiline events stay a chunk each
+    this.byEnds = fmt.multiline !== null || fmt.format === "json";
     this.json = fmt.format === "json";
     if (fmt.format === "json") {
       this.ctx.envelope = `,"host":${JSON.stringify(source.host)},"path":${JSON.stringify(lossyName(source.path))}${isBytesName(source.path) ? ',"path_invalid_utf8":true' : ""},"offset":`;
@@ -216,7 +226,8 @@ class Units {
 
   // The run being gathered (see RUN_RECORDS): records whose file bytes, and json values, lie one
   // after another, each line ending in "\n" but perhaps the last.
-  private readonly runs: boolean; // no multiline: an event is one line
+  private readonly runs: boolean; // records are gathered in runs
+  private readonly byEnds: boolean; // a run keeps where each record's value ends (json; multiline events)
   private readonly json: boolean;
   private readonly runCap: number;
   private runBytes: Buffer | null = null; // the read its lines lie in, from runFrom
@@ -259,10 +270,8 @@ class Units {
       (!json || (vbuf === this.runSlab && vfrom === this.runVFrom + this.runValLen))
     ) {
       this.runRawLen += len;
-      if (json) {
-        this.runValLen += vto - vfrom;
-        RUN_ENDS[this.runN] = this.runValLen;
-      }
+      if (json) this.runValLen += vto - vfrom;
+      if (this.byEnds) RUN_ENDS[this.runN] = json ? this.runValLen : this.runRawLen;
       this.runN++;
       this.runSize += size;
       this.runLines += lines;
@@ -278,7 +287,7 @@ class Units {
     this.runSlab = vbuf;
     this.runVFrom = vfrom;
     this.runValLen = vto - vfrom;
-    RUN_ENDS[0] = this.runValLen;
+    RUN_ENDS[0] = json ? this.runValLen : len;
     this.runN = 1;
     this.runSize = size;
     this.runLines = lines;
@@ -294,7 +303,7 @@ class Units {
     const raw = this.runBytes!.subarray(this.runFrom, this.runFrom + this.runRawLen);
     const value = this.json ? this.runSlab!.subarray(this.runVFrom, this.runVFrom + this.runValLen) : raw;
     const many = n > 1;
-    this.chunks.push(this.chunk(value, this.runStart, this.runEnd, this.runLines, this.runSize, this.json ? raw : undefined, many ? n : undefined, many && this.json ? RUN_ENDS.slice(0, n) : undefined, this.runRelease));
+    this.chunks.push(this.chunk(value, this.runStart, this.runEnd, this.runLines, this.runSize, this.json ? raw : undefined, many ? n : undefined, many && this.byEnds ? RUN_ENDS.slice(0, n) : undefined, this.runRelease));
     this.runRelease = undefined;
     this.runN = 0;
     this.runBytes = null;
@@ -345,6 +354,7 @@ class Units {
     let text: string | undefined;
     if (this.needText) {
       text = decode(bytes.subarray(from, to));
+      this.decoded++;
       if (this.filtering && !wanted(this.fmt, text)) {
         this.dropped++;
         if (this.skipFrom < 0) this.skipFrom = offset;
@@ -361,11 +371,11 @@ class Units {
     if (end !== offset + to - from) this.setEnd(end);
   }
 
-  event(ev: OpenEvent, parts: Buffer[]): void {
+  /** A multiline event: its bytes bytes[from, to). */
+  event(ev: OpenEvent, bytes: Buffer, from: number, to: number): void {
     const saved = this.ctx.timestamp;
     this.timestamp(ev.wall);
-    const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-    this.unit(bytes, 0, bytes.length, ev.start, ev.end);
+    this.unit(bytes, from, to, ev.start, ev.end);
     this.ctx.timestamp = saved;
     this.ctx.json?.timestamp(saved);
   }

@@ -162,14 +162,20 @@ export function writeRecords(w: Writer, chunks: readonly Chunk[]): number {
       writeRecord(w, f!, i++, value, 0, value.length, c.start);
       continue;
     }
-    // A run: the k-th line of the file's bytes is the k-th record (its value that line, or ends[k]'s end in json).
+    // A run: its records one after another (pack.ts' Chunk.run says where each one is).
     const raw = c.raw ?? value;
     const ends = c.ends;
+    const byLines = ends === undefined || c.raw !== undefined; // else the ends are the records' (multiline events)
     let vpos = 0;
     let rpos = 0;
     for (let k = 0; k < c.run; k++) {
-      const nl = raw.indexOf(NL, rpos);
-      const rnext = nl === -1 ? raw.length : nl + 1;
+      let rnext: number;
+      if (byLines) {
+        const nl = raw.indexOf(NL, rpos);
+        rnext = nl === -1 ? raw.length : nl + 1;
+      } else {
+        rnext = ends![k]!;
+      }
       const vend = ends === undefined ? rnext : ends[k]!;
       writeRecord(w, f!, i++, value, vpos, vend, c.start + rpos);
       vpos = vend;

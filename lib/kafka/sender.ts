@@ -18,7 +18,7 @@ import { systemClock, type Cancel, type Clock } from "../clock.ts";
 import type { Checkpoint } from "../state/checkpoint.ts";
 import type { AgentEvents } from "../events.ts";
 import { PublishError } from "../errors.ts";
-import { countLines, recordsOf, type Chunk } from "./pack.ts";
+import { countLines, recordsOf, runRecord, type Chunk } from "./pack.ts";
 import { ackedDespite, nextBatch, TOO_LARGE, toPublishError, type Publisher } from "./publish.ts";
 
 export interface SenderOptions {
@@ -354,8 +354,8 @@ function splitRun(c: Chunk): [Chunk, Chunk] {
   const k = n >> 1; // n >= 2
   const raw = c.raw ?? c.value;
   let cut = 0; // where record k starts in the file's bytes
-  for (let i = 0; i < k; i++) cut = raw.indexOf(0x0a, cut) + 1;
-  const vcut = c.ends ? c.ends[k - 1]! : cut;
+  let vcut = 0; // and in the value
+  for (let i = 0; i < k; i++) ({ vto: vcut, rto: cut } = runRecord(c, i, vcut, cut));
   const per = (c.size - c.value.length) / n; // framing per record (sizes are upper bounds)
   const piece = (from: number, to: number, vfrom: number, vto: number, records: number, ends: Int32Array | undefined): Chunk => {
     const value = c.value.subarray(vfrom, vto);
