@@ -12,11 +12,15 @@
 // makes (memory.ts' WriteSlabs) as soon as its first value is written.
 
 import { BufferPool, WriteSlabs } from "../memory.ts";
+import { putDigits } from "./records.ts";
 
 const SLAB = 256 * 1024;
 
 /** JSON.stringify's escape of each control character: \b \t \n \f \r, the others as \u00xx. */
 const ESCAPE: string[] = Array.from({ length: 0x20 }, (_, c) => JSON.stringify(String.fromCharCode(c)).slice(1, -1));
+
+/** Bytes JSON.stringify adds to a byte of a line when escaping it; 255: not ASCII (the line is decoded instead). */
+const EXTRA = Uint8Array.from({ length: 256 }, (_, b) => (b >= 0x80 ? 255 : b < 0x20 ? ESCAPE[b]!.length - 1 : b === 0x22 || b === 0x5c ? 1 : 0));
 
 /** The slabs values are written into, shared by every input and file (one thread writes); a few free ones are kept. */
 export const jsonSlabs = new WriteSlabs(new BufferPool(8 * SLAB), SLAB);
@@ -49,10 +53,10 @@ export class JsonValues {
     const n = to > from && bytes[to - 1] === 0x0a ? to - 1 : to;
     let extra = 0;
     for (let i = from; i < n; i++) {
-      const b = bytes[i]!;
-      if (b >= 0x80) return -1;
-      if (b < 0x20) extra += ESCAPE[b]!.length - 1;
-      else if (b === 0x22 || b === 0x5c) extra += 1;
+      const e = EXTRA[bytes[i]!]!; // one look-up per byte: most bytes need nothing
+      if (e === 0) continue;
+      if (e === 255) return -1;
+      extra += e;
     }
     const buf = shared.room(this.head.length + (n - from) + extra + 2 + this.mid.length + 16 + this.tail.length);
     const start = shared.at;
@@ -99,11 +103,7 @@ export class JsonValues {
     at += this.mid.length;
     let digits = 1;
     for (let p = 10; offset >= p; p *= 10) digits++;
-    let v = offset;
-    for (let d = digits - 1; d >= 0; d--) {
-      buf[at + d] = 0x30 + (v % 10);
-      v = Math.floor(v / 10);
-    }
+    putDigits(buf, at, offset, digits);
     at += digits;
     buf.set(this.tail, at);
     at += this.tail.length;

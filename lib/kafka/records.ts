@@ -79,6 +79,20 @@ function putVarint(buf: Buffer, at: number, v: number): number {
   return at;
 }
 
+/** Writes the `digits` decimal digits of a non-negative integer `n` at `at`. */
+export function putDigits(buf: Uint8Array, at: number, n: number, digits: number): void {
+  let d = digits - 1;
+  for (; n >= 0x80000000 && d >= 0; d--) {
+    buf[at + d] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  for (; d >= 0; d--) {
+    const q = (n / 10) | 0; // 32-bit integer arithmetic from here
+    buf[at + d] = 0x30 + n - q * 10;
+    n = q;
+  }
+}
+
 /** Decimal digits of a non-negative integer offset. */
 function digitsOf(n: number): number {
   let d = 1;
@@ -103,6 +117,7 @@ interface Framing {
   before: Buffer; // the headers before the offset header, encoded
   dynamic: boolean; // false when a field named `offset` replaced the offset header's value
   after: Buffer; // the headers after it, encoded
+  pre: Buffer; // headerCount, before and (dynamic) the offset header's key, one after another: what precedes the digits' length
 }
 
 const OFFSET_KEY = prefixed("offset");
@@ -136,7 +151,9 @@ function framingOf(c: Chunk): Framing {
     before: Buffer.concat(before),
     dynamic,
     after: Buffer.concat(after),
+    pre: Buffer.alloc(0),
   };
+  f.pre = Buffer.concat(dynamic ? [f.headerCount, f.before, OFFSET_KEY] : [f.headerCount, f.before]);
   framings.set(c.source, f);
   return f;
 }
@@ -203,19 +220,11 @@ function writeRecord(w: Writer, f: Framing, i: number, value: Buffer, from: numb
   at = putVarint(buf, at, vlen);
   value.copy(buf, at, from, to);
   at += vlen;
-  buf.set(f.headerCount, at);
-  at += f.headerCount.length;
-  buf.set(f.before, at);
-  at += f.before.length;
+  buf.set(f.pre, at);
+  at += f.pre.length;
   if (f.dynamic) {
-    buf.set(OFFSET_KEY, at);
-    at += OFFSET_KEY.length;
     buf[at++] = digits * 2;
-    let n = offset;
-    for (let d = digits - 1; d >= 0; d--) {
-      buf[at + d] = 0x30 + (n % 10);
-      n = Math.floor(n / 10);
-    }
+    putDigits(buf, at, offset, digits);
     at += digits;
   }
   buf.set(f.after, at);
