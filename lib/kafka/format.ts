@@ -4,6 +4,12 @@
 // (include_lines / exclude_lines) become empty chunks in their place: the checkpoint counts
 // them as handled only once every line before them is acknowledged, as it does for the
 // skipped bytes of a dropped long line. Redaction runs before anything is encoded.
+// Consecutive records of one read are gathered into runs: one chunk (one object, one
+// checkpoint range, acknowledged as a whole) for up to RUN_RECORDS lines or events, each
+// still its own record with its own offset (pack.ts' Chunk.run; records.ts encodes them one
+// by one). A run's records are in one partition and one send, so they are acknowledged
+// together, and the checkpoint's invariant holds for runs as it did for single records.
+// A filtered line ends the run before it (its empty chunk sits between two runs).
 //
 // What a regex sees: one line, decoded as UTF-8 (an invalid sequence as U+FFFD), without its
 // final "\n", never longer than the input's max_line_bytes (read.ts cuts longer ones first).

@@ -9,7 +9,8 @@
 // record by record, its line boundaries found again here.
 //
 // Invariant: the bytes are exactly those kafkajs 2.2.4 encodes for the same messages
-// ({ key: exactName(chunkKey(c)), value: c.value, headers: chunkHeaders(c) }) with the same timestamp
+// ({ key: exactName(chunkKey(c)), value: c.value, headers: chunkHeaders(c) } for each of
+// recordChunks(chunk): a run's records one by one) with the same timestamp
 // (its RecordBatch, Record and Header encoders, firstOffset 0, producer id -1, epoch 0,
 // sequence 0, no transaction): tests/records.test.ts compares the two for every codec.
 
