@@ -4,6 +4,12 @@
 // (include_lines / exclude_lines) become empty chunks in their place: the checkpoint counts
 // them as handled only once every line before them is acknowledged, as it does for the
 // skipped bytes of a dropped long line. Redaction runs before anything is encoded.
+// Consecutive records of one read are gathered into runs: one chunk (one object, one
+// checkpoint range, acknowledged as a whole) for up to RUN_RECORDS lines or events, each
+// still its own record with its own offset (pack.ts' Chunk.run; records.ts encodes them one
+// by one). A run's records are in one partition and one send, so they are acknowledged
+// together, and the checkpoint's invariant holds for runs as it did for single records.
+// A filtered line ends the run before it (its empty chunk sits between two runs).
 //
 // What a regex sees: one line, decoded as UTF-8 (an invalid sequence as U+FFFD), without its
 // final "\n", never longer than the input's max_line_bytes (read.ts cuts longer ones first).
@@ -23,7 +29,8 @@ import type { InputConfig } from "../config.ts";
 import { isBytesName, lossyName } from "../names.ts";
 import { BATCH_OVERHEAD, compressionSlack, countLines, recordOverhead, UnshippableError, type Chunk, type PackLimits, type Source } from "./pack.ts";
 import type { Span } from "../files/read.ts";
-import { JsonValues } from "./json-value.ts";
+import { JsonValues, jsonSlabs } from "./json-value.ts";
+import { collector } from "../memory.ts";
 
 const NL = 0x0a;
 const EMPTY = Buffer.alloc(0);
@@ -139,20 +146,22 @@ export function formatEvents(span: Span, source: Source, fmt: EventFormat, limit
   // Its lines in this span are contiguous, so a closed event is a view of them, not a copy.
   let evFrom = -1;
   let evBytes = ev ? ev.bytes.length : 0;
+  let decoded = 0; // lines decoded for the multiline pattern
   let pos = 0;
   while (pos < bytes.length) {
     const nl = bytes.indexOf(NL, pos);
     const lineEnd = nl === -1 ? bytes.length : nl + 1;
-    const raw = bytes.subarray(pos, lineEnd);
     const at = pos;
     const offset = span.start + pos;
     pos = lineEnd;
     if (!ml) {
-      out.unit(raw, offset, offset + raw.length);
+      out.unit(bytes, at, lineEnd, offset, offset + lineEnd - at);
       continue;
     }
+    const raw = bytes.subarray(at, lineEnd);
     if (ev) {
       const text = decode(raw);
+      decoded++;
       const joins = ml.start ? !ml.start.test(text) : ml.cont!.test(text);
       const cut = !joins ? null : ev.lines >= ml.maxLines ? "max_lines" : evBytes + raw.length > ml.maxBytes ? "max_bytes" : null;
       if (joins && !cut) {
@@ -162,7 +171,11 @@ export function formatEvents(span: Span, source: Source, fmt: EventFormat, limit
         continue;
       }
       if (cut) report?.eventCut?.(source, ev.start, cut);
-      out.event(ev, evFrom >= 0 ? [bytes.subarray(evFrom, at)] : at === 0 ? [ev.bytes] : [ev.bytes, bytes.subarray(0, at)]);
+      if (evFrom >= 0) out.event(ev, bytes, evFrom, at);
+      else {
+        const whole = at === 0 ? ev.bytes : Buffer.concat([ev.bytes, bytes.subarray(0, at)]);
+        out.event(ev, whole, 0, whole.length);
+      }
     }
     ev = { start: offset, end: offset + raw.length, bytes: EMPTY, lines: 1, since: now, wall, fmt };
     evFrom = at;
@@ -173,13 +186,14 @@ export function formatEvents(span: Span, source: Source, fmt: EventFormat, limit
     ev.bytes = evFrom >= 0 ? Buffer.from(bytes.subarray(evFrom)) : Buffer.concat([ev.bytes, bytes]); // a copy: the read buffer goes back
   }
   const chunks = out.finish(ev ? null : span.end);
+  collector.decoded(decoded + out.decoded);
   return { chunks, open: ev };
 }
 
 /** Ships an open event now (its timeout passed, the read ended, the config changed). */
 export function closeEvent(ev: OpenEvent, source: Source, limits: PackLimits, report?: FormatReport): Chunk[] {
   const out = new Units(source, ev.fmt, limits, report);
-  out.event(ev, [ev.bytes]);
+  out.event(ev, ev.bytes, 0, ev.bytes.length);
   return out.finish(null);
 }
 
@@ -189,6 +203,7 @@ class Units {
   private skipFrom = -1; // start of a run of filtered-out units not yet accounted for
   private skipEnd = -1;
   private dropped = 0;
+  decoded = 0; // lines decoded for filters or redaction
   private readonly ctx: LineCtx;
   private readonly needText: boolean;
   private readonly filtering: boolean;
@@ -202,13 +217,121 @@ class Units {
   ) {
     this.filtering = fmt.include.length > 0 || fmt.exclude.length > 0;
     this.needText = this.filtering || fmt.redact.length > 0; // json decodes only lines that are not plain ASCII (emit)
-    this.ctx = { source, fmt, timestamp: "", report, envelope: "", capacity: (o) => this.capacity(o), json: null };
+    this.ctx = { source, fmt, timestamp: "", report, envelope: "", capacity: (o) => this.capacity(o), json: null, add: (b, f, t, o, vb, vf, vt, l, s) => this.add(b, f, t, o, vb, vf, vt, l, s) };
+    this.runs = fmt.multiline === null || fmt.format === "line"; // json's multiline events stay a chunk each
+    this.byEnds = fmt.multiline !== null || fmt.format === "json";
+    this.json = fmt.format === "json";
     if (fmt.format === "json") {
       this.ctx.envelope = `,"host":${JSON.stringify(source.host)},"path":${JSON.stringify(lossyName(source.path))}${isBytesName(source.path) ? ',"path_invalid_utf8":true' : ""},"offset":`;
       this.ctx.json = new JsonValues(this.ctx.envelope, source.file, fmt.fieldsJson);
     }
     this.room = limits.maxMessageBytes - BATCH_OVERHEAD;
+    this.runCap = Math.min(RUN_BYTES, this.room);
     this.base = overheadOf(fmt, source, 0) - 1; // the framing but the offset's digits
+  }
+
+  // The run being gathered (see RUN_RECORDS): records whose file bytes, and json values, lie one
+  // after another, each line ending in "\n" but perhaps the last.
+  private readonly runs: boolean; // records are gathered in runs
+  private readonly byEnds: boolean; // a run keeps where each record's value ends (json; multiline events)
+  private readonly json: boolean;
+  private readonly runCap: number;
+  private runBytes: Buffer | null = null; // the read its lines lie in, from runFrom
+  private runFrom = 0;
+  private runSlab: Buffer | null = null; // json: the slab its values lie in, from runVFrom
+  private runVFrom = 0;
+  private runRawLen = 0;
+  private runValLen = 0;
+  private runN = 0;
+  private runSize = 0;
+  private runLines = 0;
+  private runStart = 0;
+  private runEnd = 0;
+  private runOpen = false; // the last record's line has no "\n": nothing may follow it in the run
+  private runRelease: (() => void) | undefined = undefined; // json: lets go of the slab its values lie in
+
+  /**
+   * One record: the file bytes bytes[from, to) at `offset`, its value vbuf[vfrom, vto) (json's
+   * slab, or a redacted line; null: the bytes themselves), its lines and size.
+   */
+  private add(bytes: Buffer, from: number, to: number, offset: number, vbuf: Buffer | null, vfrom: number, vto: number, lines: number, size: number): void {
+    const json = this.json;
+    const len = to - from;
+    if (!this.runs || (!json && vbuf !== null)) {
+      this.flushRun();
+      const raw = from === 0 && to === bytes.length ? bytes : bytes.subarray(from, to); // an event is all of its bytes
+      const value = vbuf === null ? raw : vbuf.subarray(vfrom, vto);
+      this.chunks.push(this.chunk(value, offset, offset + len, lines, size, vbuf === null ? undefined : raw, undefined, undefined, json ? jsonSlabs.hold() : undefined));
+      return;
+    }
+    if (
+      this.runN > 0 &&
+      !this.runOpen &&
+      this.runN < RUN_RECORDS &&
+      this.runSize + size <= this.runCap &&
+      offset === this.runEnd &&
+      this.runEnd === this.runStart + this.runRawLen &&
+      bytes === this.runBytes &&
+      from === this.runFrom + this.runRawLen &&
+      (!json || (vbuf === this.runSlab && vfrom === this.runVFrom + this.runValLen))
+    ) {
+      this.runRawLen += len;
+      if (json) this.runValLen += vto - vfrom;
+      if (this.byEnds) RUN_ENDS[this.runN] = json ? this.runValLen : this.runRawLen;
+      this.runN++;
+      this.runSize += size;
+      this.runLines += lines;
+      this.runEnd = offset + len;
+      this.runOpen = bytes[to - 1] !== NL;
+      return;
+    }
+    this.flushRun();
+    this.runRelease = json ? jsonSlabs.hold() : undefined; // now: the slab may be sealed before the run is complete
+    this.runBytes = bytes;
+    this.runFrom = from;
+    this.runRawLen = len;
+    this.runSlab = vbuf;
+    this.runVFrom = vfrom;
+    this.runValLen = vto - vfrom;
+    RUN_ENDS[0] = json ? this.runValLen : len;
+    this.runN = 1;
+    this.runSize = size;
+    this.runLines = lines;
+    this.runStart = offset;
+    this.runEnd = offset + len;
+    this.runOpen = len === 0 || bytes[to - 1] !== NL;
+  }
+
+  /** The run gathered so far becomes a chunk (a plain one for a single record). */
+  private flushRun(): void {
+    const n = this.runN;
+    if (n === 0) return;
+    const raw = this.runBytes!.subarray(this.runFrom, this.runFrom + this.runRawLen);
+    const value = this.json ? this.runSlab!.subarray(this.runVFrom, this.runVFrom + this.runValLen) : raw;
+    const many = n > 1;
+    this.chunks.push(this.chunk(value, this.runStart, this.runEnd, this.runLines, this.runSize, this.json ? raw : undefined, many ? n : undefined, many && this.byEnds ? RUN_ENDS.slice(0, n) : undefined, this.runRelease));
+    this.runRelease = undefined;
+    this.runN = 0;
+    this.runBytes = null;
+    this.runSlab = null;
+  }
+
+  private chunk(value: Buffer, start: number, end: number, lines: number, size: number, raw: Buffer | undefined, run: number | undefined, ends: Int32Array | undefined, release: (() => void) | undefined): Chunk {
+    const fmt = this.fmt;
+    // Every field a chunk ever gets, set here: one object shape, no storage added later (sender's queuedAt).
+    return {
+      source: this.source, value, start, end, lines, size,
+      release, queuedAt: undefined,
+      key: fmt.key,
+      fields: fmt.format === "line" && fmt.fieldHeaderBytes > 0 ? fmt.fields : undefined,
+      raw, run, ends,
+    };
+  }
+
+  /** The end of the latest record (a run's or a chunk's) moves to `end` (skipped bytes after its line). */
+  private setEnd(end: number): void {
+    if (this.runN > 0) this.runEnd = end;
+    else this.chunks[this.chunks.length - 1]!.end = end;
   }
 
   timestamp(wall: number): void {
@@ -232,11 +355,12 @@ class Units {
     return (this.byDigits[digits] = { overhead, cap });
   }
 
-  /** One line or event: bytes `raw` accounting for [offset, end). */
-  unit(raw: Buffer, offset: number, end: number): void {
+  /** One line or event: bytes[from, to), at file offset `offset`, accounting for [offset, end). */
+  unit(bytes: Buffer, from: number, to: number, offset: number, end: number): void {
     let text: string | undefined;
     if (this.needText) {
-      text = decode(raw);
+      text = decode(bytes.subarray(from, to));
+      this.decoded++;
       if (this.filtering && !wanted(this.fmt, text)) {
         this.dropped++;
         if (this.skipFrom < 0) this.skipFrom = offset;
@@ -245,23 +369,26 @@ class Units {
       }
     }
     if (this.skipFrom >= 0) {
+      this.flushRun();
       this.chunks.push({ source: this.source, value: EMPTY, start: this.skipFrom, end: offset, lines: 0, size: 0 });
       this.skipFrom = -1;
     }
-    emit(this.ctx, this.chunks, raw, offset, text);
-    this.chunks[this.chunks.length - 1]!.end = end;
+    emit(this.ctx, bytes, from, to, offset, text);
+    if (end !== offset + to - from) this.setEnd(end);
   }
 
-  event(ev: OpenEvent, parts: Buffer[]): void {
+  /** A multiline event: its bytes bytes[from, to). */
+  event(ev: OpenEvent, bytes: Buffer, from: number, to: number): void {
     const saved = this.ctx.timestamp;
     this.timestamp(ev.wall);
-    this.unit(parts.length === 1 ? parts[0]! : Buffer.concat(parts), ev.start, ev.end);
+    this.unit(bytes, from, to, ev.start, ev.end);
     this.ctx.timestamp = saved;
     this.ctx.json?.timestamp(saved);
   }
 
   /** The chunks; `end`: the span's end, which the last one also accounts for (null: an event stays open, or none). */
   finish(end: number | null): Chunk[] {
+    this.flushRun();
     if (this.skipFrom >= 0) this.chunks.push({ source: this.source, value: EMPTY, start: this.skipFrom, end: this.skipEnd, lines: 0, size: 0 });
     if (end !== null && this.chunks.length > 0) this.chunks[this.chunks.length - 1]!.end = end; // skipped bytes of the last line
     if (this.dropped > 0) this.ctx.report?.filtered(this.source, this.dropped);
@@ -277,7 +404,19 @@ interface LineCtx {
   report?: FormatReport;
   capacity: (offset: number) => { overhead: number; cap: number };
   json: JsonValues | null; // json: where values are written
+  add: (bytes: Buffer, from: number, to: number, offset: number, vbuf: Buffer | null, vfrom: number, vto: number, lines: number, size: number) => void; // a record: into the run, or a chunk of its own
 }
+
+/**
+ * Records a run holds at most, and the bytes of its records (sizes as pack.ts counts them).
+ * A run is one chunk for many lines: one object and one checkpoint range instead of one per
+ * line (kept until Kafka acknowledges them, they made `line` spend a fifth of its CPU on full
+ * collections, memory.ts). A run stays within one record batch, and a send is 2,048 records.
+ */
+const RUN_RECORDS = 128;
+const RUN_BYTES = 64 * 1024;
+/** The json values' ends of the run being gathered (one run at a time: one thread formats). */
+const RUN_ENDS = new Int32Array(RUN_RECORDS);
 
 const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 
@@ -299,55 +438,57 @@ function isInvalid(raw: Uint8Array, text: string): boolean {
   return !isUtf8(raw.subarray(0, n));
 }
 
-/** Pushes the record(s) of one line (`text`: its decoded form, when needed); a value too large for a record is cut in halves, each its own event. */
-function emit(ctx: LineCtx, chunks: Chunk[], raw: Buffer, offset: number, text: string | undefined): void {
+/** Adds the record(s) of the line bytes[from, to) (`text`: its decoded form, when needed); a value too large for a record is cut in halves, each its own event. */
+function emit(ctx: LineCtx, bytes: Buffer, from: number, to: number, offset: number, text: string | undefined): void {
   const { fmt, source } = ctx;
   const { overhead, cap } = ctx.capacity(offset);
-  let value: Buffer | null = null;
+  const len = to - from;
+  const json = fmt.format === "json";
+  let vbuf: Buffer | null = null; // null: the value is the line itself
+  let vfrom = 0;
+  let vto = 0;
   let bad = false;
-  if (text === undefined && fmt.format === "json") {
-    value = ctx.json!.plain(raw, offset);
-    if (value === null) text = decode(raw);
-  }
-  if (value !== null) {
-    // a plain ASCII line's json value
-  } else if (text !== undefined) {
-    bad = isInvalid(raw, text);
-    let red = text;
-    for (const r of fmt.redact) red = red.replace(r.re, r.replace);
-    if (fmt.format === "json") {
-      value = ctx.json!.fromJson(JSON.stringify(red), bad ? ',"invalid_utf8":true' : "", offset);
-    } else if (red !== text) {
-      value = Buffer.from(raw[raw.length - 1] === NL ? `${red}\n` : red);
-    } else {
-      value = raw;
+  if (json) {
+    // A plain ASCII line is escaped byte by byte; any other is decoded (and redacted) first.
+    let at = text === undefined ? ctx.json!.plain(bytes, from, to, offset) : -1;
+    if (at < 0) {
+      const raw = bytes.subarray(from, to);
+      if (text === undefined) text = decode(raw);
+      bad = isInvalid(raw, text);
+      at = ctx.json!.fromJson(JSON.stringify(redact(fmt, text)), bad ? ',"invalid_utf8":true' : "", offset);
     }
-  } else {
-    value = raw;
+    vbuf = jsonSlabs.buf;
+    vfrom = at;
+    vto = jsonSlabs.at;
+  } else if (text !== undefined) {
+    const raw = bytes.subarray(from, to);
+    bad = isInvalid(raw, text);
+    const red = redact(fmt, text);
+    if (red !== text) {
+      vbuf = Buffer.from(raw[raw.length - 1] === NL ? `${red}\n` : red);
+      vto = vbuf.length;
+    }
   }
-  if (value.length > cap && raw.length > 1) {
+  const vlen = vbuf === null ? len : vto - vfrom;
+  if (vlen > cap && len > 1) {
     // Too large for one record: two events, each with the offset of its first byte.
-    let half = fmt.format === "line" && value === raw ? Math.min(cap, raw.length - 1) : raw.length >> 1;
+    let half = !json && vbuf === null ? Math.min(cap, len - 1) : len >> 1;
     if (half < 1) half = 1;
-    const a = raw.subarray(0, half);
-    const b = raw.subarray(half);
-    const json = fmt.format === "json"; // json's pieces always take the decoding path (the first one keeps a final "\n" in its message)
-    emit(ctx, chunks, a, offset, text === undefined && !json ? undefined : decodeWhole(a));
-    emit(ctx, chunks, b, offset + half, text === undefined && !json ? undefined : decode(b));
+    // json's pieces always take the decoding path (the first one keeps a final "\n" in its message)
+    emit(ctx, bytes, from, from + half, offset, text === undefined && !json ? undefined : decodeWhole(bytes.subarray(from, from + half)));
+    emit(ctx, bytes, from + half, to, offset + half, text === undefined && !json ? undefined : decode(bytes.subarray(from + half, to)));
     return;
   }
   if (bad) ctx.report?.invalidUtf8(source, offset);
-  const record = overhead + value.length;
-  // Every field a chunk ever gets, set here: one object shape, no storage added later (sender's queuedAt).
-  chunks.push({
-    source, value, start: offset, end: offset + raw.length,
-    lines: fmt.multiline ? countLines(raw) : raw[raw.length - 1] === NL ? 1 : 0,
-    size: record + compressionSlack(record),
-    release: undefined, queuedAt: undefined,
-    key: fmt.key,
-    fields: fmt.format === "line" && fmt.fieldHeaderBytes > 0 ? fmt.fields : undefined,
-    raw: value !== raw ? raw : undefined,
-  });
+  const record = overhead + vlen;
+  const lines = fmt.multiline ? countLines(bytes.subarray(from, to)) : bytes[to - 1] === NL ? 1 : 0;
+  ctx.add(bytes, from, to, offset, vbuf, vfrom, vto, lines, record + compressionSlack(record));
+}
+
+function redact(fmt: EventFormat, text: string): string {
+  let red = text;
+  for (const r of fmt.redact) red = red.replace(r.re, r.replace);
+  return red;
 }
 
 /** The first piece of a cut line: all of it is text (it has no final "\n"). */
