@@ -7,7 +7,8 @@ import type { AgentConfig } from "./config.ts";
 import { discover } from "./files/discover.ts";
 import { compressedFormat, identify, inodeKey, sameFile } from "./files/identify.ts";
 import { judgePath } from "./files/links.ts";
-import { checkStatePath, readSaved, type SavedFile } from "./state/store.ts";
+import { checkStatePath } from "./state/place.ts";
+import { readSaved, type SavedFile } from "./state/store.ts";
 import { escapeText } from "./text.ts";
 
 export interface FileReport {

@@ -10,6 +10,7 @@
 // values) through escapeText (lib/text.ts), so no control character reaches the terminal raw.
 
 import { systemClock, type Clock } from "./clock.ts";
+import { writeStderr } from "./stdio.ts";
 import { escapeText } from "./text.ts";
 
 export type FileAddReason = "new" | "resumed" | "start_at_end";
@@ -80,30 +81,6 @@ export interface AgentEvents {
   summary(info: { filesTracked: number; filesOpen: number; inflightBytes: number }): void;
   /** An idle agent dropped the buffers it kept for reuse (memory.ts' IdleTrim); not logged. */
   buffersDropped(): void;
-}
-
-let stdioGuarded = false;
-
-/**
- * Writes to stderr; a broken or closed stderr (EPIPE: `logship ... 2>&1 | logger` and the
- * reader went away) is ignored, whether write() throws or the stream emits it as an error
- * event: losing the log never stops shipping. stdout (check's report) is guarded alike.
- */
-export function writeStderr(text: string): void {
-  guardStdio();
-  try {
-    process.stderr.write(text);
-  } catch {
-    // stderr is gone: nothing left to tell it to
-  }
-}
-
-/** Makes write errors of stdout and stderr harmless (see writeStderr); idempotent. */
-export function guardStdio(): void {
-  if (stdioGuarded) return;
-  stdioGuarded = true;
-  process.stderr.on("error", () => {});
-  process.stdout.on("error", () => {});
 }
 
 /** Running totals; the summary line and tests read them. */

@@ -98,6 +98,47 @@ export class Slabs {
   }
 }
 
+/**
+ * Slabs written in place (format json's values, kafka/json-value.ts): values are written one
+ * after another into the current slab (`buf`, from `at`); whoever cuts a record from what was
+ * written calls hold() at once, before the next room(); a full slab goes back to the pool
+ * when its last holder lets go (measured below, at the json figures).
+ */
+export class WriteSlabs {
+  private current: Slab | null = null;
+  buf: Buffer = Buffer.alloc(0);
+  at = 0;
+
+  constructor(
+    private readonly pool: BufferPool,
+    private readonly slabBytes: number,
+  ) {}
+
+  /** The slab to write `n` bytes into from `at` now (a fresh one when the current one has no room; the full one is sealed). */
+  room(n: number): Buffer {
+    if (this.current && this.at + n <= this.buf.length) return this.buf;
+    this.current?.seal();
+    const next = new Slab(this.pool, this.pool.take(Math.max(this.slabBytes, n)));
+    this.current = next;
+    this.buf = next.buf;
+    this.at = 0;
+    return next.buf;
+  }
+
+  /** One more holder of the current slab (what was just written in it); call the result once to let go. */
+  hold(): () => void {
+    return this.current!.retain(1);
+  }
+
+  /** Stops filling the current slab; it goes back to the pool once its holders let go. */
+  seal(): void {
+    this.current?.seal();
+    this.current = null;
+    this.buf = Buffer.alloc(0);
+    this.at = 0;
+  }
+}
+
 class Slab {
   used = 0;
   private holders = 0;
@@ -161,12 +202,15 @@ const GC_HINT_BYTES = 32 * 1024 * 1024;
  */
 const GC_HINT_RECORDS = 65_536;
 /**
- * A record per line (`format: line`, `json`) keeps three small objects per line (chunk, value
- * view, checkpoint range) until Kafka acknowledges it: they outlive young collections, and
- * Bun's collector lets the old generation grow to several times what is alive (250 MB
- * backlog as `line`: peak RSS 175 MB, of which 68 MB anonymous, at a JS heap of 50-76 MB).
- * So sends of many records bring a full collection every FULL_GC_RECORDS of their lines
- * (a few ms each: what is alive is the records in flight, agent.ts' MAX_INFLIGHT_RECORDS).
+ * Chunks kept until Kafka acknowledges them outlive young collections, and Bun's collector
+ * lets the old generation grow to several times what is alive. When `format: line` and `json`
+ * made a chunk per line (three small objects: chunk, value view, checkpoint range), the 250 MB
+ * backlog as `line` peaked at 175 MB (68 MB anonymous, at a JS heap of 50-76 MB). So sends of
+ * many chunks bring a full collection every FULL_GC_RECORDS of their lines (a few ms each:
+ * what is alive is the chunks in flight, agent.ts' MAX_INFLIGHT_CHUNKS). Since format.ts
+ * gathers a read's lines into runs (up to 128 records a chunk), a send of `line` or `json`
+ * holds a few dozen chunks and never comes here; multiline `json` events (a chunk each) do.
+ * The measurements, from the chunk-per-line days:
  * Measured on the backlog set (bench line and json, medians of 3, same runs as kcat; 4,096
  * records in flight): no full collections: line 1.30 CPU s, peak RSS 142 MB, json 182 MB;
  * every 65,536 records: 1.55 CPU s, 110 MB, json 132 MB; every 32,768: 1.61 CPU s, 96 MB,
@@ -175,6 +219,12 @@ const GC_HINT_RECORDS = 65_536;
  * chose the last; it costs `line` about a fifth of its speed.
  */
 const FULL_GC_RECORDS = 32_768;
+/**
+ * Lines decoded to text between two collection hints (Collector.decoded): on the backlog set
+ * as `line` + multiline, every 16,384 decoded lines: 93 MB peak RSS, 4.7 CPU s/GB; every
+ * 65,536: 114 MB, 4.4 CPU s/GB (one run each, at a load average near 4).
+ */
+const DECODED_LINES = 16_384;
 /** Sends of fewer records (packed) leave no such pile: the heap is not even looked at (heapSize() costs about 12 µs). */
 const HEAP_CHECK_RECORDS = 256;
 /**
@@ -206,6 +256,7 @@ class Collector {
   readonly counts = { young: 0, full: 0 };
   private bytesSince = 0;
   private recordsSince = 0;
+  private decodedSince = 0;
   private manySince = 0; // lines of sends of many records since the last full collection
 
   /** A file was observed (stat and head read): a young collection every GC_OBSERVATIONS. */
@@ -215,7 +266,18 @@ class Collector {
     this.collect();
   }
 
-  /** Records were sent to Kafka: a young collection every GC_HINT_BYTES or GC_HINT_RECORDS; a full one every FULL_GC_RECORDS lines of sends of many records. */
+  /**
+   * Lines were decoded to text (multiline patterns, filters, redaction): a collection hint
+   * every DECODED_LINES of them. The texts die at once, but a backlog decodes millions: as
+   * `line` + multiline on the backlog set, 114-116 MB peak RSS with only the hints per bytes sent.
+   */
+  decoded(lines: number): void {
+    if (lines === 0 || (this.decodedSince += lines) < DECODED_LINES) return;
+    this.decodedSince = 0;
+    this.collect();
+  }
+
+  /** Chunks were sent to Kafka (`records`: the chunks, a run of lines counting once): a young collection every GC_HINT_BYTES or GC_HINT_RECORDS; a full one every FULL_GC_RECORDS lines of sends of many chunks. */
   sent(bytes: number, records: number, lines = records): void {
     this.bytesSince += bytes;
     this.recordsSince += records;

@@ -209,20 +209,30 @@ test("a state disk that never answers (issue 11, item 14): reading pauses, it is
   expect(h.recorded.count("stateRecovered")).toBe(0);
 });
 
-test("the state writer process killed: the next save fails (said), a new writer is started and the offsets are saved after all", async () => {
+test("the state writer process killed: a new writer is started and the offsets are saved after all (a save sent to the dead one fails, said, then recovers)", async () => {
   const h = new AgentHarness({ state: { flush_interval: 0 }, writerProcess: true });
   harnesses.push(h);
+  // The writer process starts and answers in real time, whatever the agent's clock says: each tick waits 10 ms.
+  const real = async (fn: () => boolean, what: string) => {
+    for (const end = Date.now() + 30_000; !fn(); await Bun.sleep(10)) {
+      if (Date.now() > end) throw new Error(`not within 30 s: ${what}`);
+      await h.tick();
+    }
+  };
   h.dir.append("app.log", "one\n");
   await h.start();
-  await h.until(() => savedOffset(h.statePath, h.dir.path("app.log")) === 4, "offset 4 saved by the writer process");
+  await real(() => savedOffset(h.statePath, h.dir.path("app.log")) === 4, "offset 4 saved by the writer process");
   const writer = (h.agent as unknown as { saver: { writer: { child: { pid: number; exited: Promise<number> } } } }).saver.writer;
   const first = writer.child;
   process.kill(first.pid, "SIGKILL");
   await first.exited;
   h.dir.append("app.log", "two\n");
-  await h.until(() => h.recorded.count("stateError") > 0, "the failed save is reported", 10_000);
-  await h.until(() => savedOffset(h.statePath, h.dir.path("app.log")) === 8, "offset 8 saved by a new writer process", 10_000);
-  await h.until(() => h.recorded.count("stateRecovered") > 0, "its answer came back: saving works again"); // the row is on disk before the answer arrives
+  await real(() => savedOffset(h.statePath, h.dir.path("app.log")) === 8, "offset 8 saved by a new writer process");
   expect(writer.child.pid).not.toBe(first.pid);
-  expect(h.recorded.count("stateRecovered")).toBe(1);
+  // Whether the next save reached the dead writer depends on when its exit was noticed: when
+  // noticed first, the save goes to a new writer at once; otherwise it fails, is said, and the
+  // next one recovers. Either way once, and never an error left unrecovered.
+  await real(() => h.recorded.count("stateRecovered") === h.recorded.count("stateError"), "a reported failure is followed by its recovery");
+  expect(h.recorded.count("stateError")).toBeLessThanOrEqual(1);
+  expect(h.recorded.count("stateRecovered")).toBe(h.recorded.count("stateError"));
 });

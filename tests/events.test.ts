@@ -5,7 +5,7 @@
 // gives back each file exactly, whatever was sent twice.
 import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { chunkHeaders, type Chunk } from "../lib/kafka/pack.ts";
+import { chunkHeaders, recordsOf, type Chunk } from "../lib/kafka/pack.ts";
 import { AgentHarness, lines } from "./helpers/agentHarness.ts";
 
 let h: AgentHarness;
@@ -92,7 +92,7 @@ describe("dedup by (host, file, offset) stays exact", () => {
       await h.until(() => offsetOf("app.log") === 30 * 7);
       h.kafka.holdAll(); // Kafka stores these but the acks never come (a send that timed out)
       h.dir.append("app.log", lines("a", 30, 30));
-      await h.until(() => h.kafka.pending.reduce((n, c) => n + c.chunks.length, 0) === 30);
+      await h.until(() => h.kafka.pending.reduce((n, c) => n + c.chunks.reduce((m, x) => m + recordsOf(x), 0), 0) === 30);
       await h.stop();
       await h.start(); // sends lines 30..59 again
       h.dir.append("app.log", lines("a", 60, 10));

@@ -6,7 +6,7 @@ import { DEFAULTS, parseConfig, type InputConfig } from "../lib/config.ts";
 import { ConfigError } from "../lib/errors.ts";
 import type { Span } from "../lib/files/read.ts";
 import { closeEvent, compileFormat, formatEvents, formatSpan } from "../lib/kafka/format.ts";
-import { BATCH_OVERHEAD, chunkHeaders, chunkKey, type Chunk, type PackLimits, type Source } from "../lib/kafka/pack.ts";
+import { BATCH_OVERHEAD, chunkHeaders, chunkKey, recordChunks, type Chunk, type PackLimits, type Source } from "../lib/kafka/pack.ts";
 
 const SOURCE: Source = { file: "2049:77:1700000000000:abcd", path: "/var/log/app/app.log", topic: "logs", host: "edge-7" };
 const LIMITS: PackLimits = { maxMessageBytes: 1_000_000, targetMessageBytes: 256 * 1024 };
@@ -25,7 +25,8 @@ function format(text: string | Buffer, o: Partial<InputConfig>, opts: { start?: 
   const fmt = compileFormat(input(o));
   if (!fmt) throw new Error("packed");
   const report = { invalidUtf8: opts.invalid ?? (() => {}), filtered: opts.filtered ?? (() => {}) };
-  return formatSpan(span(text, opts.start ?? 1000, opts.extra ?? 0), SOURCE, fmt, opts.limits ?? LIMITS, WALL, report);
+  // A run of lines (one chunk) is as many records: the records are what is compared.
+  return formatSpan(span(text, opts.start ?? 1000, opts.extra ?? 0), SOURCE, fmt, opts.limits ?? LIMITS, WALL, report).flatMap(recordChunks);
 }
 
 /** The chunks account for [start, end) of the span contiguously, in order. */

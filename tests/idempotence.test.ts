@@ -155,6 +155,14 @@ test("one InitProducerId for concurrent senders; a failed one is asked again nex
   expect(idem.producerId).toBe(7n);
 });
 
+test("a run (a chunk of many records, format line) advances the sequence by its records", async () => {
+  const { idem, ready } = session();
+  await ready();
+  const run: Chunk = { ...chunk(0, "a\nb\nc\n"), run: 3 };
+  idem.settle(idem.stamp("logs", 0, [run, chunk(6, "d\n")])!, "acked");
+  expect(idem.stamp("logs", 0, chunks(1, 9))!.base).toBe(4);
+});
+
 test("sequence numbers wrap from 2^31 - 1 to 0", () => {
   expect(nextSequence(2147483645, 2)).toBe(2147483647);
   expect(nextSequence(2147483645, 3)).toBe(0);

@@ -11,7 +11,9 @@ import ProduceV3 from "kafkajs/src/protocol/requests/produce/v3/request.js";
 import { RecordBatch } from "kafkajs/src/protocol/recordBatch/v0/index.js";
 // @ts-expect-error kafkajs ships no types for its internals
 import Record from "kafkajs/src/protocol/recordBatch/record/v0/index.js";
-import { chunkHeaders, chunkKey, type Chunk, type Source } from "../lib/kafka/pack.ts";
+import { chunkHeaders, chunkKey, recordChunks, type Chunk, type Source } from "../lib/kafka/pack.ts";
+import { DEFAULTS } from "../lib/config.ts";
+import { compileFormat, formatSpan } from "../lib/kafka/format.ts";
 import { exactName, nameFromBytes } from "../lib/names.ts";
 import { decodeProduceResponse, writeProduceRequest, type TopicRecords } from "../lib/kafka/produce.ts";
 import { writeBatch, Writer } from "../lib/kafka/records.ts";
@@ -53,11 +55,28 @@ function sets(): Chunk[][] {
     [chunk(a, 2 ** 40, bytes(200, 5), { key: null }), chunk(b, 7, bytes(200, 6), { fields, key: undefined })],
     // A file name that is no UTF-8: its exact bytes in the key and the path header.
     Array.from({ length: 4 }, (_, i) => chunk(raw, i * 100, bytes(100, i), i === 3 ? { key: null } : {})),
+    // Runs (format line and json: many lines, a record each, in one chunk), a partial last line, offsets crossing a power of ten.
+    runs("line", a, {}),
+    runs("line", b, { fields, key: "none" as const }),
+    runs("json", a, { fields }),
+    runs("json", raw, {}),
+    runs("line", a, { multiline: true }), // events of several lines, a record each
   ];
 }
 
+/** The chunks format.ts makes of 300 lines (runs, mostly) at offsets from 9,990, the last line without its "\n". */
+function runs(format: "line" | "json", source: Source, o: { fields?: Record<string, string>; key?: "none"; multiline?: boolean }): Chunk[] {
+  const multiline = o.multiline ? { start: "^[0-9]", max_lines: 500, max_bytes: 1 << 20, timeout: 1_000 } : undefined;
+  const fmt = compileFormat({ ...DEFAULTS.input, paths: ["/var/log/*.log"], topic: "logs", format, fields: o.fields ?? {}, key: o.key ?? "path", multiline })!;
+  const lines = Buffer.concat(Array.from({ length: 300 }, (_, i) => bytes(20 + ((i * 37) % 200), i)));
+  const text = Buffer.concat([lines, Buffer.from('tail "quoted" \\ no newline')]);
+  const chunks = formatSpan({ bytes: text, start: 9_990, end: 9_990 + text.length }, source, fmt, { maxMessageBytes: 1_000_000, targetMessageBytes: 256 * 1024 }, NOW);
+  if (!chunks.some((c) => (c.run ?? 1) > 1)) throw new Error("no run made");
+  return chunks;
+}
+
 /** What publish.ts gave kafkajs' producer for these chunks. */
-const messages = (chunks: Chunk[]) => chunks.map((c) => {
+const messages = (chunks: Chunk[]) => chunks.flatMap(recordChunks).map((c) => {
   const key = chunkKey(c);
   return { key: key === null ? null : exactName(key), value: c.value, headers: chunkHeaders(c), timestamp: NOW };
 });
@@ -81,9 +100,9 @@ for (const compression of CODECS) {
   });
 
   test(`a Produce request body is kafkajs' v3 byte for byte (compression ${NAMES[compression]})`, async () => {
-    const [one, many, noKey, , , long] = sets();
+    const [one, many, noKey, , , long, , , lineRuns, , jsonRuns] = sets();
     const topics: TopicRecords[] = [
-      { topic: "logs", partitions: [{ partition: 0, chunks: one! }, { partition: 3, chunks: many! }, { partition: 7, chunks: long! }] },
+      { topic: "logs", partitions: [{ partition: 0, chunks: one! }, { partition: 3, chunks: many! }, { partition: 7, chunks: long! }, { partition: 8, chunks: lineRuns! }, { partition: 9, chunks: jsonRuns! }] },
       { topic: "other-topic", partitions: [{ partition: 1, chunks: noKey! }] },
     ];
     const w = new Writer(32);

@@ -9,6 +9,8 @@ import type { AgentEvents } from "../lib/events.ts";
 import { BATCH_OVERHEAD, pack, type Chunk, type PackLimits, type Source } from "../lib/kafka/pack.ts";
 import { nextBatch, partlyAcknowledged } from "../lib/kafka/publish.ts";
 import { Sender, splitAtLine, type SenderOptions } from "../lib/kafka/sender.ts";
+import { DEFAULTS } from "../lib/config.ts";
+import { compileFormat, formatSpan } from "../lib/kafka/format.ts";
 import type { SavedFile } from "../lib/state/store.ts";
 import { eventually } from "./helpers/eventually.ts";
 import { FakePublisher, retriableError, tooLargeError } from "./helpers/fakePublisher.ts";
@@ -280,6 +282,31 @@ describe("records Kafka calls too large", () => {
     expect(events.of("recordDropped")).toEqual([[a.source.path, 50, 201, "MESSAGE_TOO_LARGE"]]);
   });
 
+  for (const format of ["line", "json"] as const) {
+    test(`a run of records (${format}, a record per line) Kafka refuses is cut between its records; a record still refused alone is dropped`, async () => {
+      const kafka = new FakePublisher({ policy: (chunks) => (chunks.reduce((n, c) => n + c.value.length, 0) > 600 ? tooLargeError() : "ack") });
+      const { cp, events, sender } = setup(kafka);
+      const text = [...lines("a", 30), `big ${"B".repeat(700)}\n`, ...lines("b", 30)];
+      const a = file(cp, text);
+      const fmt = compileFormat({ ...DEFAULTS.input, paths: ["/logs/*.log"], topic: "logs", format })!;
+      const chunks = formatSpan({ bytes: a.bytes, start: 0, end: a.size }, a.source, fmt, { maxMessageBytes: 1_000_000, targetMessageBytes: 100_000 }, 0);
+      expect(chunks.some((c) => (c.run ?? 1) > 1)).toBe(true);
+      sender.enqueue(chunks);
+      sender.start();
+      await eventually(() => cp.offsetOf(a.row.id) === a.size);
+      // Every line but the big one arrived once, in order, a record each with its own offset.
+      const starts = text.map((_, i) => text.slice(0, i).join("").length);
+      const at = (i: number) => starts[i]!;
+      const expected = text.map((l, i) => [at(i), l]).filter(([, l]) => !String(l).startsWith("big"));
+      const got = kafka.acked.map((c) => [c.start, format === "line" ? c.value.toString() : `${JSON.parse(c.value.toString()).message}\n`]);
+      expect(got).toEqual(expected);
+      const dropped = events.of("recordDropped") as [string, number, number, string][];
+      expect(dropped.map(([path, at, , code]) => [path, at, code])).toEqual([[a.source.path, at(30), "MESSAGE_TOO_LARGE"]]);
+      expect(sender.inflightBytes).toBe(0);
+      expect(sender.inflightChunks).toBe(0);
+    });
+  }
+
   test("splitAtLine cuts at the line end nearest the middle, keeping offsets and sizes consistent", () => {
     const cp = new Checkpoint();
     const a = file(cp, ["aaaa\n", "bb\n", "c\n", "dddddd\n"]);
@@ -480,28 +507,28 @@ describe("a failing topic backs off alone (issue 11, item 11)", () => {
     expect(sender.readRoom(cap, "logs")).toBe(Math.floor(cap / 2));
     expect(sender.readRoom(cap)).toBe(Math.floor(cap / 2));
   });
-  test("records in flight are capped too (one record per line, issue 14): reading pauses at maxInflightRecords, a failing topic's records aside", async () => {
+  test("records in flight are capped too (one record per line, issue 14): reading pauses at maxInflightChunks, a failing topic's records aside", async () => {
     const kafka = new FakePublisher().holdAll();
     const one = { maxMessageBytes: 1_000_000, targetMessageBytes: 1_024 };
     const probe = setup(kafka);
     const n = file(probe.cp, lines("a", 200)).chunks(one).length;
-    const { cp, sender } = setup(kafka, { ...OPTS, maxInflightRecords: n + 1 });
+    const { cp, sender } = setup(kafka, { ...OPTS, maxInflightChunks: n + 1 });
     sender.start();
     const a = file(cp, lines("a", 200));
     sender.enqueue(a.chunks(one));
-    expect(sender.inflightRecords).toBe(n);
+    expect(sender.inflightChunks).toBe(n);
     expect(sender.readRoom(1_000_000)).toBeGreaterThan(0);
     sender.enqueue(a.chunks(one, a.size, a.size)); // an empty chunk (skipped bytes) is no record
     const b = onTopic(cp, "missing", lines("b", 5));
     sender.enqueue(b.chunks(one));
-    expect(sender.inflightRecords).toBe(n + 1);
+    expect(sender.inflightChunks).toBe(n + 1);
     expect(sender.readRoom(1_000_000)).toBe(0);
     (sender as unknown as { lanes: Map<string, { failingSince: number | null }> }).lanes.get("missing")!.failingSince = 0;
     expect(sender.readRoom(1_000_000, "logs")).toBeGreaterThan(0); // the failing topic's record does not hold the others back
     (sender as unknown as { lanes: Map<string, { failingSince: number | null }> }).lanes.get("missing")!.failingSince = null;
     kafka.ackAll();
     await sender.drain(Date.now() + 5_000);
-    expect(sender.inflightRecords).toBe(0);
+    expect(sender.inflightChunks).toBe(0);
     expect(sender.inflightBytes).toBe(0);
   });
 });
@@ -525,7 +552,7 @@ describe("a send Kafka acknowledged in part (some partitions answered an error)"
     expect(kafka.calls[0]!.chunks.length).toBe(aChunks.length + bChunks.length);
     expect(kafka.calls[1]!.chunks).toEqual(bChunks); // a's chunks were not sent twice
     expect(sender.inflightBytes).toBe(0);
-    expect(sender.inflightRecords).toBe(0);
+    expect(sender.inflightChunks).toBe(0);
     expect(sender.queued).toBe(0);
     const acked = events.of("chunksAcked").map((args) => args[0]);
     expect(acked).toEqual([aChunks.length, bChunks.length]);

@@ -382,7 +382,8 @@ describe("the database deleted while logship runs", () => {
 
 describe("a state path that is not a regular file (issue 11, item 15)", () => {
   test("openStore, readSaved and resetStore refuse a FIFO, a directory and a FIFO companion with a StateError, without opening them", async () => {
-    const { checkStatePath, readSaved } = await import("../lib/state/store.ts");
+    const { readSaved } = await import("../lib/state/store.ts");
+    const { checkStatePath } = await import("../lib/state/place.ts");
     const dir = makeLogDir("statekind");
     try {
       const fifo = dir.path("fifo.db");

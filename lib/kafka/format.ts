@@ -4,6 +4,13 @@
 // (include_lines / exclude_lines) become empty chunks in their place: the checkpoint counts
 // them as handled only once every line before them is acknowledged, as it does for the
 // skipped bytes of a dropped long line. Redaction runs before anything is encoded.
+// Consecutive records of one read are gathered into runs: one chunk (one object, one
+// checkpoint range, acknowledged as a whole) for up to RUN_RECORDS lines or events, each
+// still its own record with its own offset (pack.ts' Chunk.run; records.ts encodes them one
+// by one). A run's records are in one partition and one send, so they are acknowledged
+// together, and the checkpoint's invariant holds for runs as it did for single records.
+// A filtered line ends the run before it (its empty chunk sits between two runs). units.ts
+// records the units (lines, events) this module finds.
 //
 // What a regex sees: one line, decoded as UTF-8 (an invalid sequence as U+FFFD), without its
 // final "\n", never longer than the input's max_line_bytes (read.ts cuts longer ones first).
@@ -18,12 +25,11 @@
 // has U+FFFD for each byte that is not UTF-8, and "path_invalid_utf8": true; the exact bytes
 // are in the record's `path` header (and key), as in every format.
 
-import { isUtf8 } from "node:buffer";
 import type { InputConfig } from "../config.ts";
-import { isBytesName, lossyName } from "../names.ts";
-import { BATCH_OVERHEAD, compressionSlack, countLines, recordOverhead, UnshippableError, type Chunk, type PackLimits, type Source } from "./pack.ts";
+import type { Chunk, PackLimits, Source } from "./pack.ts";
 import type { Span } from "../files/read.ts";
-import { JsonValues } from "./json-value.ts";
+import { decode, Units } from "./units.ts";
+import { collector } from "../memory.ts";
 
 const NL = 0x0a;
 const EMPTY = Buffer.alloc(0);
@@ -105,12 +111,6 @@ export function compileFormat(input: InputConfig): EventFormat | null {
   };
 }
 
-/** Record framing of a chunk of `source` at `offset` under `fmt`: today's, with its key and the field headers. */
-function overheadOf(fmt: EventFormat, source: Source, offset: number): number {
-  const keyBytes = fmt.key === undefined ? Buffer.byteLength(source.path) : fmt.key === null ? 0 : Buffer.byteLength(fmt.key);
-  return recordOverhead(source, offset) - Buffer.byteLength(source.path) + keyBytes + fmt.fieldHeaderBytes;
-}
-
 /**
  * One chunk per shipped line of `span` (a line too large for one record is cut in pieces,
  * each with its own offset), empty chunks for the lines filtered out; `wall` (Unix ms) is
@@ -139,20 +139,22 @@ export function formatEvents(span: Span, source: Source, fmt: EventFormat, limit
   // Its lines in this span are contiguous, so a closed event is a view of them, not a copy.
   let evFrom = -1;
   let evBytes = ev ? ev.bytes.length : 0;
+  let decoded = 0; // lines decoded for the multiline pattern
   let pos = 0;
   while (pos < bytes.length) {
     const nl = bytes.indexOf(NL, pos);
     const lineEnd = nl === -1 ? bytes.length : nl + 1;
-    const raw = bytes.subarray(pos, lineEnd);
     const at = pos;
     const offset = span.start + pos;
     pos = lineEnd;
     if (!ml) {
-      out.unit(raw, offset, offset + raw.length);
+      out.unit(bytes, at, lineEnd, offset, offset + lineEnd - at);
       continue;
     }
+    const raw = bytes.subarray(at, lineEnd);
     if (ev) {
       const text = decode(raw);
+      decoded++;
       const joins = ml.start ? !ml.start.test(text) : ml.cont!.test(text);
       const cut = !joins ? null : ev.lines >= ml.maxLines ? "max_lines" : evBytes + raw.length > ml.maxBytes ? "max_bytes" : null;
       if (joins && !cut) {
@@ -162,7 +164,11 @@ export function formatEvents(span: Span, source: Source, fmt: EventFormat, limit
         continue;
       }
       if (cut) report?.eventCut?.(source, ev.start, cut);
-      out.event(ev, evFrom >= 0 ? [bytes.subarray(evFrom, at)] : at === 0 ? [ev.bytes] : [ev.bytes, bytes.subarray(0, at)]);
+      if (evFrom >= 0) out.event(ev, bytes, evFrom, at);
+      else {
+        const whole = at === 0 ? ev.bytes : Buffer.concat([ev.bytes, bytes.subarray(0, at)]);
+        out.event(ev, whole, 0, whole.length);
+      }
     }
     ev = { start: offset, end: offset + raw.length, bytes: EMPTY, lines: 1, since: now, wall, fmt };
     evFrom = at;
@@ -173,184 +179,13 @@ export function formatEvents(span: Span, source: Source, fmt: EventFormat, limit
     ev.bytes = evFrom >= 0 ? Buffer.from(bytes.subarray(evFrom)) : Buffer.concat([ev.bytes, bytes]); // a copy: the read buffer goes back
   }
   const chunks = out.finish(ev ? null : span.end);
+  collector.decoded(decoded + out.decoded);
   return { chunks, open: ev };
 }
 
 /** Ships an open event now (its timeout passed, the read ended, the config changed). */
 export function closeEvent(ev: OpenEvent, source: Source, limits: PackLimits, report?: FormatReport): Chunk[] {
   const out = new Units(source, ev.fmt, limits, report);
-  out.event(ev, [ev.bytes]);
+  out.event(ev, ev.bytes, 0, ev.bytes.length);
   return out.finish(null);
-}
-
-/** The records of one span (or one event): units in order, filtered ones as empty ranges. */
-class Units {
-  readonly chunks: Chunk[] = [];
-  private skipFrom = -1; // start of a run of filtered-out units not yet accounted for
-  private skipEnd = -1;
-  private dropped = 0;
-  private readonly ctx: LineCtx;
-  private readonly needText: boolean;
-  private readonly filtering: boolean;
-  private readonly room: number;
-
-  constructor(
-    private readonly source: Source,
-    private readonly fmt: EventFormat,
-    private readonly limits: PackLimits,
-    report?: FormatReport,
-  ) {
-    this.filtering = fmt.include.length > 0 || fmt.exclude.length > 0;
-    this.needText = this.filtering || fmt.redact.length > 0; // json decodes only lines that are not plain ASCII (emit)
-    this.ctx = { source, fmt, timestamp: "", report, envelope: "", capacity: (o) => this.capacity(o), json: null };
-    if (fmt.format === "json") {
-      this.ctx.envelope = `,"host":${JSON.stringify(source.host)},"path":${JSON.stringify(lossyName(source.path))}${isBytesName(source.path) ? ',"path_invalid_utf8":true' : ""},"offset":`;
-      this.ctx.json = new JsonValues(this.ctx.envelope, source.file, fmt.fieldsJson);
-    }
-    this.room = limits.maxMessageBytes - BATCH_OVERHEAD;
-    this.base = overheadOf(fmt, source, 0) - 1; // the framing but the offset's digits
-  }
-
-  timestamp(wall: number): void {
-    if (this.fmt.format !== "json") return;
-    this.ctx.timestamp = new Date(wall).toISOString();
-    this.ctx.json!.timestamp(this.ctx.timestamp);
-  }
-
-  private readonly base: number;
-  /** capacity()'s answers by the offset's number of digits (it asked per line; they only differ by digits). */
-  private readonly byDigits: ({ overhead: number; cap: number } | undefined)[] = [];
-
-  capacity(offset: number): { overhead: number; cap: number } {
-    let digits = 1;
-    for (let p = 10; offset >= p; p *= 10) digits++;
-    const known = this.byDigits[digits];
-    if (known) return known;
-    const overhead = this.base + digits;
-    const cap = this.room - compressionSlack(this.room) - overhead;
-    if (cap < 1) throw new UnshippableError(`kafka.max_message_bytes (${this.limits.maxMessageBytes}) leaves no room for a line: the key and headers of a record of this file take ${overhead} bytes (its path is ${Buffer.byteLength(this.source.path)} bytes)`);
-    return (this.byDigits[digits] = { overhead, cap });
-  }
-
-  /** One line or event: bytes `raw` accounting for [offset, end). */
-  unit(raw: Buffer, offset: number, end: number): void {
-    let text: string | undefined;
-    if (this.needText) {
-      text = decode(raw);
-      if (this.filtering && !wanted(this.fmt, text)) {
-        this.dropped++;
-        if (this.skipFrom < 0) this.skipFrom = offset;
-        this.skipEnd = end;
-        return;
-      }
-    }
-    if (this.skipFrom >= 0) {
-      this.chunks.push({ source: this.source, value: EMPTY, start: this.skipFrom, end: offset, lines: 0, size: 0 });
-      this.skipFrom = -1;
-    }
-    emit(this.ctx, this.chunks, raw, offset, text);
-    this.chunks[this.chunks.length - 1]!.end = end;
-  }
-
-  event(ev: OpenEvent, parts: Buffer[]): void {
-    const saved = this.ctx.timestamp;
-    this.timestamp(ev.wall);
-    this.unit(parts.length === 1 ? parts[0]! : Buffer.concat(parts), ev.start, ev.end);
-    this.ctx.timestamp = saved;
-    this.ctx.json?.timestamp(saved);
-  }
-
-  /** The chunks; `end`: the span's end, which the last one also accounts for (null: an event stays open, or none). */
-  finish(end: number | null): Chunk[] {
-    if (this.skipFrom >= 0) this.chunks.push({ source: this.source, value: EMPTY, start: this.skipFrom, end: this.skipEnd, lines: 0, size: 0 });
-    if (end !== null && this.chunks.length > 0) this.chunks[this.chunks.length - 1]!.end = end; // skipped bytes of the last line
-    if (this.dropped > 0) this.ctx.report?.filtered(this.source, this.dropped);
-    return this.chunks;
-  }
-}
-
-interface LineCtx {
-  source: Source;
-  fmt: EventFormat;
-  timestamp: string;
-  envelope: string;
-  report?: FormatReport;
-  capacity: (offset: number) => { overhead: number; cap: number };
-  json: JsonValues | null; // json: where values are written
-}
-
-const decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
-
-/** A line as text: without its final "\n", invalid sequences as U+FFFD. */
-function decode(raw: Uint8Array): string {
-  const n = raw.length > 0 && raw[raw.length - 1] === NL ? raw.length - 1 : raw.length;
-  return decoder.decode(raw.subarray(0, n));
-}
-
-function wanted(fmt: EventFormat, text: string): boolean {
-  if (fmt.include.length > 0 && !fmt.include.some((re) => re.test(text))) return false;
-  return !fmt.exclude.some((re) => re.test(text));
-}
-
-/** Whether the bytes of a line (its "\n" aside) are not UTF-8; checked only when the text holds U+FFFD. */
-function isInvalid(raw: Uint8Array, text: string): boolean {
-  if (!text.includes("\uFFFD")) return false;
-  const n = raw.length > 0 && raw[raw.length - 1] === NL ? raw.length - 1 : raw.length;
-  return !isUtf8(raw.subarray(0, n));
-}
-
-/** Pushes the record(s) of one line (`text`: its decoded form, when needed); a value too large for a record is cut in halves, each its own event. */
-function emit(ctx: LineCtx, chunks: Chunk[], raw: Buffer, offset: number, text: string | undefined): void {
-  const { fmt, source } = ctx;
-  const { overhead, cap } = ctx.capacity(offset);
-  let value: Buffer | null = null;
-  let bad = false;
-  if (text === undefined && fmt.format === "json") {
-    value = ctx.json!.plain(raw, offset);
-    if (value === null) text = decode(raw);
-  }
-  if (value !== null) {
-    // a plain ASCII line's json value
-  } else if (text !== undefined) {
-    bad = isInvalid(raw, text);
-    let red = text;
-    for (const r of fmt.redact) red = red.replace(r.re, r.replace);
-    if (fmt.format === "json") {
-      value = ctx.json!.fromJson(JSON.stringify(red), bad ? ',"invalid_utf8":true' : "", offset);
-    } else if (red !== text) {
-      value = Buffer.from(raw[raw.length - 1] === NL ? `${red}\n` : red);
-    } else {
-      value = raw;
-    }
-  } else {
-    value = raw;
-  }
-  if (value.length > cap && raw.length > 1) {
-    // Too large for one record: two events, each with the offset of its first byte.
-    let half = fmt.format === "line" && value === raw ? Math.min(cap, raw.length - 1) : raw.length >> 1;
-    if (half < 1) half = 1;
-    const a = raw.subarray(0, half);
-    const b = raw.subarray(half);
-    const json = fmt.format === "json"; // json's pieces always take the decoding path (the first one keeps a final "\n" in its message)
-    emit(ctx, chunks, a, offset, text === undefined && !json ? undefined : decodeWhole(a));
-    emit(ctx, chunks, b, offset + half, text === undefined && !json ? undefined : decode(b));
-    return;
-  }
-  if (bad) ctx.report?.invalidUtf8(source, offset);
-  const record = overhead + value.length;
-  // Every field a chunk ever gets, set here: one object shape, no storage added later (sender's queuedAt).
-  chunks.push({
-    source, value, start: offset, end: offset + raw.length,
-    lines: fmt.multiline ? countLines(raw) : raw[raw.length - 1] === NL ? 1 : 0,
-    size: record + compressionSlack(record),
-    release: undefined, queuedAt: undefined,
-    key: fmt.key,
-    fields: fmt.format === "line" && fmt.fieldHeaderBytes > 0 ? fmt.fields : undefined,
-    raw: value !== raw ? raw : undefined,
-  });
-}
-
-/** The first piece of a cut line: all of it is text (it has no final "\n"). */
-function decodeWhole(raw: Uint8Array): string {
-  return decoder.decode(raw);
 }

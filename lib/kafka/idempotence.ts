@@ -22,7 +22,7 @@
 import Decoder from "kafkajs/src/protocol/decoder.js";
 import Encoder from "kafkajs/src/protocol/encoder.js";
 import { createErrorFromCode } from "kafkajs/src/protocol/error.js";
-import type { Chunk } from "./pack.ts";
+import { recordsOf, type Chunk } from "./pack.ts";
 
 export const INIT_PRODUCER_ID = 22;
 /** Java's transaction_timeout_ms for a producer without a transactional id (the broker ignores it). */
@@ -157,7 +157,9 @@ export class Idempotence {
       s.next.set(key, open.base); // never stored: its sequences are free again
     }
     const base = s.next.get(key) ?? 0;
-    s.next.set(key, nextSequence(base, chunks.length));
+    let records = 0; // a run is a chunk of many records, each its own sequence number
+    for (const c of chunks) records += recordsOf(c);
+    s.next.set(key, nextSequence(base, records));
     s.open.set(key, { chunks, base, uncertain: false });
     return { producerId: s.producerId, epoch: s.epoch, base, session: s, key };
   }

@@ -7,16 +7,24 @@
 // other bytes is decoded and goes through JSON.stringify as before.
 //
 // Invariant: a value is byte for byte what format.ts' template string gave, encoded as UTF-8
-// (tests/format.test.ts compares them). A slab is never written again once a value was cut
-// from it; it is freed by the collector when the last value cut from it is.
+// (tests/format.test.ts compares them). A slab is written again only once every record cut
+// from it was released (acknowledged or dropped): format.ts holds the slab of each chunk it
+// makes (memory.ts' WriteSlabs) as soon as its first value is written.
+
+import { BufferPool, WriteSlabs } from "../memory.ts";
+import { putDigits } from "./records.ts";
 
 const SLAB = 256 * 1024;
 
 /** JSON.stringify's escape of each control character: \b \t \n \f \r, the others as \u00xx. */
 const ESCAPE: string[] = Array.from({ length: 0x20 }, (_, c) => JSON.stringify(String.fromCharCode(c)).slice(1, -1));
 
-/** The slab values are written into now, shared by every input and file (one thread writes). */
-const shared = { slab: Buffer.allocUnsafe(0), at: 0 };
+/** Bytes JSON.stringify adds to a byte of a line when escaping it; 255: not ASCII (the line is decoded instead). */
+const EXTRA = Uint8Array.from({ length: 256 }, (_, b) => (b >= 0x80 ? 255 : b < 0x20 ? ESCAPE[b]!.length - 1 : b === 0x22 || b === 0x5c ? 1 : 0));
+
+/** The slabs values are written into, shared by every input and file (one thread writes); a few free ones are kept. */
+export const jsonSlabs = new WriteSlabs(new BufferPool(8 * SLAB), SLAB);
+const shared = jsonSlabs;
 
 export class JsonValues {
   private ts = "";
@@ -37,30 +45,31 @@ export class JsonValues {
   }
 
   /**
-   * The value of a line of ASCII bytes `raw` (its final "\n" aside), escaped here as
-   * JSON.stringify escapes it; null when it holds a byte of 0x80 or more (then it is decoded).
+   * Writes the value of the line bytes[from, to) when they are ASCII (its final "\n" aside),
+   * escaped as JSON.stringify escapes them; returns where it starts in `jsonSlabs.buf` (it
+   * ends at `jsonSlabs.at`), or -1 when the line holds a byte of 0x80 or more (then it is decoded).
    */
-  plain(raw: Uint8Array, offset: number): Buffer | null {
-    const n = raw.length > 0 && raw[raw.length - 1] === 0x0a ? raw.length - 1 : raw.length;
+  plain(bytes: Buffer, from: number, to: number, offset: number): number {
+    const n = to > from && bytes[to - 1] === 0x0a ? to - 1 : to;
     let extra = 0;
-    for (let i = 0; i < n; i++) {
-      const b = raw[i]!;
-      if (b >= 0x80) return null;
-      if (b < 0x20) extra += ESCAPE[b]!.length - 1;
-      else if (b === 0x22 || b === 0x5c) extra += 1;
+    for (let i = from; i < n; i++) {
+      const e = EXTRA[bytes[i]!]!; // one look-up per byte: most bytes need nothing
+      if (e === 0) continue;
+      if (e === 255) return -1;
+      extra += e;
     }
-    const buf = this.room(this.head.length + n + extra + 2 + this.mid.length + 16 + this.tail.length);
+    const buf = shared.room(this.head.length + (n - from) + extra + 2 + this.mid.length + 16 + this.tail.length);
     const start = shared.at;
     let at = start;
     buf.set(this.head, at);
     at += this.head.length;
     buf[at++] = 0x22;
     if (extra === 0) {
-      buf.set(n === raw.length ? raw : raw.subarray(0, n), at);
-      at += n;
+      bytes.copy(buf, at, from, n);
+      at += n - from;
     } else {
-      for (let i = 0; i < n; i++) {
-        const b = raw[i]!;
+      for (let i = from; i < n; i++) {
+        const b = bytes[i]!;
         if (b < 0x20) {
           const e = ESCAPE[b]!;
           for (let k = 0; k < e.length; k++) buf[at++] = e.charCodeAt(k);
@@ -71,38 +80,33 @@ export class JsonValues {
       }
     }
     buf[at++] = 0x22;
-    return this.finish(buf, start, at, offset);
+    this.finish(buf, at, offset);
+    return start;
   }
 
-  /** The value of a line given as its JSON string (JSON.stringify'd message, with `extra` after it: `,"invalid_utf8":true` or ""). */
-  fromJson(message: string, extra: string, offset: number): Buffer {
+  /** Writes the value of a line given as its JSON string (JSON.stringify'd message, with `extra` after it: `,"invalid_utf8":true` or ""); returns where it starts (see plain). */
+  fromJson(message: string, extra: string, offset: number): number {
     const most = this.head.length + message.length * 3 + extra.length + this.mid.length + 16 + this.tail.length;
-    const buf = this.room(most);
+    const buf = shared.room(most);
     const start = shared.at;
     let at = start;
     buf.set(this.head, at);
     at += this.head.length;
     at += buf.write(message, at, "utf8");
     at += buf.write(extra, at, "latin1");
-    return this.finish(buf, start, at, offset);
+    this.finish(buf, at, offset);
+    return start;
   }
 
-  private finish(buf: Buffer, start: number, at: number, offset: number): Buffer {
+  private finish(buf: Buffer, at: number, offset: number): void {
     buf.set(this.mid, at);
     at += this.mid.length;
-    at += buf.write(String(offset), at, "latin1");
+    let digits = 1;
+    for (let p = 10; offset >= p; p *= 10) digits++;
+    putDigits(buf, at, offset, digits);
+    at += digits;
     buf.set(this.tail, at);
     at += this.tail.length;
     shared.at = at;
-    return buf.subarray(start, at);
-  }
-
-  /** The current slab, with at least `n` bytes free (a new one when not). */
-  private room(n: number): Buffer {
-    if (shared.at + n > shared.slab.length) {
-      shared.slab = Buffer.allocUnsafe(Math.max(SLAB, n));
-      shared.at = 0;
-    }
-    return shared.slab;
   }
 }

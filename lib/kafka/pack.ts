@@ -25,12 +25,62 @@ export interface Chunk {
   end: number; // file offset just past what this chunk accounts for
   lines: number; // "\n" count in value
   size: number; // upper bound of the encoded record, gzip's worst case included (without the batch header)
-  release?: () => void; // called once when the chunk is acknowledged or dropped (returns its read buffer)
+  release?: () => void; // called once when the chunk is acknowledged or dropped (returns its read buffer, and its json values' slab)
   queuedAt?: number; // clock.now() it entered the send queue (set by the sender; for the send latency)
   // Set by format.ts only (line and json); a packed chunk has none of them.
   key?: string | null; // the record key: undefined = the path; null = none
   fields?: Record<string, string>; // headers after today's four (the input's static fields)
   raw?: Uint8Array; // the file's bytes [start, end) when value is not them (json, redacted): the checkpoint's mark
+  // A run (format.ts: line, json, line with multiline): consecutive lines (or events) of one
+  // read, each its own record, in one chunk: `run` records. Without `ends` (line) the records
+  // are the lines of `value`: each "\n" ends one, bytes after the last "\n" are one more. With
+  // `ends` (where each record's value ends in `value`) and `raw` (json), the k-th record comes
+  // from the k-th line of raw; with `ends` and no raw (line, multiline), the records are the
+  // value's bytes up to each end. A record's offset header is where its bytes start in the file.
+  // Unset: the chunk is one record (none if empty).
+  run?: number;
+  ends?: Int32Array;
+}
+
+/** Where a run's k-th record ends, in its value and in its file bytes (see Chunk.run), given where it starts (where the one before ended; 0, 0 for the first). */
+export function runRecord(c: Chunk, k: number, vfrom: number, rfrom: number): { vto: number; rto: number } {
+  const ends = c.ends;
+  if (ends !== undefined && c.raw === undefined) return { vto: ends[k]!, rto: ends[k]! };
+  const raw = c.raw ?? c.value;
+  const nl = raw.indexOf(NL, rfrom);
+  const rto = nl === -1 ? raw.length : nl + 1;
+  return { vto: ends === undefined ? rto : ends[k]!, rto };
+}
+
+/** Kafka records a chunk becomes: a run's count, else one (none for an empty chunk). */
+export function recordsOf(c: Chunk): number {
+  return c.run ?? (c.value.length > 0 ? 1 : 0);
+}
+
+/**
+ * The records of a chunk, one chunk each (a run's as views of its bytes, each with its own
+ * offset and the run's key and fields; the first starts where the run does, the last accounts
+ * for its end): what a consumer receives, for tests and diagnostics.
+ */
+export function recordChunks(c: Chunk): Chunk[] {
+  if (c.run === undefined) return [c];
+  const raw = c.raw ?? c.value;
+  const out: Chunk[] = [];
+  let vpos = 0;
+  let rpos = 0;
+  const per = Math.floor((c.size - c.value.length) / c.run);
+  for (let k = 0; k < c.run; k++) {
+    const { vto: vend, rto: rnext } = runRecord(c, k, vpos, rpos);
+    const value = c.value.subarray(vpos, vend);
+    out.push({
+      source: c.source, value, start: c.start + rpos, end: k === c.run - 1 ? c.end : c.start + rnext,
+      lines: countLines(raw.subarray(rpos, rnext)), size: per + value.length, release: undefined, queuedAt: c.queuedAt,
+      key: c.key, fields: c.fields, raw: c.raw ? raw.subarray(rpos, rnext) : undefined, run: undefined, ends: undefined,
+    });
+    vpos = vend;
+    rpos = rnext;
+  }
+  return out;
 }
 
 export interface PackLimits {

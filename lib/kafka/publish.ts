@@ -318,20 +318,20 @@ function isConnectionError(e: unknown): boolean {
 export interface BatchLimits {
   maxMessageBytes: number; // per partition record batch
   maxSendBytes: number; // per send, all partitions together
-  maxSendRecords?: number; // per send (default: no limit)
+  maxSendChunks?: number; // non-empty chunks (a record, or a run of records) per send (default: no limit)
 }
 
 /**
  * Takes chunks from the front of `queue`, in order, for one send: stops before a chunk that
  * would push its partition's batch over maxMessageBytes, the send over maxSendBytes, or its
- * records over maxSendRecords. When a topic's partitions are not known yet, the whole topic
+ * non-empty chunks over maxSendChunks. When a topic's partitions are not known yet, the whole topic
  * is held to one batch's size.
  */
 export function nextBatch(queue: Chunk[], limits: BatchLimits, partitionOf: (topic: string, key: string) => number | undefined): Chunk[] {
   const perPartition = new Map<string, number[]>(); // topic → bytes per partition (index: partition + 1; 0: partitions unknown)
-  const maxRecords = limits.maxSendRecords ?? Infinity;
+  const maxChunks = limits.maxSendChunks ?? Infinity;
   let total = 0;
-  let records = 0;
+  let chunks = 0;
   let n = 0;
   // Consecutive chunks mostly share their file: its partition is looked up once per run.
   let lastSource: Chunk["source"] | null = null;
@@ -350,10 +350,10 @@ export function nextBatch(queue: Chunk[], limits: BatchLimits, partitionOf: (top
       used = u;
     }
     const before = used[slot] ?? BATCH_OVERHEAD;
-    if (n > 0 && (before + c.size > limits.maxMessageBytes || total + c.size > limits.maxSendBytes || records >= maxRecords)) break;
+    if (n > 0 && (before + c.size > limits.maxMessageBytes || total + c.size > limits.maxSendBytes || chunks >= maxChunks)) break;
     used[slot] = before + c.size;
     total += c.size;
-    if (c.value.length > 0) records++;
+    if (c.value.length > 0) chunks++;
   }
   return queue.slice(0, n);
 }

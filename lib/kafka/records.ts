@@ -5,9 +5,12 @@
 // CRC-32C over everything after the CRC. No object is made per record: what a record's key
 // and headers hold besides its offset is the same for every record of a file, so it is
 // encoded once per file (Source) and copied; the offset header's digits are written in place.
+// A run (pack.ts' Chunk.run: many lines of a file, one record each, in one chunk) is written
+// record by record, its line boundaries found again here.
 //
 // Invariant: the bytes are exactly those kafkajs 2.2.4 encodes for the same messages
-// ({ key: exactName(chunkKey(c)), value: c.value, headers: chunkHeaders(c) }) with the same timestamp
+// ({ key: exactName(chunkKey(c)), value: c.value, headers: chunkHeaders(c) } for each of
+// recordChunks(chunk): a run's records one by one) with the same timestamp
 // (its RecordBatch, Record and Header encoders, firstOffset 0, producer id -1, epoch 0,
 // sequence 0, no transaction): tests/records.test.ts compares the two for every codec. With a
 // producer stamp (the idempotent producer, idempotence.ts), the header's producer id, epoch
@@ -80,6 +83,20 @@ function putVarint(buf: Buffer, at: number, v: number): number {
   return at;
 }
 
+/** Writes the `digits` decimal digits of a non-negative integer `n` at `at`. */
+export function putDigits(buf: Uint8Array, at: number, n: number, digits: number): void {
+  let d = digits - 1;
+  for (; n >= 0x80000000 && d >= 0; d--) {
+    buf[at + d] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  for (; d >= 0; d--) {
+    const q = (n / 10) | 0; // 32-bit integer arithmetic from here
+    buf[at + d] = 0x30 + n - q * 10;
+    n = q;
+  }
+}
+
 /** Decimal digits of a non-negative integer offset. */
 function digitsOf(n: number): number {
   let d = 1;
@@ -104,6 +121,7 @@ interface Framing {
   before: Buffer; // the headers before the offset header, encoded
   dynamic: boolean; // false when a field named `offset` replaced the offset header's value
   after: Buffer; // the headers after it, encoded
+  pre: Buffer; // headerCount, before and (dynamic) the offset header's key, one after another: what precedes the digits' length
 }
 
 const OFFSET_KEY = prefixed("offset");
@@ -137,57 +155,85 @@ function framingOf(c: Chunk): Framing {
     before: Buffer.concat(before),
     dynamic,
     after: Buffer.concat(after),
+    pre: Buffer.alloc(0),
   };
+  f.pre = Buffer.concat(dynamic ? [f.headerCount, f.before, OFFSET_KEY] : [f.headerCount, f.before]);
   framings.set(c.source, f);
   return f;
 }
 
-/** Writes one record per chunk of `chunks` (all non-empty) into `w`, offset deltas from 0. */
-export function writeRecords(w: Writer, chunks: readonly Chunk[]): void {
+const NL = 0x0a;
+
+/**
+ * Writes the records of `chunks` (all non-empty) into `w`, offset deltas from 0: one per
+ * chunk, or a run's records one after another. Returns the number of records written.
+ */
+export function writeRecords(w: Writer, chunks: readonly Chunk[]): number {
   let f: Framing | null = null;
   let source: Source | null = null;
-  for (let i = 0; i < chunks.length; i++) {
-    const c = chunks[i]!;
+  let i = 0;
+  for (let n = 0; n < chunks.length; n++) {
+    const c = chunks[n]!;
     if (c.source !== source || f!.fields !== c.fields || f!.key !== (c.key === undefined ? c.source.path : c.key)) {
       f = framingOf(c);
       source = c.source;
     }
     const value = c.value;
-    const vlen = value.length;
-    const digits = f!.dynamic ? digitsOf(c.start) : 0;
-    const offsetHeader = f!.dynamic ? OFFSET_KEY.length + 1 + digits : 0; // digits < 64: a 1-byte length
-    const headers = f!.headerCount.length + f!.before.length + offsetHeader + f!.after.length;
-    const body = 1 + 1 + varintSize(i) + f!.keyBytes.length + varintSize(vlen) + vlen + headers;
-    w.room(5 + body);
-    const buf = w.buf;
-    let at = putVarint(buf, w.at, body);
-    buf[at++] = 0; // attributes
-    buf[at++] = 0; // timestamp delta: every record has the batch's timestamp
-    at = putVarint(buf, at, i);
-    buf.set(f!.keyBytes, at);
-    at += f!.keyBytes.length;
-    at = putVarint(buf, at, vlen);
-    buf.set(value, at);
-    at += vlen;
-    buf.set(f!.headerCount, at);
-    at += f!.headerCount.length;
-    buf.set(f!.before, at);
-    at += f!.before.length;
-    if (f!.dynamic) {
-      buf.set(OFFSET_KEY, at);
-      at += OFFSET_KEY.length;
-      buf[at++] = digits * 2;
-      let n = c.start;
-      for (let d = digits - 1; d >= 0; d--) {
-        buf[at + d] = 0x30 + (n % 10);
-        n = Math.floor(n / 10);
-      }
-      at += digits;
+    if (c.run === undefined) {
+      writeRecord(w, f!, i++, value, 0, value.length, c.start);
+      continue;
     }
-    buf.set(f!.after, at);
-    at += f!.after.length;
-    w.at = at;
+    // A run: its records one after another (pack.ts' Chunk.run says where each one is).
+    const raw = c.raw ?? value;
+    const ends = c.ends;
+    const byLines = ends === undefined || c.raw !== undefined; // else the ends are the records' (multiline events)
+    let vpos = 0;
+    let rpos = 0;
+    for (let k = 0; k < c.run; k++) {
+      let rnext: number;
+      if (byLines) {
+        const nl = raw.indexOf(NL, rpos);
+        rnext = nl === -1 ? raw.length : nl + 1;
+      } else {
+        rnext = ends![k]!;
+      }
+      const vend = ends === undefined ? rnext : ends[k]!;
+      writeRecord(w, f!, i++, value, vpos, vend, c.start + rpos);
+      vpos = vend;
+      rpos = rnext;
+    }
   }
+  return i;
+}
+
+/** One record: `value`[from, to) with the framing `f`, offset delta `i`, the offset header `offset`. */
+function writeRecord(w: Writer, f: Framing, i: number, value: Buffer, from: number, to: number, offset: number): void {
+  const vlen = to - from;
+  const digits = f.dynamic ? digitsOf(offset) : 0;
+  const offsetHeader = f.dynamic ? OFFSET_KEY.length + 1 + digits : 0; // digits < 64: a 1-byte length
+  const headers = f.headerCount.length + f.before.length + offsetHeader + f.after.length;
+  const body = 1 + 1 + varintSize(i) + f.keyBytes.length + varintSize(vlen) + vlen + headers;
+  w.room(5 + body);
+  const buf = w.buf;
+  let at = putVarint(buf, w.at, body);
+  buf[at++] = 0; // attributes
+  buf[at++] = 0; // timestamp delta: every record has the batch's timestamp
+  at = putVarint(buf, at, i);
+  buf.set(f.keyBytes, at);
+  at += f.keyBytes.length;
+  at = putVarint(buf, at, vlen);
+  value.copy(buf, at, from, to);
+  at += vlen;
+  buf.set(f.pre, at);
+  at += f.pre.length;
+  if (f.dynamic) {
+    buf[at++] = digits * 2;
+    putDigits(buf, at, offset, digits);
+    at += digits;
+  }
+  buf.set(f.after, at);
+  at += f.after.length;
+  w.at = at;
 }
 
 /** Bytes of a record batch's header, before its records. */
@@ -209,11 +255,12 @@ export async function writeBatch(w: Writer, chunks: readonly Chunk[], compressio
   const start = w.at;
   w.room(BATCH_HEADER);
   w.at += BATCH_HEADER;
+  let records: number;
   if (compression === CompressionTypes.None) {
-    writeRecords(w, chunks);
+    records = writeRecords(w, chunks);
   } else {
     scratch.at = 0;
-    writeRecords(scratch, chunks);
+    records = writeRecords(scratch, chunks);
     w.bytes(await codecOf(compression).compress({ buffer: scratch.view() }));
   }
   const end = w.at;
@@ -224,7 +271,7 @@ export async function writeBatch(w: Writer, chunks: readonly Chunk[], compressio
   b.writeInt32BE(0, start + 12); // partition leader epoch
   b[start + 16] = 2; // magic
   b.writeInt16BE(compression & 0x7, start + 21); // attributes: the codec; create time, no transaction
-  b.writeInt32BE(chunks.length - 1, start + 23); // last offset delta
+  b.writeInt32BE(records - 1, start + 23); // last offset delta
   const hi = Math.floor(now / 0x100000000);
   const lo = now >>> 0;
   b.writeUInt32BE(hi, start + 27); // first timestamp
@@ -232,7 +279,7 @@ export async function writeBatch(w: Writer, chunks: readonly Chunk[], compressio
   b.writeUInt32BE(hi, start + 35); // max timestamp
   b.writeUInt32BE(lo, start + 39);
   writeProducer(b, start, producer);
-  b.writeInt32BE(chunks.length, start + 57); // records
+  b.writeInt32BE(records, start + 57); // records
   b.writeUInt32BE(crc32c(b.subarray(start + 21, end)), start + 17);
   return end - start;
 }

@@ -19,18 +19,18 @@ import { systemClock, type Cancel, type Clock } from "../clock.ts";
 import type { Checkpoint } from "../state/checkpoint.ts";
 import type { AgentEvents } from "../events.ts";
 import { PublishError } from "../errors.ts";
-import { countLines, type Chunk } from "./pack.ts";
+import { countLines, recordsOf, runRecord, type Chunk } from "./pack.ts";
 import { ackedDespite, nextBatch, TOO_LARGE, toPublishError, type Publisher } from "./publish.ts";
 
 export interface SenderOptions {
   maxMessageBytes: number;
   maxSendBytes: number;
-  /** Records (non-empty chunks) in one send at most. Default: no limit. */
-  maxSendRecords?: number;
+  /** Non-empty chunks (a record each, or a run of records: format.ts) in one send at most. Default: no limit. */
+  maxSendChunks?: number;
   retryBackoffMs: number;
   retryBackoffMaxMs: number;
-  /** Records (non-empty chunks) of healthy lanes queued or in flight at most; reading pauses there. Default: no limit. */
-  maxInflightRecords?: number;
+  /** Non-empty chunks of healthy lanes queued or in flight at most; reading pauses there. Default: no limit. */
+  maxInflightChunks?: number;
 }
 
 export class Sender {
@@ -38,8 +38,8 @@ export class Sender {
   private started = false;
   /** Bytes of chunk values queued or in flight, all lanes together. */
   inflightBytes = 0;
-  /** Non-empty chunks (records) queued or in flight, all lanes together. */
-  inflightRecords = 0;
+  /** Non-empty chunks queued or in flight, all lanes together. */
+  inflightChunks = 0;
   /** Called after every acknowledged send (room for more reading). */
   onAcked: () => void = () => {};
 
@@ -76,14 +76,14 @@ export class Sender {
   readRoom(cap: number, topic?: string): number {
     if (topic !== undefined && this.failingTopic(topic)) return 0;
     let failingBytes = 0;
-    let failingRecords = 0;
+    let failingChunks = 0;
     for (const lane of this.lanes.values()) {
       if (lane.failingSince === null) continue;
       failingBytes += lane.bytes;
-      failingRecords += lane.records;
+      failingChunks += lane.chunks;
     }
     // One record per line (format line, json) costs far more than its bytes in kafkajs' objects: their number is capped too.
-    if (this.inflightRecords - failingRecords >= (this.opts.maxInflightRecords ?? Infinity)) return 0;
+    if (this.inflightChunks - failingChunks >= (this.opts.maxInflightChunks ?? Infinity)) return 0;
     const healthy = this.inflightBytes - failingBytes;
     return Math.floor(Math.max(0, cap - this.inflightBytes, Math.min(cap / 2 - healthy, cap + cap / 2 - this.inflightBytes)));
   }
@@ -100,8 +100,8 @@ export class Sender {
       lane.bytes += c.value.length;
       this.inflightBytes += c.value.length;
       if (c.value.length > 0) {
-        lane.records++;
-        this.inflightRecords++;
+        lane.chunks++;
+        this.inflightChunks++;
       }
       woken.add(lane);
     }
@@ -183,19 +183,21 @@ export class Sender {
       this.inflightBytes -= c.value.length;
       lane.bytes -= c.value.length;
       if (c.value.length > 0) {
-        lane.records--;
-        this.inflightRecords--;
+        lane.chunks--;
+        this.inflightChunks--;
       }
       c.release?.();
     }
     let bytes = 0;
     let lines = 0;
+    let count = 0;
     for (const c of records) {
       bytes += c.value.length;
       lines += c.lines;
+      count += recordsOf(c);
     }
     const queuedAt = records[0]?.queuedAt; // the oldest record of the send
-    this.events.chunksAcked(records.length, lines, bytes, queuedAt === undefined ? undefined : this.clock.now() - queuedAt);
+    this.events.chunksAcked(count, lines, bytes, queuedAt === undefined ? undefined : this.clock.now() - queuedAt);
     if (lane.failingSince !== null) this.events.sendRecovered(this.clock.now() - lane.failingSince);
     lane.failingSince = null;
     lane.attempt = 0;
@@ -249,17 +251,19 @@ export class Sender {
     this.checkpoint.acked(held);
     let bytes = 0;
     let lines = 0;
+    let count = 0;
     for (const c of held) {
       this.inflightBytes -= c.value.length;
       lane.bytes -= c.value.length;
-      lane.records--;
-      this.inflightRecords--;
+      lane.chunks--;
+      this.inflightChunks--;
+      count += recordsOf(c);
       bytes += c.value.length;
       lines += c.lines;
       c.release?.();
     }
     const queuedAt = held[0]?.queuedAt;
-    this.events.chunksAcked(held.length, lines, bytes, queuedAt === undefined ? undefined : this.clock.now() - queuedAt);
+    this.events.chunksAcked(count, lines, bytes, queuedAt === undefined ? undefined : this.clock.now() - queuedAt);
     this.afterAck();
     return records.filter((c) => !done.has(c));
   }
@@ -277,8 +281,8 @@ export class Sender {
     const halves = splitAtLine(refused);
     if (halves) {
       lane.queue.splice(at, 1, ...halves);
-      lane.records++; // one record became two
-      this.inflightRecords++;
+      lane.chunks++; // one chunk became two
+      this.inflightChunks++;
       this.checkpoint.split(refused, halves);
       return;
     }
@@ -316,7 +320,7 @@ class Lane {
   /** Bytes of chunk values queued or in flight in this lane. */
   bytes = 0;
   /** Non-empty chunks queued or in flight in this lane. */
-  records = 0;
+  chunks = 0;
   attempt = 0;
   failingSince: number | null = null; // clock.now() when this lane's sends began to fail; null while they succeed
   singleNext = false; // after "too large", send the first record alone
@@ -334,8 +338,9 @@ function throughFirstRecord(queue: Chunk[]): Chunk[] {
   return queue.slice(0, i < 0 ? queue.length : i + 1);
 }
 
-/** Cuts a chunk in two at the line end nearest its middle; null for a single line. */
+/** Cuts a chunk in two at the line end nearest its middle (a run between two of its records); null for a single line. */
 export function splitAtLine(c: Chunk): [Chunk, Chunk] | null {
+  if (c.run !== undefined) return splitRun(c);
   if (c.raw) return null; // a value that is not the file's bytes (json, redacted): its positions are no file offsets
   const v = c.value;
   const mid = v.length >> 1;
@@ -350,4 +355,29 @@ export function splitAtLine(c: Chunk): [Chunk, Chunk] | null {
     { ...c, value: a, end: c.start + cut, lines: countLines(a), size: overhead + a.length, release: undefined },
     { ...c, value: b, start: c.start + cut, lines: countLines(b), size: overhead + b.length },
   ];
+}
+
+/** Cuts a run in two between its records, at the middle one; each half a run still, or a plain chunk of one record. */
+function splitRun(c: Chunk): [Chunk, Chunk] {
+  const n = c.run!;
+  const k = n >> 1; // n >= 2
+  const raw = c.raw ?? c.value;
+  let cut = 0; // where record k starts in the file's bytes
+  let vcut = 0; // and in the value
+  for (let i = 0; i < k; i++) ({ vto: vcut, rto: cut } = runRecord(c, i, vcut, cut));
+  const per = (c.size - c.value.length) / n; // framing per record (sizes are upper bounds)
+  const piece = (from: number, to: number, vfrom: number, vto: number, records: number, ends: Int32Array | undefined): Chunk => {
+    const value = c.value.subarray(vfrom, vto);
+    return {
+      ...c, value, start: c.start + from, end: to === raw.length ? c.end : c.start + to,
+      lines: countLines(raw.subarray(from, to)), size: Math.ceil(per * records) + value.length,
+      raw: c.raw ? raw.subarray(from, to) : undefined,
+      run: records > 1 ? records : undefined, ends: records > 1 ? ends : undefined,
+    };
+  };
+  const a = piece(0, cut, 0, vcut, k, c.ends?.slice(0, k));
+  const b = piece(cut, raw.length, vcut, c.value.length, n - k, c.ends?.slice(k).map((e) => e - vcut));
+  // The read buffer goes back with the second piece, which is acknowledged after the first.
+  a.release = undefined;
+  return [a, b];
 }

@@ -7,7 +7,7 @@ import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { StateError } from "../errors.ts";
 import { lockState } from "./lock.ts";
-import { checkStatePath } from "./store.ts";
+import { checkStatePath } from "./place.ts";
 
 const LOGSHIP_COLUMNS = ["id", "dev", "ino", "fingerprint", "fp_len", "path", "offset", "seen_at", "gone_since"];
 const SQLITE_MAGIC = Buffer.from("SQLite format 3\0", "latin1");

@@ -17,7 +17,7 @@
 // PublishError (code "CLOSED").
 
 import { PublishError } from "../../lib/errors.ts";
-import type { Chunk } from "../../lib/kafka/pack.ts";
+import { recordChunks, type Chunk } from "../../lib/kafka/pack.ts";
 import type { Publisher } from "../../lib/kafka/publish.ts";
 
 /** What happens to one send: acknowledged now, held for the test to settle, or rejected. */
@@ -74,7 +74,7 @@ export interface FakePublisherOptions {
 export class FakePublisher implements Publisher {
   /** Every send() in call order. */
   readonly calls: SendCall[] = [];
-  /** Chunks of acknowledged sends, in the order the acks happened. */
+  /** Records of acknowledged sends, in the order the acks happened (a run's records one by one, as Kafka holds them). */
   readonly acked: Chunk[] = [];
   policy: Policy;
   partitions: number | undefined;
@@ -91,7 +91,7 @@ export class FakePublisher implements Publisher {
 
   send(chunks: Chunk[]): Promise<void> {
     if (this.closed) return Promise.reject(new PublishError("publisher closed", { retriable: true, code: "CLOSED" }));
-    const call = new SendCall(this.calls.length, [...chunks], (c) => this.acked.push(...c.chunks));
+    const call = new SendCall(this.calls.length, [...chunks], (c) => this.acked.push(...c.chunks.flatMap(recordChunks)));
     this.calls.push(call);
     const outcome = this.scripted.length > 0 ? this.scripted.shift()! : this.policy(call.chunks, call.n);
     if (outcome === "ack") queueMicrotask(() => call.ack());
@@ -153,9 +153,9 @@ export class FakePublisher implements Publisher {
     });
   }
 
-  /** Every chunk ever sent (acked, rejected or pending), one entry per attempt. */
+  /** Every record ever sent (acked, rejected or pending), one entry per attempt (a run's records one by one). */
   get sent(): Chunk[] {
-    return this.calls.flatMap((c) => c.chunks);
+    return this.calls.flatMap((c) => c.chunks.flatMap(recordChunks));
   }
 
   /** Acknowledged record values concatenated, as one Buffer. */

@@ -3,12 +3,9 @@
 // slicing-by-16 version gives the same values about eight times faster (2.7 GB/s; the
 // slicing-by-8 one before it made 1.6 GB/s, and was 9% of `format: line`'s CPU, whose
 // requests carry each record's key and headers: 450 MB of requests for 250 MB of lines).
-// records.ts checksums logship's own batches with it. kafkajsCrcPlugin,
-// a Bun bundler plugin used by scripts/build.ts, puts it into kafkajs inside the binary.
-// (Running from source keeps kafkajs' own: Bun's runtime plugins cannot stand in for a
-// CommonJS module. tests/crc32c.test.ts proves both give the same checksums.)
-
-import type { BunPlugin } from "bun";
+// records.ts checksums logship's own batches with it (kafkajs' producer, whose CRC module a
+// bundler plugin once replaced with this one, is no longer used). tests/crc32c.test.ts proves
+// it gives kafkajs' checksums.
 
 /** Builds the checksum function. Self-contained, so its source can stand alone in a module. */
 export function makeCrc32c(): (buf: Uint8Array) => number {
@@ -45,17 +42,3 @@ export function makeCrc32c(): (buf: Uint8Array) => number {
 }
 
 export const crc32c = makeCrc32c();
-
-/** The kafkajs module the plugin replaces. */
-export const KAFKAJS_CRC_MODULE = /kafkajs[\\/]src[\\/]protocol[\\/]recordBatch[\\/]crc32C[\\/]crc32C\.js$/;
-
-/** Replaces kafkajs' byte-at-a-time CRC-32C module with makeCrc32c(). */
-export const kafkajsCrcPlugin: BunPlugin = {
-  name: "logship-kafkajs-crc32c",
-  setup(build) {
-    build.onLoad({ filter: KAFKAJS_CRC_MODULE }, () => ({
-      contents: `module.exports = (${makeCrc32c.toString()})();\n`,
-      loader: "js",
-    }));
-  },
-};

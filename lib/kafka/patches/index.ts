@@ -6,14 +6,11 @@
 //   - request-queue.ts: an idle RequestQueue stops re-arming a 1 ms timer;
 //   - gzip.ts: gzip record batches compressed in one call with Bun's libdeflate;
 //   - codecs.ts: snappy, lz4 and zstd, which kafkajs lacks (no native addons);
-//   - crc32c.ts: a faster CRC-32C, put into kafkajs at bundle time by scripts/build.ts' plugin
-//     (not installed here: a runtime patch cannot replace kafkajs' CommonJS module);
-//   - group.ts: a linear groupMessagesPerPartition (kafkajs' is quadratic in a partition's
-//     records per send), put in at bundle time the same way.
+//   - crc32c.ts: not a patch any more: the fast CRC-32C logship's own record batches use.
 // The internals they reach into are declared in kafkajs-internals.d.ts. logship writes its own
 // Produce requests (kafka/records.ts, produce.ts, cluster-send.ts) and no longer calls
-// kafkajs' producer: group.ts and kafkajs' CRC module only serve that unused path now, while
-// the rope encoder and its arena still frame every request kafkajs writes.
+// kafkajs' producer (whose CRC module and quadratic grouping two bundler plugins replaced
+// before); the rope encoder and its arena still frame every request kafkajs writes.
 //
 // Invariant: the patches are installed only by an explicit installKafkajsPatches() call
 // (KafkaPublisher's constructor), at most once per process, and only on the kafkajs version

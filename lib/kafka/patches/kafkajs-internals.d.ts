@@ -141,24 +141,16 @@ declare module "kafkajs/src/broker/saslAuthenticator/scram512.js" {
   export default provider;
 }
 
-// The pure-JS codecs of codecs.ts ship no types; just what codecs.ts calls.
+// The pure-JS codecs of codecs.ts and lz4.ts ship no types; just what they call.
 declare module "snappyjs" {
   const snappy: { compress(input: Uint8Array): Uint8Array; uncompress(input: Uint8Array): Uint8Array };
   export default snappy;
 }
 declare module "lz4js" {
-  export function compressBound(n: number): number;
-  export function compressBlock(src: Uint8Array, dst: Uint8Array, sIndex: number, sLength: number, hashTable: Uint32Array): number;
   export function decompress(src: Uint8Array, maxSize?: number): Uint8Array;
 }
 declare module "lz4js/xxh32.js" {
   export function hash(seed: number, src: Uint8Array, index: number, length: number): number;
-}
-
-// kafkajs' grouping of a send's messages by partition (replaced at bundle time by group.ts' plugin; tests compare the two).
-declare module "kafkajs/src/producer/groupMessagesPerPartition.js" {
-  const groupMessagesPerPartition: <M>(args: { topic: string; partitionMetadata: unknown[]; messages: M[]; partitioner: (a: { topic: string; partitionMetadata: unknown[]; message: M }) => number }) => Record<number, M[]>;
-  export default groupMessagesPerPartition;
 }
 
 // What cluster-send.ts uses to send Produce requests of its own over kafkajs' connections.
