@@ -76,3 +76,31 @@ test("sends that time out after the broker stored them, retried: stored twice wi
   }
   throw new Error("no run without idempotence stored duplicates: the request timeout did not hit stored sends (inconclusive)");
 }, 300_000);
+
+test("runs (format line: a chunk of many records): each record its own sequence number, no reset, each stored once", async () => {
+  const topic = `idem-runs-${Date.now().toString(36)}`;
+  const bootstrap = cluster.env("plaintext").BOOTSTRAP.split(",");
+  await cluster.createTopic(topic, { partitions: 2 });
+  const resets: string[] = [];
+  const p = new KafkaPublisher({ ...DEFAULTS.kafka, brokers: bootstrap, topic, idempotent: true, request_timeout: 10_000 } as KafkaConfig, (r) => resets.push(r));
+  let sent = 0;
+  try {
+    for (let s = 0; s < 10; s++) {
+      const chunks = Array.from({ length: 4 }, (_, i): Chunk => {
+        const source: Source = { file: `f${i}`, path: `/var/log/run-${i}.log`, topic, host: "h" };
+        const value = Buffer.from(Array.from({ length: 25 }, (_, k) => `send ${s} line ${k}\n`).join(""));
+        return { source, value, start: s * 1000, end: s * 1000 + value.length, lines: 25, size: value.length + 25 * 100, run: 25 };
+      });
+      await p.send(chunks);
+      sent += 4 * 25;
+    }
+  } finally {
+    await p.close();
+  }
+  const admin = new Kafka({ brokers: bootstrap, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  const offsets = await admin.fetchTopicOffsets(topic);
+  await admin.disconnect();
+  expect(offsets.reduce((n, o) => n + Number(o.high), 0)).toBe(sent);
+  expect(resets).toEqual([]);
+}, 60_000);
