@@ -5,7 +5,7 @@
 // The real-broker side (Kafka 4.1, StandardAuthorizer ACLs) is in kafka-real-broker.test.ts.
 
 import { describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Encoder from "kafkajs/src/protocol/encoder.js";
 import { decodeMetadataV8, encodeMetadataV8, mayWrite, OPERATIONS_UNKNOWN } from "../lib/kafka/metadata-v8.ts";
@@ -92,7 +92,13 @@ describe("check --connect against the mock cluster (librdkafka 2.0.2)", () => {
     const r = await runLogship(["check", "--config", cfg, "--connect"], { timeoutMs: 40_000 });
     expect(r.stdout.match(/^ok   broker \d at 127\.0\.0\.1:\d+: reached; Kafka 2\.1 or older \(or not Apache Kafka\) \(Produce v0–v7, Metadata v0–v2, \d+ APIs\)$/gm)).toHaveLength(3);
     expect(r.stdout).toContain("WARN topic mock-logs: exists, 3 partitions, every partition has a leader; write permission unknown: broker too old (its Metadata stops at v2; authorized operations need v8, Kafka 2.3 or later)\n");
+    expect(r.stdout).toContain("ok   idempotent producer: a producer id was granted (InitProducerId)\n"); // kafka.idempotent is on by default
     expect(r.stdout).toContain("kafka: shipping can work");
     expect(r.code).toBe(0);
+    // Without idempotence nothing asks for a producer id.
+    writeFileSync(cfg, readFileSync(cfg, "utf8").replace("  topic: mock-logs\n", "  topic: mock-logs\n  idempotent: false\n"));
+    const off = await runLogship(["check", "--config", cfg, "--connect"], { timeoutMs: 40_000 });
+    expect(off.stdout).not.toContain("idempotent producer");
+    expect(off.code).toBe(0);
   }, 60_000);
 });

@@ -242,7 +242,19 @@ describe("logship check --connect against the real broker", () => {
     const check = () => runLogship(["check", "--config", cfg, "--connect"], { env: ENV(), timeoutMs: 40_000 });
     const allowed = await check();
     expect(allowed.stdout).toContain(`ok   topic ${ws.topic}: exists, 2 partitions, every partition has a leader; may write\n`);
+    expect(allowed.stdout).toContain("ok   idempotent producer: a producer id was granted (InitProducerId)\n");
     expect(allowed.code).toBe(0);
+    // WRITE denied on every topic: no producer id either (Kafka 2.8+ grants one to a principal that may write somewhere).
+    const denyAll = acl("*", AclOperationTypes.WRITE, AclPermissionTypes.DENY);
+    await admin.createAcls({ acl: [denyAll] });
+    try {
+      const noId = await check();
+      expect(noId.stdout).toMatch(/^FAIL idempotent producer: .*CLUSTER_AUTHORIZATION_FAILED|^FAIL idempotent producer: .*[Cc]luster authorization failed/m);
+      expect(noId.stdout).toContain("grant it, or set kafka.idempotent: false)\n");
+      expect(noId.code).toBe(1);
+    } finally {
+      await admin.deleteAcls({ filters: [denyAll] });
+    }
     const denyWrite = acl(ws.topic, AclOperationTypes.WRITE, AclPermissionTypes.DENY);
     const denyDescribe = acl(ws.topic, AclOperationTypes.DESCRIBE, AclPermissionTypes.DENY);
     await admin.createAcls({ acl: [denyWrite] });

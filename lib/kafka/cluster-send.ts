@@ -22,7 +22,7 @@ import { createErrorFromCode, staleMetadata } from "kafkajs/src/protocol/error.j
 import { chunkKey, type Chunk } from "./pack.ts";
 import { PRODUCE_VERSIONS, produceRequest, writeProduceRequest, type ProduceAnswer, type TopicRecords } from "./produce.ts";
 import { Writer } from "./records.ts";
-import { DUPLICATE_SEQUENCE, Idempotence, initProducerIdRequest, RESET_CODES, type Stamped } from "./idempotence.ts";
+import { DUPLICATE_SEQUENCE, Idempotence, INIT_DENIED_ADVICE, initProducerIdRequest, RESET_CODES, type Stamped } from "./idempotence.ts";
 
 const LEADER_NOT_AVAILABLE = 5;
 const UNKNOWN_SERVER_ERROR = -1;
@@ -168,7 +168,7 @@ export class ClusterSend {
       return await sendRequest(broker, request);
     } catch (err) {
       const e = err as { type?: string; message: string };
-      if (e.type === "CLUSTER_AUTHORIZATION_FAILED") e.message += " (InitProducerId, for kafka.idempotent: this principal may WRITE to no topic, or, before Kafka 2.8, lacks IDEMPOTENT_WRITE on the cluster: grant it, or set kafka.idempotent: false)";
+      if (e.type === "CLUSTER_AUTHORIZATION_FAILED") e.message += ` (${INIT_DENIED_ADVICE})`;
       throw err;
     }
   }

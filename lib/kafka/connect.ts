@@ -10,11 +10,13 @@
 // Broker: TLS, ApiVersions, SASL; metadata-v8.ts). Write permission comes from a Metadata v8
 // request with include_topic_authorized_operations, sent to the first broker reached; a broker
 // whose Metadata stops below v8 (Kafka older than 2.3) leaves it "unknown: broker too old".
-// Nothing here creates a topic: kafkajs' admin and the v8 request both send
-// allow_auto_topic_creation=false.
+// With kafka.idempotent, the first broker is asked for a producer id (InitProducerId), as
+// `run` asks it: a principal without the right gets a FAIL with what to grant. Nothing here
+// creates a topic: kafkajs' admin and the v8 request both send allow_auto_topic_creation=false.
 
 import { ConfigResourceTypes, Kafka, logLevel } from "kafkajs";
 import type { AgentConfig } from "../config.ts";
+import { INIT_DENIED_ADVICE, INIT_PRODUCER_ID, initProducerIdRequest } from "./idempotence.ts";
 import { connectBroker, mayWrite, type RawBroker, type TopicAccess } from "./metadata-v8.ts";
 import { installKafkajsPatches } from "./patches/index.ts";
 import { saslOptions, tlsOptions, toPublishError } from "./publish.ts";
@@ -93,6 +95,28 @@ export async function checkConnect(config: AgentConfig, timeoutMs = 30_000): Pro
     );
     const first = reached[0];
     if (!first || reached.some((r) => r === undefined)) return;
+    // The idempotent producer's id (kafka.idempotent): asked as `run` asks it; it writes nothing.
+    if (k.idempotent) {
+      const init = first.versions.get(INIT_PRODUCER_ID);
+      if (!init) add(false, "idempotent producer: the broker has no InitProducerId (Kafka 0.11 or later): set kafka.idempotent: false to write to it");
+      else {
+        try {
+          // A broker just started answers COORDINATOR_LOAD_IN_PROGRESS (retriable) for a while, as `run` would see.
+          for (const until = Date.now() + perStep; ; await Bun.sleep(200)) {
+            try {
+              await first.send(initProducerIdRequest(Math.min(1, init[1])));
+              break;
+            } catch (err) {
+              if (!(err as { retriable?: boolean }).retriable || Date.now() > until) throw err;
+            }
+          }
+          add(true, "idempotent producer: a producer id was granted (InitProducerId)");
+        } catch (err) {
+          const e = err as { type?: string };
+          add(false, `idempotent producer: ${why(err)}${e.type === "CLUSTER_AUTHORIZATION_FAILED" ? ` (${INIT_DENIED_ADVICE})` : ""}`);
+        }
+      }
+    }
     // 3. The topics: exist (partitions, leaders, may this client write) or would be created on the first send.
     const topics = [...new Set([...(k.topic ? [k.topic] : []), ...config.inputs.map((i) => i.topic)])];
     let access: Map<string, TopicAccess> | undefined;

@@ -67,6 +67,9 @@ export function initProducerIdRequest(version: number) {
   };
 }
 
+/** What to do when InitProducerId is refused (CLUSTER_AUTHORIZATION_FAILED): said by run and by check --connect. */
+export const INIT_DENIED_ADVICE = "InitProducerId, for kafka.idempotent: this principal may WRITE to no topic, or, before Kafka 2.8, lacks IDEMPOTENT_WRITE on the cluster: grant it, or set kafka.idempotent: false";
+
 /** Kafka's sequence numbers wrap from 2^31 - 1 to 0. */
 export function nextSequence(base: number, records: number): number {
   return (base + records) % 0x80000000;

@@ -94,6 +94,8 @@ export interface RawBroker {
   readonly versions: ApiVersions;
   /** Metadata v8 for `topics`; rejects when the broker's Metadata stops below v8 (check `versions` first). */
   topicAccess(topics: string[]): Promise<TopicAccess[]>;
+  /** Sends one request of another kind (a kafkajs protocol pair: request, response decode and parse). */
+  send<T>(protocol: { request: unknown; response: unknown }): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -130,6 +132,7 @@ export async function connectBroker(host: string, port: number, o: BrokerOptions
       });
       return res;
     },
+    send: (protocol) => connectionPool.send(protocol as never),
     close: () => broker.disconnect().catch(() => {}),
   };
 }
