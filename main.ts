@@ -66,9 +66,10 @@ Validates the config (exit 2 with FILE:LINE: field: problem lines if invalid) an
 every matched file with its size, saved offset and unread bytes (exit 0). Offline.
 
 With --connect it also connects to Kafka with the configured brokers and security and
-reports one line each: every broker reached (TLS, and the Kafka version range from its
-ApiVersions answer), SASL, and each configured topic (exists and its partitions, or whether
-the broker creates it). Nothing is produced. Exit 0 when shipping can work, 1 otherwise,
+reports one line each: every broker reached (TLS, and the Kafka release its ApiVersions
+answer fits), SASL, a producer id when kafka.idempotent is on, and each configured topic
+(exists, its partitions, whether this client may write to it, or whether the broker creates
+it). Nothing is produced. Exit 0 when shipping can work, 1 otherwise,
 within about 30 s when no broker answers.
 
 Options:
