@@ -4,10 +4,10 @@
 // again, as the agent does). With idempotence the broker recognizes the retries and each
 // record is stored once; without it, the same retries store records again.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { Kafka, logLevel } from "kafkajs";
 import { DEFAULTS, type KafkaConfig } from "../lib/config.ts";
 import type { Chunk, Source } from "../lib/kafka/pack.ts";
 import { KafkaPublisher } from "../lib/kafka/publish.ts";
+import { storedRecords } from "./helpers/consume.ts";
 import { removeClusterDir, startRealCluster, type RealCluster } from "./helpers/realKafka.ts";
 
 let cluster: RealCluster;
@@ -60,11 +60,7 @@ async function timedOut(topic: string, idempotent: boolean, timeoutMs: number): 
   } finally {
     await p.close();
   }
-  const admin = new Kafka({ brokers: bootstrap, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  const offsets = await admin.fetchTopicOffsets(topic);
-  await admin.disconnect();
-  const stored = offsets.reduce((n, o) => n + Number(o.high), 0);
+  const stored = await storedRecords(bootstrap, topic);
   console.log(`idempotent ${idempotent}, request timeout ${timeoutMs} ms: ${sent} records sent, ${stored} stored, ${failures} failed sends retried, ${resets.length} resets`);
   return { sent, stored, failures, resets };
 }
@@ -108,10 +104,6 @@ test("runs (format line: a chunk of many records): each record its own sequence 
   } finally {
     await p.close();
   }
-  const admin = new Kafka({ brokers: bootstrap, logLevel: logLevel.NOTHING }).admin();
-  await admin.connect();
-  const offsets = await admin.fetchTopicOffsets(topic);
-  await admin.disconnect();
-  expect(offsets.reduce((n, o) => n + Number(o.high), 0)).toBe(sent);
+  expect(await storedRecords(bootstrap, topic)).toBe(sent);
   expect(resets).toEqual([]);
 }, 60_000);

@@ -125,3 +125,23 @@ export async function consumeAll(
   const lines = out.toString("latin1").split("\n").filter((l) => l.length > 0);
   return lines.map(toRecord).sort(byPartitionThenOffset);
 }
+
+/**
+ * Each partition's high watermark (how many records it holds) of `topic`, read with kafkajs'
+ * admin client: a count without reading the records.
+ */
+export async function highWatermarks(brokers: string | string[], topic: string): Promise<Map<number, number>> {
+  const { Kafka, logLevel } = await import("kafkajs");
+  const admin = new Kafka({ brokers: typeof brokers === "string" ? brokers.split(",") : brokers, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    return new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, Number(o.high)]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** How many records `topic` holds, over all its partitions. */
+export async function storedRecords(brokers: string | string[], topic: string): Promise<number> {
+  return [...(await highWatermarks(brokers, topic)).values()].reduce((a, n) => a + n, 0);
+}
