@@ -22,7 +22,7 @@ import { createErrorFromCode, staleMetadata } from "kafkajs/src/protocol/error.j
 import { chunkKey, type Chunk } from "./pack.ts";
 import { PRODUCE_VERSIONS, produceRequest, writeProduceRequest, type ProduceAnswer, type TopicRecords } from "./produce.ts";
 import { Writer } from "./records.ts";
-import { DUPLICATE_SEQUENCE, Idempotence, INIT_DENIED_ADVICE, initProducerIdRequest, RESET_CODES, type Stamped } from "./idempotence.ts";
+import { DUPLICATE_SEQUENCE, Idempotence, initProducerIdRequest, NO_INIT_PRODUCER_ID, RESET_CODES, type Stamped } from "./idempotence.ts";
 
 const LEADER_NOT_AVAILABLE = 5;
 const UNKNOWN_SERVER_ERROR = -1;
@@ -163,14 +163,8 @@ export class ClusterSend {
     } catch {
       // an old broker: no InitProducerId
     }
-    if (!request) throw new Error(`broker ${nodeId} does not support InitProducerId (Kafka 0.11 or later): set kafka.idempotent: false to write to it`);
-    try {
-      return await sendRequest(broker, request);
-    } catch (err) {
-      const e = err as { type?: string; message: string };
-      if (e.type === "CLUSTER_AUTHORIZATION_FAILED") e.message += ` (${INIT_DENIED_ADVICE})`;
-      throw err;
-    }
+    if (!request) throw new Error(`broker ${nodeId} ${NO_INIT_PRODUCER_ID}`);
+    return sendRequest(broker, request);
   }
 
   /** One Produce request to one leader; the chunks it acknowledged and those it did not. */

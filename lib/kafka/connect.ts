@@ -16,7 +16,7 @@
 
 import { ConfigResourceTypes, Kafka, logLevel } from "kafkajs";
 import type { AgentConfig } from "../config.ts";
-import { INIT_DENIED_ADVICE, INIT_PRODUCER_ID, initProducerIdRequest } from "./idempotence.ts";
+import { INIT_PRODUCER_ID, initProducerIdRequest, NO_INIT_PRODUCER_ID } from "./idempotence.ts";
 import { connectBroker, mayWrite, type RawBroker, type TopicAccess } from "./metadata-v8.ts";
 import { installKafkajsPatches } from "./patches/index.ts";
 import { saslOptions, tlsOptions, toPublishError } from "./publish.ts";
@@ -98,7 +98,7 @@ export async function checkConnect(config: AgentConfig, timeoutMs = 30_000): Pro
     // The idempotent producer's id (kafka.idempotent): asked as `run` asks it; it writes nothing.
     if (k.idempotent) {
       const init = first.versions.get(INIT_PRODUCER_ID);
-      if (!init) add(false, "idempotent producer: the broker has no InitProducerId (Kafka 0.11 or later): set kafka.idempotent: false to write to it");
+      if (!init) add(false, `idempotent producer: the broker ${NO_INIT_PRODUCER_ID}`);
       else {
         try {
           // A broker just started answers COORDINATOR_LOAD_IN_PROGRESS (retriable) for a while, as `run` would see.
@@ -112,8 +112,7 @@ export async function checkConnect(config: AgentConfig, timeoutMs = 30_000): Pro
           }
           add(true, "idempotent producer: a producer id was granted (InitProducerId)");
         } catch (err) {
-          const e = err as { type?: string };
-          add(false, `idempotent producer: ${why(err)}${e.type === "CLUSTER_AUTHORIZATION_FAILED" ? ` (${INIT_DENIED_ADVICE})` : ""}`);
+          add(false, `idempotent producer: ${why(err)}`); // a refusal says what to grant (idempotence.ts)
         }
       }
     }

@@ -60,15 +60,21 @@ export function initProducerIdRequest(version: number) {
         return version >= 1 ? { ...r, clientSideThrottleTime: r.throttleTime } : r;
       },
       parse: async (r: ReturnType<typeof decodeInitProducerId>) => {
-        if (r.errorCode !== 0) throw createErrorFromCode(r.errorCode);
+        if (r.errorCode !== 0) {
+          const err = createErrorFromCode(r.errorCode);
+          if (err.type === "CLUSTER_AUTHORIZATION_FAILED") err.message += ` (${INIT_DENIED_ADVICE})`;
+          throw err;
+        }
         return r;
       },
     },
   };
 }
 
-/** What to do when InitProducerId is refused (CLUSTER_AUTHORIZATION_FAILED): said by run and by check --connect. */
-export const INIT_DENIED_ADVICE = "InitProducerId, for kafka.idempotent: this principal may WRITE to no topic, or, before Kafka 2.8, lacks IDEMPOTENT_WRITE on the cluster: grant it, or set kafka.idempotent: false";
+/** What to do when InitProducerId is refused (CLUSTER_AUTHORIZATION_FAILED): added to the error by the request's parse, for run and check --connect alike. */
+const INIT_DENIED_ADVICE = "InitProducerId, for kafka.idempotent: this principal may WRITE to no topic, or, before Kafka 2.8, lacks IDEMPOTENT_WRITE on the cluster: grant it, or set kafka.idempotent: false";
+/** A broker without InitProducerId (older than Kafka 0.11). */
+export const NO_INIT_PRODUCER_ID = "does not support InitProducerId (Kafka 0.11 or later): set kafka.idempotent: false to write to it";
 
 /** Kafka's sequence numbers wrap from 2^31 - 1 to 0. */
 export function nextSequence(base: number, records: number): number {
