@@ -290,6 +290,7 @@ export class Copies {
     const out: Look[] = [];
     const seen = new Set<InodeKey>([inodeKey(was.dev, was.ino)]);
     for (const p of paths) {
+      if (!names.some((k) => rotationOf(k, p))) continue; // the copy rule wants a rotation's name: decided before any stat or open
       let st: Stats;
       try {
         st = statSync(exactName(p));
