@@ -32,6 +32,8 @@ const REMOTE_FS = new Set([0x6969, 0x517b, 0xff534d42, 0xfe534d42, 0x65735546, 0
 
 export class DirWatcher {
   private readonly watchers = new Map<string, FSWatcher>();
+  /** Watched directories on a network file system (judged once, when watched): their watches may miss changes. */
+  private readonly remote = new Set<string>();
   private changeTimer: Cancel | null = null;
   private renameTimer: Cancel | null = null;
   private closed = false;
@@ -53,6 +55,7 @@ export class DirWatcher {
       if (want.has(dir)) continue;
       w.close();
       this.watchers.delete(dir);
+      this.remote.delete(dir);
     }
     let unwatched = 0;
     for (const dir of want) {
@@ -61,11 +64,12 @@ export class DirWatcher {
           const w = watch(exactName(dir), { persistent: false, encoding: "buffer" }, (event, name) => this.onEvent(dir, event, name));
           w.on("error", () => this.drop(dir)); // the directory went away: the scan notices
           this.watchers.set(dir, w);
+          if (onRemoteFs(dir)) this.remote.add(dir);
         } catch {
           // missing or unwatchable directory: polling covers it
         }
       }
-      if (!this.watchers.has(dir) || remote(dir)) unwatched++;
+      if (!this.watchers.has(dir) || this.remote.has(dir)) unwatched++;
     }
     this.unwatched = unwatched;
   }
@@ -98,6 +102,7 @@ export class DirWatcher {
   private drop(dir: string): void {
     this.watchers.get(dir)?.close();
     this.watchers.delete(dir);
+    this.remote.delete(dir);
     this.unwatched++;
   }
 
@@ -124,7 +129,7 @@ export class DirWatcher {
   }
 }
 
-function remote(dir: string): boolean {
+function onRemoteFs(dir: string): boolean {
   try {
     return REMOTE_FS.has(statfsSync(exactName(dir)).type);
   } catch {
