@@ -12,7 +12,7 @@
 // makes (memory.ts' WriteSlabs) as soon as its first value is written.
 
 import { BufferPool, WriteSlabs } from "../memory.ts";
-import { putDigits } from "./records.ts";
+import { digitsOf, putDigits } from "./records.ts";
 
 const SLAB = 256 * 1024;
 
@@ -101,8 +101,7 @@ export class JsonValues {
   private finish(buf: Buffer, at: number, offset: number): void {
     buf.set(this.mid, at);
     at += this.mid.length;
-    let digits = 1;
-    for (let p = 10; offset >= p; p *= 10) digits++;
+    const digits = digitsOf(offset);
     putDigits(buf, at, offset, digits);
     at += digits;
     buf.set(this.tail, at);

@@ -97,10 +97,10 @@ export function putDigits(buf: Uint8Array, at: number, n: number, digits: number
   }
 }
 
-/** Decimal digits of a non-negative integer offset. */
-function digitsOf(n: number): number {
+/** Decimal digits of a non-negative integer offset (what putDigits writes). */
+export function digitsOf(n: number): number {
   let d = 1;
-  while (n >= 10 ** d) d++;
+  for (let p = 10; n >= p; p *= 10) d++;
   return d;
 }
 

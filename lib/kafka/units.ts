@@ -13,6 +13,7 @@ import { isBytesName, lossyName } from "../names.ts";
 import { BATCH_OVERHEAD, compressionSlack, countLines, recordOverhead, UnshippableError, type Chunk, type PackLimits, type Source } from "./pack.ts";
 import type { EventFormat, FormatReport, OpenEvent } from "./format.ts";
 import { JsonValues, jsonSlabs } from "./json-value.ts";
+import { digitsOf } from "./records.ts";
 
 const NL = 0x0a;
 const EMPTY = Buffer.alloc(0);
@@ -171,8 +172,7 @@ export class Units {
   private readonly byDigits: ({ overhead: number; cap: number } | undefined)[] = [];
 
   capacity(offset: number): { overhead: number; cap: number } {
-    let digits = 1;
-    for (let p = 10; offset >= p; p *= 10) digits++;
+    const digits = digitsOf(offset);
     const known = this.byDigits[digits];
     if (known) return known;
     const overhead = this.base + digits;
