@@ -296,8 +296,9 @@ class Collector {
 
   /** A young collection, or a full one when the heap grew by FULL_GC_GROWTH since the last. */
   private collect(): void {
-    if (this.heapAfterFull < 0) this.heapAfterFull = heapSize(); // the first hint: growth is counted from here
-    if (heapSize() > this.heapAfterFull * FULL_GC_GROWTH + FULL_GC_SLACK) return this.full();
+    const heap = heapSize();
+    if (this.heapAfterFull < 0) this.heapAfterFull = heap; // the first hint: growth is counted from here
+    if (heap > this.heapAfterFull * FULL_GC_GROWTH + FULL_GC_SLACK) return this.full();
     this.counts.young++;
     edenGC();
   }

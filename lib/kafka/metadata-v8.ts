@@ -23,7 +23,7 @@ import type { ApiVersions } from "./releases.ts";
 
 const METADATA = 3;
 /** AclOperation WRITE is 4; authorized operations are a bit field of 1 << operation. */
-export const WRITE_BIT = 1 << 4;
+const WRITE_BIT = 1 << 4;
 /** What a broker puts in topic_authorized_operations when it does not say (Int32 MIN_VALUE). */
 export const OPERATIONS_UNKNOWN = -2147483648;
 

@@ -4,6 +4,7 @@
 
 import { errorText } from "../errors.ts";
 import { openUnlocked, type SavedFile, type Store } from "./store.ts";
+import { WRITER_ENV } from "./writer.ts";
 
 type Request = { type: "write"; id: number; rows: SavedFile[]; removed: string[] } | { type: "close" };
 
@@ -37,4 +38,4 @@ export function runStateWriter(path: string): void {
   send({ type: "ready" });
 }
 
-if (import.meta.main) runStateWriter(process.env.LOGSHIP_STATE_WRITER ?? "");
+if (import.meta.main) runStateWriter(process.env[WRITER_ENV] ?? "");
