@@ -36,10 +36,6 @@ export interface SenderOptions {
 export class Sender {
   private readonly lanes = new Map<string, Lane>();
   private started = false;
-  /** Bytes of chunk values queued or in flight, all lanes together. */
-  inflightBytes = 0;
-  /** Non-empty chunks queued or in flight, all lanes together. */
-  inflightChunks = 0;
   /** Called after every acknowledged send (room for more reading). */
   onAcked: () => void = () => {};
 
@@ -62,6 +58,20 @@ export class Sender {
     return n;
   }
 
+  /** Bytes of chunk values queued or in flight, all lanes together. */
+  get inflightBytes(): number {
+    let n = 0;
+    for (const lane of this.lanes.values()) n += lane.bytes;
+    return n;
+  }
+
+  /** Non-empty chunks queued or in flight, all lanes together. */
+  get inflightChunks(): number {
+    let n = 0;
+    for (const lane of this.lanes.values()) n += lane.chunks;
+    return n;
+  }
+
 
   /** True while the sends of `topic` are failing. */
   failingTopic(topic: string): boolean {
@@ -75,17 +85,18 @@ export class Sender {
    */
   readRoom(cap: number, topic?: string): number {
     if (topic !== undefined && this.failingTopic(topic)) return 0;
-    let failingBytes = 0;
-    let failingChunks = 0;
+    let all = 0;
+    let healthy = 0;
+    let healthyChunks = 0;
     for (const lane of this.lanes.values()) {
-      if (lane.failingSince === null) continue;
-      failingBytes += lane.bytes;
-      failingChunks += lane.chunks;
+      all += lane.bytes;
+      if (lane.failingSince !== null) continue;
+      healthy += lane.bytes;
+      healthyChunks += lane.chunks;
     }
     // One record per line (format line, json) costs far more than its bytes in kafkajs' objects: their number is capped too.
-    if (this.inflightChunks - failingChunks >= (this.opts.maxInflightChunks ?? Infinity)) return 0;
-    const healthy = this.inflightBytes - failingBytes;
-    return Math.floor(Math.max(0, cap - this.inflightBytes, Math.min(cap / 2 - healthy, cap + cap / 2 - this.inflightBytes)));
+    if (healthyChunks >= (this.opts.maxInflightChunks ?? Infinity)) return 0;
+    return Math.floor(Math.max(0, cap - all, Math.min(cap / 2 - healthy, cap + cap / 2 - all)));
   }
 
   /** Queues chunks in read order, each in its topic's lane; their offsets now wait for these acks. */
@@ -98,11 +109,7 @@ export class Sender {
       const lane = this.lane(c.source.topic);
       lane.queue.push(c);
       lane.bytes += c.value.length;
-      this.inflightBytes += c.value.length;
-      if (c.value.length > 0) {
-        lane.chunks++;
-        this.inflightChunks++;
-      }
+      if (c.value.length > 0) lane.chunks++;
       woken.add(lane);
     }
     for (const lane of woken) this.wakeUp(lane);
@@ -178,16 +185,26 @@ export class Sender {
   /** `batch` (a prefix of the lane's queue) is done; `records` are the chunks of it Kafka holds now. */
   private acked(lane: Lane, batch: Chunk[], records: Chunk[]): void {
     lane.queue.splice(0, batch.length);
-    this.checkpoint.acked(batch);
-    for (const c of batch) {
-      this.inflightBytes -= c.value.length;
+    this.settle(lane, batch);
+    this.reportAcked(records);
+    if (lane.failingSince !== null) this.events.sendRecovered(this.clock.now() - lane.failingSince);
+    lane.failingSince = null;
+    lane.attempt = 0;
+    this.afterAck();
+  }
+
+  /** `chunks` (out of the lane's queue now) are done: their offsets may move, their buffers go back. */
+  private settle(lane: Lane, chunks: readonly Chunk[]): void {
+    this.checkpoint.acked(chunks);
+    for (const c of chunks) {
       lane.bytes -= c.value.length;
-      if (c.value.length > 0) {
-        lane.chunks--;
-        this.inflightChunks--;
-      }
+      if (c.value.length > 0) lane.chunks--;
       c.release?.();
     }
+  }
+
+  /** Says that Kafka acknowledged `records` (their first is the oldest of the send). */
+  private reportAcked(records: readonly Chunk[]): void {
     let bytes = 0;
     let lines = 0;
     let count = 0;
@@ -196,12 +213,8 @@ export class Sender {
       lines += c.lines;
       count += recordsOf(c);
     }
-    const queuedAt = records[0]?.queuedAt; // the oldest record of the send
+    const queuedAt = records[0]?.queuedAt;
     this.events.chunksAcked(count, lines, bytes, queuedAt === undefined ? undefined : this.clock.now() - queuedAt);
-    if (lane.failingSince !== null) this.events.sendRecovered(this.clock.now() - lane.failingSince);
-    lane.failingSince = null;
-    lane.attempt = 0;
-    this.afterAck();
   }
 
   private ackPending = false;
@@ -248,22 +261,8 @@ export class Sender {
   private ackedAlone(lane: Lane, records: Chunk[], held: readonly Chunk[]): Chunk[] {
     const done = new Set(held);
     lane.queue = lane.queue.filter((c) => !done.has(c));
-    this.checkpoint.acked(held);
-    let bytes = 0;
-    let lines = 0;
-    let count = 0;
-    for (const c of held) {
-      this.inflightBytes -= c.value.length;
-      lane.bytes -= c.value.length;
-      lane.chunks--;
-      this.inflightChunks--;
-      count += recordsOf(c);
-      bytes += c.value.length;
-      lines += c.lines;
-      c.release?.();
-    }
-    const queuedAt = held[0]?.queuedAt;
-    this.events.chunksAcked(count, lines, bytes, queuedAt === undefined ? undefined : this.clock.now() - queuedAt);
+    this.settle(lane, held);
+    this.reportAcked(held);
     this.afterAck();
     return records.filter((c) => !done.has(c));
   }
@@ -282,7 +281,6 @@ export class Sender {
     if (halves) {
       lane.queue.splice(at, 1, ...halves);
       lane.chunks++; // one chunk became two
-      this.inflightChunks++;
       this.checkpoint.split(refused, halves);
       return;
     }
