@@ -5,6 +5,7 @@
 // never acknowledged holds its file's offset back for ever, so a restart re-sends it
 // (at-least-once). flush() writes changed rows to the store in one transaction.
 
+import { inodeKey, type InodeKey } from "../inode.ts";
 import type { SavedFile, Store } from "./store.ts";
 
 /** A byte range of one file identity handed to Kafka (a chunk, as far as the checkpoint cares). */
@@ -56,7 +57,7 @@ const NO_RANGES: Range[] = Object.freeze([]) as unknown as Range[];
 
 export class Checkpoint {
   private readonly files = new Map<string, Progress>();
-  private readonly inodes = new Map<number | string, string>(); // inodeKey → id of the newest row
+  private readonly inodes = new Map<InodeKey, string>(); // inodeKey → id of the newest row
   private readonly dirty = new Set<string>();
   private readonly removed = new Set<string>();
 
@@ -336,9 +337,4 @@ function findRange(p: Progress, c: ShippedRange, from = p.head): Range | undefin
     }
   }
   return undefined;
-}
-
-/** Device + inode as a map key: a number where it fits exactly, as files/identify.ts' inodeKey (state/ does not import files/). */
-function inodeKey(dev: number, ino: number): number | string {
-  return dev >= 0 && dev < 0x100000 && ino >= 0 && ino < 0x200000000 && Number.isInteger(dev) && Number.isInteger(ino) ? dev * 0x200000000 + ino : `${dev}:${ino}`;
 }
