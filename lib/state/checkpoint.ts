@@ -283,8 +283,7 @@ export class Checkpoint {
     const batch = this.take();
     if (!batch) return 0;
     try {
-      store.save(batch.rows);
-      if (batch.removed.length > 0) store.remove(batch.removed);
+      store.saveBatch(batch);
     } catch (err) {
       this.unwritten(batch);
       throw err;

@@ -162,6 +162,22 @@ export class Store {
     tx([...ids]);
   }
 
+  /** Saves a batch's rows, then deletes its removed ids. */
+  saveBatch(batch: { rows: SavedFile[]; removed: string[] }): void {
+    this.save(batch.rows);
+    if (batch.removed.length > 0) this.remove(batch.removed);
+  }
+
+  /**
+   * What a writer does with a batch: nothing when the database was replaced (true: the caller
+   * writes every row again, see reopenIfReplaced), else saveBatch (false).
+   */
+  write(batch: { rows: SavedFile[]; removed: string[] }): boolean {
+    if (this.reopenIfReplaced()) return true;
+    this.saveBatch(batch);
+    return false;
+  }
+
   /**
    * Call before saving. When the database file was deleted (or another file put at its path)
    * while logship ran, SQLite would go on writing to the unlinked file in WAL mode, nothing

@@ -23,10 +23,7 @@ export function runStateWriter(path: string): void {
       process.exit(0);
     }
     try {
-      if (store.reopenIfReplaced()) return void send({ type: "done", id: m.id, replaced: true });
-      store.save(m.rows);
-      if (m.removed.length > 0) store.remove(m.removed);
-      send({ type: "done", id: m.id, replaced: false });
+      send({ type: "done", id: m.id, replaced: store.write(m) });
     } catch (err) {
       send({ type: "error", id: m.id, message: errorText(err) });
     }

@@ -42,10 +42,7 @@ export class InlineWriter implements StateWriter {
   }
 
   async write(batch: SaveBatch): Promise<WriteResult> {
-    if (this.store.reopenIfReplaced()) return { replaced: true };
-    this.store.save(batch.rows);
-    if (batch.removed.length > 0) this.store.remove(batch.removed);
-    return { replaced: false };
+    return { replaced: this.store.write(batch) };
   }
 
   async close(): Promise<void> {
