@@ -39,3 +39,12 @@ export const systemClock: Clock = {
     return () => clearTimeout(t);
   },
 };
+
+/** Whether `p` settled (either way) before `deadline` on `clock`, waiting at least 100 ms from now. */
+export async function settledWithin(clock: Clock, p: Promise<unknown>, deadline: number): Promise<boolean> {
+  let cancel: Cancel = () => {};
+  const timeUp = new Promise<boolean>((r) => (cancel = clock.after(Math.max(100, deadline - clock.now()), () => r(false))));
+  const done = await Promise.race([p.then(() => true, () => true), timeUp]);
+  cancel();
+  return done;
+}

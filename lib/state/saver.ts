@@ -6,7 +6,7 @@
 // saving fails the agent pauses reading (failingSince); the flush timer retries. At shutdown the
 // last save waits at most until the deadline: offsets not saved are re-sent by the next start.
 
-import type { Cancel, Clock } from "../clock.ts";
+import { settledWithin, type Clock } from "../clock.ts";
 import { errorText } from "../errors.ts";
 import type { AgentEvents } from "../events.ts";
 import type { Checkpoint } from "./checkpoint.ts";
@@ -95,7 +95,7 @@ export class OffsetSaver {
     this.last = true;
     const failuresBefore = this.failures;
     for (;;) {
-      if (this.writing && !(await this.within(this.writing, deadline))) {
+      if (this.writing && !(await settledWithin(this.opts.clock, this.writing, deadline))) {
         this.failed("state disk not answering at shutdown: the offsets acknowledged since the last save are not saved (a restart sends those lines again)");
         return;
       }
@@ -120,14 +120,5 @@ export class OffsetSaver {
     this.opts.events.stateRecovered(this.opts.clock.now() - this.failingSince);
     this.failingSince = null;
     this.opts.recovered();
-  }
-
-  /** Whether `p` settled before `deadline` (at least 100 ms from now). */
-  private async within(p: Promise<unknown>, deadline: number): Promise<boolean> {
-    let cancel: Cancel = () => {};
-    const timeUp = new Promise<boolean>((r) => (cancel = this.opts.clock.after(Math.max(100, deadline - this.opts.clock.now()), () => r(false))));
-    const done = await Promise.race([p.then(() => true, () => true), timeUp]);
-    cancel();
-    return done;
   }
 }
