@@ -15,7 +15,7 @@
 // hands back shipments (a file's source and a span of its lines); the agent packs them and
 // hands the chunks to the sender, which moves the checkpoint on acknowledgement.
 
-import { systemClock, type Cancel, type Clock } from "./clock.ts";
+import { settledWithin, systemClock, type Cancel, type Clock } from "./clock.ts";
 import type { AgentConfig } from "./config.ts";
 import { errorText } from "./errors.ts";
 import { LogEvents, type AgentEvents } from "./events.ts";
@@ -207,6 +207,11 @@ export class Agent {
     return this.files.registry.status(this.clock.wall() - this.clock.now()); // lastGrowth is on the monotonic clock
   }
 
+  /** Bytes of the followed files not acknowledged yet (for /metrics, scraped often: no row per file). */
+  unreadBytes(): number {
+    return this.files.registry.unreadBytes();
+  }
+
   /** Files followed and open, and bytes waiting for Kafka (for /metrics and /status). */
   load(): { filesTracked: number; filesOpen: number; inflightBytes: number } {
     const c = this.files.counts;
@@ -381,9 +386,7 @@ export class Agent {
     this.files.lookAll(this.clock.now());
     await this.saver.finalSave(deadline);
     this.files.closeAll();
-    let cancel: Cancel = () => {};
-    await Promise.race([this.publisher.close(), new Promise((r) => (cancel = this.clock.after(Math.max(100, deadline - this.clock.now()), () => r(undefined))))]);
-    cancel();
+    await settledWithin(this.clock, this.publisher.close(), deadline);
     await this.saver.close(deadline);
     this.ops?.close();
     this.events.stopped({ unacknowledgedBytes: this.sender.inflightBytes });

@@ -94,6 +94,13 @@ export class FileIndex {
     });
   }
 
+  /** Bytes of the followed files not acknowledged yet: status()'s `unread`, summed without a row per file. */
+  unreadBytes(): number {
+    let n = 0;
+    for (const t of this.files.values()) n += Math.max(0, t.size - (this.checkpoint.offsetOf(t.id) ?? 0));
+    return n;
+  }
+
   /** The directories that hold followed files (to watch). */
   dirs(): Set<string> {
     const out = new Set<string>();

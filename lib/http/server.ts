@@ -26,6 +26,7 @@ export interface FileStatus {
 /** What the endpoint reads from the agent. */
 export interface AgentView {
   status(): FileStatus[];
+  unreadBytes(): number;
   load(): Omit<AgentLoad, "unreadBytes">;
 }
 
@@ -98,10 +99,7 @@ export class OpsServer {
     const path = new URL(req.url).pathname;
     switch (path) {
       case "/metrics": {
-        const files = view.status();
-        let unreadBytes = 0;
-        for (const f of files) unreadBytes += f.unread;
-        return new Response(metrics.expose({ ...view.load(), unreadBytes }), { headers: { "content-type": CONTENT_TYPE } });
+        return new Response(metrics.expose({ ...view.load(), unreadBytes: view.unreadBytes() }), { headers: { "content-type": CONTENT_TYPE } });
       }
       case "/health":
         return text(200, "ok");
