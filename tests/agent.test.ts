@@ -18,6 +18,7 @@ afterEach(async () => {
 function savedOffset(statePath: string, path: string): number | null {
   const db = new Database(statePath, { readonly: true });
   try {
+    db.exec("PRAGMA busy_timeout = 5000"); // a writer killed mid-write leaves a WAL to recover: wait for it, as readSaved does
     const row = db.query("SELECT offset FROM files WHERE path = ?").get(path) as { offset: number } | null;
     return row?.offset ?? null;
   } finally {
@@ -214,7 +215,14 @@ test("the state writer process killed: a new writer is started and the offsets a
   harnesses.push(h);
   // The writer process starts and answers in real time, whatever the agent's clock says: each tick waits 10 ms.
   const real = async (fn: () => boolean, what: string) => {
-    for (const end = Date.now() + 30_000; !fn(); await Bun.sleep(10)) {
+    const holds = () => {
+      try {
+        return fn();
+      } catch {
+        return false; // as the harness's until: a throw (the database busy) counts as "not yet"
+      }
+    };
+    for (const end = Date.now() + 30_000; !holds(); await Bun.sleep(10)) {
       if (Date.now() > end) throw new Error(`not within 30 s: ${what}`);
       await h.tick();
     }
